@@ -1,0 +1,1 @@
+"""Out-of-sample backtests and strategy statistics."""

@@ -1,0 +1,165 @@
+"""The ``e2e`` command line: parses options, calls the library, presents the results.
+
+Run ``e2e --help`` for the commands; every command has its own ``--help``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from e2e_portfolio.cli_tables import panel_summary_table, panels_table
+from e2e_portfolio.config import get_settings
+from e2e_portfolio.data.datasets import (
+    BUILTIN_DATASETS,
+    FRENCH_UNIVERSES,
+    load_french,
+    load_sp500,
+)
+from e2e_portfolio.data.panel import FactorPanel
+from e2e_portfolio.data.store import Store
+from e2e_portfolio.data.synthetic import simulate_universe
+from e2e_portfolio.exceptions import E2EPortfolioError
+
+console = Console()
+err_console = Console(stderr=True)
+
+app = typer.Typer(
+    name="e2e",
+    help="End-to-end (decision-focused) portfolio optimisation: data, experiments, reports.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+data_app = typer.Typer(
+    help="Load, list and inspect factor panels in the DuckDB store.", no_args_is_help=True
+)
+app.add_typer(data_app, name="data")
+
+DbOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--db",
+        help="DuckDB file for panels and runs (default: $DB_PATH, else ./e2e_portfolio.duckdb).",
+        dir_okay=False,
+    ),
+]
+
+
+def _store(ctx: typer.Context) -> Store:
+    return Store(ctx.obj["db"])
+
+
+def _fail(exc: Exception) -> typer.Exit:
+    err_console.print(f"[bold red]error:[/] {exc}")
+    return typer.Exit(code=1)
+
+
+@app.callback()
+def main(ctx: typer.Context, db: DbOption = None) -> None:
+    """End-to-end (decision-focused) portfolio optimisation.
+
+    Data live in one local DuckDB file (``--db``, else ``$DB_PATH``, else
+    ``./e2e_portfolio.duckdb``).
+    """
+    ctx.obj = {"db": db or get_settings().db_path}
+
+
+@data_app.command("list")
+def data_list(ctx: typer.Context) -> None:
+    """List the built-in datasets and the panels stored in the DuckDB file."""
+    console.print(panels_table(BUILTIN_DATASETS, _store(ctx)))
+
+
+@data_app.command("load")
+def data_load(
+    ctx: typer.Context,
+    dataset: Annotated[
+        str, typer.Argument(help=f"One of: {', '.join(BUILTIN_DATASETS)}.", show_default=False)
+    ],
+    name: Annotated[
+        str | None, typer.Option("--as", help="Store under this name [default: DATASET].")
+    ] = None,
+    n_assets: Annotated[int, typer.Option(help="synthetic: number of assets.", min=2)] = 40,
+    n_months: Annotated[int, typer.Option(help="synthetic: number of months.", min=2)] = 96,
+    seed: Annotated[int, typer.Option(help="synthetic: random seed.")] = 42,
+    universe: Annotated[
+        str, typer.Option(help=f"french: one of {', '.join(FRENCH_UNIVERSES)}.")
+    ] = "industries",
+    tickers: Annotated[
+        str | None, typer.Option(help="yfinance: comma-separated symbols, e.g. AAPL,MSFT,KO.")
+    ] = None,
+    start: Annotated[str, typer.Option(help="yfinance: first date (ISO).")] = "2005-01-01",
+    replace: Annotated[bool, typer.Option(help="Overwrite a stored panel of that name.")] = False,
+) -> None:
+    """Build a panel from a data source and store it in the DuckDB file."""
+    store = _store(ctx)
+    target = name or dataset
+    try:
+        panel = _build_panel(dataset, target, n_assets, n_months, seed, universe, tickers, start)
+        store.write_panel(panel, replace=replace)
+    except (E2EPortfolioError, ValueError) as exc:
+        raise _fail(exc) from exc
+    console.print(
+        f"Stored panel [bold]{panel.name}[/]: {panel.n_assets} assets x {panel.n_dates} dates "
+        f"x {panel.n_features} features in {store.path}"
+    )
+
+
+def _build_panel(
+    dataset: str,
+    name: str,
+    n_assets: int,
+    n_months: int,
+    seed: int,
+    universe: str,
+    tickers: str | None,
+    start: str,
+) -> FactorPanel:
+    if dataset == "synthetic":
+        return simulate_universe(n_assets=n_assets, n_months=n_months, seed=seed, name=name)
+    if dataset == "french":
+        return load_french(universe, name=name)  # type: ignore[arg-type]
+    if dataset == "sp500":
+        return load_sp500(name=name)
+    if dataset == "yfinance":
+        from e2e_portfolio.data.fetchers import fetch_prices, prices_to_panel
+
+        if not tickers:
+            raise ValueError("--tickers: expected comma-separated symbols for yfinance, got none")
+        symbols = tickers.split(",")
+        return prices_to_panel(
+            fetch_prices(symbols, start=start), name=name, description=f"yfinance {symbols}"
+        )
+    raise ValueError(f"DATASET: expected one of {list(BUILTIN_DATASETS)}, got {dataset!r}")
+
+
+@data_app.command("show")
+def data_show(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Name of a stored panel.", show_default=False)],
+    max_assets: Annotated[int, typer.Option(help="Show at most this many assets.", min=1)] = 25,
+) -> None:
+    """Summarise a stored panel: dates, features, and mean/volatility/Sharpe per asset."""
+    try:
+        panel = _store(ctx).read_panel(name)
+    except (E2EPortfolioError, ValueError) as exc:
+        raise _fail(exc) from exc
+    console.print(panel_summary_table(panel, max_assets=max_assets))
+
+
+@data_app.command("delete")
+def data_delete(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Name of a stored panel.", show_default=False)],
+) -> None:
+    """Remove a stored panel."""
+    store = _store(ctx)
+    try:
+        store.delete_panel(name)
+    except (E2EPortfolioError, ValueError) as exc:
+        raise _fail(exc) from exc
+    console.print(f"Deleted panel [bold]{name}[/] from {store.path}")

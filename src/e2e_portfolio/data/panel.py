@@ -1,0 +1,189 @@
+"""The factor panel: per-asset exposures and realised returns through time.
+
+Every data source (the synthetic universe, the offline real datasets, yfinance, the
+store) produces a :class:`FactorPanel`, and every model and backtest consumes one.
+
+Timing convention, the one thing to get right:
+
+- ``exposures[t]`` is known at the close of ``dates[t]`` (built from data up to ``t``);
+- ``returns[t]`` is the return realised over the period that *ends* at ``dates[t]``.
+
+The target for the exposures at ``t`` is therefore ``returns[t + 1]``; see
+:meth:`FactorPanel.supervised_pairs`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from e2e_portfolio._typing import FloatArray
+from e2e_portfolio.exceptions import DataError, NaNError
+
+RETURN_COLUMN = "return"
+
+
+@dataclass(frozen=True, eq=False)
+class FactorPanel:
+    """Exposures and returns of ``n_assets`` assets on ``n_dates`` dates.
+
+    Parameters
+    ----------
+    name : str
+        Identifier, also the key in the store.
+    dates : pandas.DatetimeIndex, (n_dates,)
+        Strictly increasing period-end dates.
+    assets : sequence of str, (n_assets,)
+        Unique asset identifiers.
+    features : sequence of str, (n_features,)
+        Unique exposure names.
+    exposures : ndarray, (n_dates, n_assets, n_features)
+        Exposures known at the close of each date.
+    returns : ndarray, (n_dates, n_assets)
+        Simple returns realised over the period ending at each date.
+    description : str
+        Free text: source, units, whether returns are in excess of a risk-free rate.
+    """
+
+    name: str
+    dates: pd.DatetimeIndex
+    assets: tuple[str, ...]
+    features: tuple[str, ...]
+    exposures: FloatArray
+    returns: FloatArray
+    description: str = field(default="")
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise DataError(f"name: expected a non-empty string, got {self.name!r}")
+        dates = pd.DatetimeIndex(pd.DatetimeIndex(self.dates).as_unit("ns").to_numpy(), name="date")
+        assets = tuple(str(a) for a in self.assets)
+        features = tuple(str(f) for f in self.features)
+        exposures = np.asarray(self.exposures, dtype=np.float64)
+        returns = np.asarray(self.returns, dtype=np.float64)
+        _check_labels("assets", assets, minimum=2)
+        _check_labels("features", features, minimum=1)
+        if len(dates) < 2:
+            raise DataError(f"dates: expected at least 2 dates, got {len(dates)}")
+        if not dates.is_monotonic_increasing or not dates.is_unique:
+            raise DataError("dates: expected strictly increasing dates, got unsorted or repeated")
+        expected = (len(dates), len(assets), len(features))
+        if exposures.shape != expected:
+            raise DataError(f"exposures: expected shape {expected}, got {exposures.shape}")
+        if returns.shape != expected[:2]:
+            raise DataError(f"returns: expected shape {expected[:2]}, got {returns.shape}")
+        for label, values in (("exposures", exposures), ("returns", returns)):
+            if not np.isfinite(values).all():
+                bad = int(np.size(values) - np.isfinite(values).sum())
+                raise NaNError(f"{label}: expected finite values, got {bad} NaN or inf")
+        exposures.setflags(write=False)
+        returns.setflags(write=False)
+        object.__setattr__(self, "dates", dates)
+        object.__setattr__(self, "assets", assets)
+        object.__setattr__(self, "features", features)
+        object.__setattr__(self, "exposures", exposures)
+        object.__setattr__(self, "returns", returns)
+
+    @property
+    def n_dates(self) -> int:
+        return len(self.dates)
+
+    @property
+    def n_assets(self) -> int:
+        return len(self.assets)
+
+    @property
+    def n_features(self) -> int:
+        return len(self.features)
+
+    def supervised_pairs(self) -> tuple[FloatArray, FloatArray]:
+        """Exposures and the returns they forecast.
+
+        Returns
+        -------
+        x : ndarray, (n_dates - 1, n_assets, n_features)
+            ``exposures[:-1]``.
+        y : ndarray, (n_dates - 1, n_assets)
+            ``returns[1:]``, the next-period returns.
+        """
+        return self.exposures[:-1], self.returns[1:]
+
+    def returns_frame(self) -> pd.DataFrame:
+        """Returns as a (n_dates, n_assets) frame indexed by date."""
+        return pd.DataFrame(self.returns, index=self.dates, columns=list(self.assets))
+
+    def to_frame(self) -> pd.DataFrame:
+        """Long frame indexed by (date, asset) with one column per feature plus ``return``."""
+        index = pd.MultiIndex.from_product([self.dates, self.assets], names=["date", "asset"])
+        frame = pd.DataFrame(
+            self.exposures.reshape(-1, self.n_features), index=index, columns=list(self.features)
+        )
+        frame[RETURN_COLUMN] = self.returns.reshape(-1)
+        return frame
+
+    @classmethod
+    def from_frame(cls, name: str, frame: pd.DataFrame, description: str = "") -> FactorPanel:
+        """Inverse of :meth:`to_frame`; the frame must hold every (date, asset) pair.
+
+        Rows may come in any order: dates are sorted, assets keep their first-seen order.
+        """
+        if list(frame.index.names) != ["date", "asset"]:
+            raise DataError(
+                f"frame: expected an index named ['date', 'asset'], got {list(frame.index.names)}"
+            )
+        if RETURN_COLUMN not in frame.columns:
+            raise DataError(
+                f"frame: expected a {RETURN_COLUMN!r} column, got {list(frame.columns)}"
+            )
+        dates = pd.DatetimeIndex(frame.index.get_level_values("date").unique()).sort_values()
+        assets = list(frame.index.get_level_values("asset").unique())
+        features = [c for c in frame.columns if c != RETURN_COLUMN]
+        if len(frame) != len(dates) * len(assets) or frame.index.has_duplicates:
+            raise DataError(
+                f"frame: expected one row per (date, asset) pair ({len(dates)} x {len(assets)}), "
+                f"got {len(frame)} rows"
+            )
+        full = pd.MultiIndex.from_product([dates, assets], names=["date", "asset"])
+        ordered = frame.reindex(full)
+        return cls(
+            name=name,
+            dates=dates,
+            assets=tuple(assets),
+            features=tuple(features),
+            exposures=ordered[features].to_numpy().reshape(len(dates), len(assets), -1),
+            returns=ordered[RETURN_COLUMN].to_numpy().reshape(len(dates), len(assets)),
+            description=description,
+        )
+
+    def window(self, start: int, stop: int) -> FactorPanel:
+        """The sub-panel of dates ``start:stop`` (positions, end exclusive)."""
+        return FactorPanel(
+            name=self.name,
+            dates=self.dates[start:stop],
+            assets=self.assets,
+            features=self.features,
+            exposures=self.exposures[start:stop],
+            returns=self.returns[start:stop],
+            description=self.description,
+        )
+
+    def equals(self, other: FactorPanel) -> bool:
+        """Exact equality of labels and values (dates, assets, features, data)."""
+        return (
+            self.name == other.name
+            and self.dates.equals(other.dates)
+            and self.assets == other.assets
+            and self.features == other.features
+            and np.array_equal(self.exposures, other.exposures)
+            and np.array_equal(self.returns, other.returns)
+        )
+
+
+def _check_labels(argument: str, labels: Sequence[str], minimum: int) -> None:
+    if len(labels) < minimum:
+        raise DataError(f"{argument}: expected at least {minimum}, got {len(labels)}")
+    if len(set(labels)) != len(labels):
+        raise DataError(f"{argument}: expected unique names, got duplicates")

@@ -1,0 +1,364 @@
+"""DuckDB persistence of factor panels and experiment runs.
+
+One embedded DuckDB file holds everything later commands need: the panels loaded with
+``e2e data load`` and every experiment run (its configuration, summary metrics, per-strategy
+statistics, net return series and weights), so runs can be listed, compared and reported.
+
+Every write is one transaction: if any statement fails, the file is left exactly as it was.
+Reading a missing file, a file that is not a DuckDB database, or one whose tables have other
+columns than this module's raises :class:`~e2e_portfolio.exceptions.StoreError` naming the file.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from e2e_portfolio.data.panel import RETURN_COLUMN, FactorPanel
+from e2e_portfolio.data.schemas import StrategyStats
+from e2e_portfolio.exceptions import DataError, StoreError
+
+SCHEMA_VERSION = "1"
+STATS_FIELDS = tuple(StrategyStats.model_fields)
+
+TABLES: dict[str, dict[str, str]] = {
+    "store_meta": {"key": "VARCHAR PRIMARY KEY", "value": "VARCHAR"},
+    "panels": {
+        "name": "VARCHAR PRIMARY KEY",
+        "description": "VARCHAR",
+        "created_at": "TIMESTAMP",
+        "assets": "VARCHAR[]",
+        "features": "VARCHAR[]",
+    },
+    "panel_values": {
+        "name": "VARCHAR",
+        "date": "TIMESTAMP",
+        "asset": "VARCHAR",
+        "variable": "VARCHAR",
+        "value": "DOUBLE",
+    },
+    "runs": {
+        "run_id": "VARCHAR PRIMARY KEY",
+        "kind": "VARCHAR",
+        "created_at": "TIMESTAMP",
+        "config": "JSON",
+        "metrics": "JSON",
+    },
+    "run_stats": {
+        "run_id": "VARCHAR",
+        "strategy": "VARCHAR",
+        **{f: ("BIGINT" if f == "n_periods" else "DOUBLE") for f in STATS_FIELDS},
+    },
+    "run_series": {
+        "run_id": "VARCHAR",
+        "strategy": "VARCHAR",
+        "date": "TIMESTAMP",
+        "net_return": "DOUBLE",
+        "turnover": "DOUBLE",
+    },
+    "run_weights": {
+        "run_id": "VARCHAR",
+        "strategy": "VARCHAR",
+        "date": "TIMESTAMP",
+        "asset": "VARCHAR",
+        "weight": "DOUBLE",
+    },
+}
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One stored experiment run.
+
+    Attributes
+    ----------
+    kind : str
+        The command that made it, e.g. ``"compare"`` or ``"shrink"``.
+    config : dict
+        JSON-serialisable configuration (options, seeds, data name).
+    metrics : dict
+        JSON-serialisable summary (edges, p-values, ...).
+    stats : dict of str to StrategyStats
+        Out-of-sample statistics per strategy.
+    series : DataFrame
+        Columns ``strategy, date, net_return, turnover``; may be empty.
+    weights : DataFrame
+        Columns ``strategy, date, asset, weight``; may be empty.
+    run_id : str
+        Filled in by :meth:`Store.save_run`.
+    created_at : datetime
+        UTC time the run was saved.
+    """
+
+    kind: str
+    config: Mapping[str, Any]
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+    stats: Mapping[str, StrategyStats] = field(default_factory=dict)
+    series: pd.DataFrame = field(default_factory=pd.DataFrame)
+    weights: pd.DataFrame = field(default_factory=pd.DataFrame)
+    run_id: str = ""
+    created_at: datetime | None = None
+
+
+class Store:
+    """A DuckDB file of panels and runs.
+
+    Parameters
+    ----------
+    path : path-like
+        The DuckDB file. Writes create it (and its folder); reads require it to exist.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.path)!r})"
+
+    # ----------------------------------------------------------------- connections
+    @contextmanager
+    def _connect(self, write: bool) -> Iterator[duckdb.DuckDBPyConnection]:
+        if not write and not self.path.exists():
+            raise StoreError(f"{self.path}: no such store; load data or run an experiment first")
+        if write:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            con = duckdb.connect(str(self.path), read_only=not write)
+        except duckdb.Error as exc:
+            raise StoreError(f"{self.path}: cannot open as a DuckDB database: {exc}") from exc
+        try:
+            self._check_schema(con, create=write)
+            yield con
+        finally:
+            con.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        with self._connect(write=True) as con:
+            con.begin()
+            try:
+                yield con
+            except BaseException:
+                con.rollback()
+                raise
+            con.commit()
+
+    def _check_schema(self, con: duckdb.DuckDBPyConnection, create: bool) -> None:
+        existing: dict[str, list[str]] = {}
+        for table, column in con.execute(
+            "SELECT table_name, column_name FROM information_schema.columns "
+            "WHERE table_schema = 'main' ORDER BY table_name, ordinal_position"
+        ).fetchall():
+            existing.setdefault(table, []).append(column)
+        missing = [t for t in TABLES if t not in existing]
+        if missing and not create:
+            raise StoreError(
+                f"{self.path}: not an e2e-portfolio store (missing tables {missing}); "
+                "point DB_PATH or --db at a store written by e2e"
+            )
+        for table, columns in TABLES.items():
+            if table not in existing:
+                if create:
+                    ddl = ", ".join(f'"{c}" {t}' for c, t in columns.items())
+                    con.execute(f"CREATE TABLE {table} ({ddl})")
+                continue
+            if existing[table] != list(columns):
+                raise StoreError(
+                    f"{self.path}: wrong schema for table {table!r}: expected columns "
+                    f"{list(columns)}, got {existing[table]}"
+                )
+        if create and "store_meta" not in existing:
+            con.execute("INSERT INTO store_meta VALUES ('schema_version', ?)", [SCHEMA_VERSION])
+
+    # ---------------------------------------------------------------------- panels
+    def write_panel(self, panel: FactorPanel, replace: bool = False) -> None:
+        """Store ``panel`` under its name; ``replace=True`` overwrites a stored one."""
+        frame = panel.to_frame()
+        long = frame.rename_axis(columns="variable").stack().rename("value").reset_index()
+        long.insert(0, "name", panel.name)
+        long = long[list(TABLES["panel_values"])]
+        with self._transaction() as con:
+            exists = con.execute("SELECT 1 FROM panels WHERE name = ?", [panel.name]).fetchone()
+            if exists and not replace:
+                raise StoreError(
+                    f"{self.path}: panel {panel.name!r} is already stored; pass replace=True "
+                    "(CLI: --replace) to overwrite it"
+                )
+            con.execute("DELETE FROM panel_values WHERE name = ?", [panel.name])
+            con.execute("DELETE FROM panels WHERE name = ?", [panel.name])
+            con.execute(
+                "INSERT INTO panels VALUES (?, ?, ?, ?, ?)",
+                [panel.name, panel.description, _now(), list(panel.assets), list(panel.features)],
+            )
+            con.register("new_values", long)
+            con.execute("INSERT INTO panel_values SELECT * FROM new_values")
+            con.unregister("new_values")
+
+    def read_panel(self, name: str) -> FactorPanel:
+        """The panel stored under ``name``."""
+        with self._connect(write=False) as con:
+            row = con.execute(
+                "SELECT description, assets, features FROM panels WHERE name = ?", [name]
+            ).fetchone()
+            if row is None:
+                raise DataError(
+                    f"name: no panel {name!r} in {self.path}; stored: {self._panel_names(con)}"
+                )
+            long = con.execute(
+                "SELECT date, asset, variable, value FROM panel_values WHERE name = ?", [name]
+            ).df()
+        description, assets, features = row
+        wide = long.pivot(index=["date", "asset"], columns="variable", values="value")
+        dates = pd.DatetimeIndex(wide.index.get_level_values("date").unique()).sort_values()
+        full = pd.MultiIndex.from_product([dates, assets], names=["date", "asset"])
+        wide = wide.reindex(index=full, columns=[*features, RETURN_COLUMN])
+        wide.columns.name = None
+        return FactorPanel.from_frame(name, wide, description=description)
+
+    def list_panels(self) -> pd.DataFrame:
+        """One row per stored panel: name, description, dates, assets, features, created_at."""
+        with self._connect(write=False) as con:
+            return con.execute(
+                "SELECT p.name, p.description, min(v.date) AS first_date, max(v.date) AS last_date,"
+                " len(p.assets) AS n_assets, len(p.features) AS n_features, p.created_at"
+                " FROM panels p LEFT JOIN panel_values v USING (name)"
+                " GROUP BY ALL ORDER BY p.name"
+            ).df()
+
+    def delete_panel(self, name: str) -> None:
+        """Remove the panel ``name``; unknown names raise :class:`DataError`."""
+        with self._transaction() as con:
+            if not con.execute("SELECT 1 FROM panels WHERE name = ?", [name]).fetchone():
+                raise DataError(f"name: no panel {name!r} in {self.path}")
+            con.execute("DELETE FROM panel_values WHERE name = ?", [name])
+            con.execute("DELETE FROM panels WHERE name = ?", [name])
+
+    def has_panel(self, name: str) -> bool:
+        """Whether a panel ``name`` is stored (``False`` when the file does not exist)."""
+        if not self.path.exists():
+            return False
+        with self._connect(write=False) as con:
+            return bool(con.execute("SELECT 1 FROM panels WHERE name = ?", [name]).fetchone())
+
+    @staticmethod
+    def _panel_names(con: duckdb.DuckDBPyConnection) -> list[str]:
+        return [r[0] for r in con.execute("SELECT name FROM panels ORDER BY name").fetchall()]
+
+    # ------------------------------------------------------------------------ runs
+    def save_run(self, run: RunRecord) -> str:
+        """Store ``run`` and return its new id (``<kind>-<utc time>-<6 hex>``)."""
+        created = _now()
+        run_id = f"{run.kind}-{created:%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
+        config, metrics = _to_json("config", run.config), _to_json("metrics", run.metrics)
+        stats = pd.DataFrame(
+            [{"run_id": run_id, "strategy": s, **v.model_dump()} for s, v in run.stats.items()],
+            columns=list(TABLES["run_stats"]),
+        )
+        series = _with_run_id(run.series, run_id, "run_series")
+        weights = _with_run_id(run.weights, run_id, "run_weights")
+        with self._transaction() as con:
+            con.execute(
+                "INSERT INTO runs VALUES (?, ?, ?, ?, ?)",
+                [run_id, run.kind, created, config, metrics],
+            )
+            for table, frame in (
+                ("run_stats", stats),
+                ("run_series", series),
+                ("run_weights", weights),
+            ):
+                if len(frame):
+                    con.register("new_rows", frame)
+                    con.execute(f"INSERT INTO {table} SELECT * FROM new_rows")
+                    con.unregister("new_rows")
+        return run_id
+
+    def load_run(self, run_id: str) -> RunRecord:
+        """The run stored under ``run_id``."""
+        with self._connect(write=False) as con:
+            row = con.execute(
+                "SELECT kind, created_at, config, metrics FROM runs WHERE run_id = ?", [run_id]
+            ).fetchone()
+            if row is None:
+                raise DataError(f"run_id: no run {run_id!r} in {self.path}")
+            tables = {
+                t: con.execute(
+                    f"SELECT * EXCLUDE (run_id) FROM {t} WHERE run_id = ? ORDER BY ALL", [run_id]
+                ).df()
+                for t in ("run_stats", "run_series", "run_weights")
+            }
+        kind, created_at, config, metrics = row
+        stats = {
+            r.pop("strategy"): StrategyStats(**r)
+            for r in tables["run_stats"].to_dict(orient="records")
+        }
+        return RunRecord(
+            kind=kind,
+            config=json.loads(config),
+            metrics=json.loads(metrics),
+            stats=stats,
+            series=tables["run_series"],
+            weights=tables["run_weights"],
+            run_id=run_id,
+            created_at=created_at,
+        )
+
+    def list_runs(self, kind: str | None = None) -> pd.DataFrame:
+        """Stored runs, newest first: run_id, kind, created_at, config."""
+        with self._connect(write=False) as con:
+            return con.execute(
+                "SELECT run_id, kind, created_at, config FROM runs"
+                " WHERE ? IS NULL OR kind = ? ORDER BY created_at DESC, run_id DESC",
+                [kind, kind],
+            ).df()
+
+    def latest_run_id(self, kind: str | None = None) -> str:
+        """Id of the newest run (of ``kind`` if given)."""
+        runs = self.list_runs(kind)
+        if runs.empty:
+            raise DataError(f"kind: no {kind or ''} runs stored in {self.path}".replace("  ", " "))
+        return str(runs["run_id"].iloc[0])
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+
+
+def _to_json(argument: str, value: Mapping[str, Any]) -> str:
+    try:
+        return json.dumps(dict(value), allow_nan=False, default=_json_default)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{argument}: expected JSON-serialisable finite values: {exc}") from exc
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray | tuple | range):
+        return list(np.asarray(value).tolist())
+    if isinstance(value, Path | datetime | pd.Timestamp):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _with_run_id(frame: pd.DataFrame, run_id: str, table: str) -> pd.DataFrame:
+    columns = list(TABLES[table])
+    if frame.empty:
+        return pd.DataFrame(columns=columns)
+    missing = set(columns[1:]) - set(frame.columns)
+    if missing:
+        raise DataError(f"{table}: expected columns {columns[1:]}, missing {sorted(missing)}")
+    out = frame.assign(run_id=run_id)[columns]
+    values = out.select_dtypes("number").to_numpy(dtype=np.float64)
+    if not np.isfinite(values).all():
+        raise DataError(f"{table}: expected finite values, got NaN or inf")
+    return out

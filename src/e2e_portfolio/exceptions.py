@@ -1,0 +1,36 @@
+"""Exceptions raised by e2e-portfolio.
+
+Bad argument values raise the built-in :class:`ValueError` (or one of the subclasses
+below), bad types :class:`TypeError`. Failures of data sources, of the store and of
+solvers have their own small hierarchy so callers can catch them precisely.
+"""
+
+from __future__ import annotations
+
+
+class E2EPortfolioError(Exception):
+    """Base class of every exception this package defines."""
+
+
+class DataError(E2EPortfolioError, ValueError):
+    """Input data are malformed: wrong shape, unsorted dates, unknown names."""
+
+
+class NaNError(DataError):
+    """Input data contain NaN or infinite values where finite values are required."""
+
+
+class StoreError(E2EPortfolioError):
+    """The DuckDB store cannot be read or written (missing, corrupt, wrong schema)."""
+
+
+class DataSourceError(E2EPortfolioError):
+    """An external data source (for example yfinance) could not deliver data."""
+
+
+class SolverError(E2EPortfolioError, RuntimeError):
+    """An optimisation solver failed; ``status`` holds the solver's own status."""
+
+    def __init__(self, message: str, status: str) -> None:
+        super().__init__(f"{message} (solver status: {status})")
+        self.status = status

@@ -1,0 +1,1 @@
+"""Differentiable optimisation layers, predictors, losses, training, shrinkage."""

@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from e2e_portfolio.cli import app
+from e2e_portfolio.data.store import Store
+
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+def test_help_lists_commands():
+    result = invoke("--help")
+    assert result.exit_code == 0
+    assert "data" in result.output
+
+
+def test_load_show_list_delete(tmp_path):
+    db = str(tmp_path / "cli.duckdb")
+    result = invoke("--db", db, "data", "load", "synthetic", "--n-assets", "6", "--n-months", "30")
+    assert result.exit_code == 0, result.output
+    assert "6 assets x 30 dates" in result.output
+    assert Store(db).read_panel("synthetic").n_assets == 6
+
+    shown = invoke("--db", db, "data", "show", "synthetic")
+    assert shown.exit_code == 0
+    assert "equal weight" in shown.output and "A0" in shown.output
+
+    listed = invoke("--db", db, "data", "list")
+    assert "stored" in listed.output and "french" in listed.output
+
+    assert invoke("--db", db, "data", "delete", "synthetic").exit_code == 0
+    assert not Store(db).has_panel("synthetic")
+
+
+def test_load_french_then_show(tmp_path):
+    db = str(tmp_path / "cli.duckdb")
+    assert invoke("--db", db, "data", "load", "french").exit_code == 0
+    shown = invoke("--db", db, "data", "show", "french")
+    assert shown.exit_code == 0 and "NoDur" in shown.output and "1951-12" in shown.output
+
+
+def test_default_db_from_environment(tmp_path, monkeypatch):
+    db = tmp_path / "from_env.duckdb"
+    monkeypatch.setenv("DB_PATH", str(db))
+    assert invoke("data", "load", "synthetic", "--n-months", "12").exit_code == 0
+    assert Store(db).has_panel("synthetic")
+
+
+def test_reload_needs_replace(tmp_path):
+    db = str(tmp_path / "cli.duckdb")
+    invoke("--db", db, "data", "load", "synthetic", "--n-months", "12")
+    again = invoke("--db", db, "data", "load", "synthetic", "--n-months", "12")
+    assert again.exit_code == 1 and "--replace" in again.output
+    assert invoke("--db", db, "data", "load", "synthetic", "--replace").exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["data", "load", "bloomberg"], "DATASET: expected one of"),
+        (["data", "load", "french", "--universe", "stocks"], "universe: expected one of"),
+        (["data", "load", "yfinance"], "--tickers: expected comma-separated symbols"),
+        (["data", "show", "absent"], "no such store"),
+    ],
+    ids=["unknown-dataset", "unknown-universe", "yfinance-without-tickers", "missing-store"],
+)
+def test_bad_input_gives_clear_error(tmp_path, args, message):
+    result = invoke("--db", str(tmp_path / "x.duckdb"), *args)
+    assert result.exit_code == 1
+    assert message in " ".join(result.output.split())
+
+
+def test_option_range_is_checked(tmp_path):
+    result = invoke("--db", str(tmp_path / "x.duckdb"), "data", "load", "synthetic",
+                    "--n-assets", "1")  # fmt: skip
+    assert result.exit_code == 2
+    assert "n-assets" in result.output
