@@ -1,0 +1,450 @@
+r"""Native batched solver of the mean-variance QP, with an exact implicit-KKT backward pass.
+
+Solves, for every problem of a batch,
+
+.. math::
+
+    \min_w\; -\mu^\top w + \gamma\, w^\top Q w + \kappa \lVert w - w_{prev}\rVert_1
+    \quad\text{s.t.}\quad \mathbf 1^\top w = 1,\; 0 \le w \le w_{max},
+
+with :math:`Q = R^\top R`, in three steps:
+
+1. **Interior point.** A Mehrotra predictor-corrector method on the epigraph form
+   (:math:`t_i \ge |w_i - w_{prev,i}|`). Every Newton system reduces, after eliminating the
+   per-asset 2 x 2 blocks, to :math:`(\mathrm{diag}(D) + 2\gamma Q)\,\Delta w + \mathbf 1
+   \Delta\nu = r`, solved by Woodbury in :math:`O(nk^2)` when ``Q`` is low-rank plus diagonal,
+   by Cholesky otherwise. All problems of the batch iterate in lockstep on the device of the
+   inputs.
+2. **Active-set polish.** The interior point identifies, for each asset, whether it is free,
+   at 0, at ``w_max`` or at its previous weight (the kink of the L1 term). The equality-
+   constrained QP on the free assets is then solved exactly, and the KKT conditions
+   (multiplier signs, strict feasibility of the free assets) are checked; a violated condition
+   moves that asset between sets and the polish is repeated. The result is exact to rounding.
+3. **Backward.** Implicit differentiation of the KKT conditions at that active set: one more
+   solve with the same reduced matrix gives :math:`\partial L/\partial\mu`,
+   :math:`\partial L/\partial R` (a rank-2 update, never an ``n x n`` product) and
+   :math:`\partial L/\partial w_{prev}` (through assets held at their previous weight). At
+   degenerate points (an asset at a bound with zero multiplier) the asset is treated as
+   fixed, which yields a valid one-sided derivative.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from e2e_portfolio.exceptions import SolverError
+from e2e_portfolio.models.risk import RiskOperator, as_risk_operator
+
+MAX_IPM_ITERATIONS = 60
+MAX_POLISH_ROUNDS = 20
+POLISH_GAP = 1e-7
+EXCHANGES_PER_TRIAL = 2
+"""Mean complementarity gap below which the exact polish is tried."""
+STEP_FRACTION = 0.99
+
+
+@dataclass(frozen=True)
+class ActiveSet:
+    """Which assets are free and where the others are held, per problem (batch, n)."""
+
+    free: torch.Tensor
+    """bool: strictly between its bounds and away from its previous weight."""
+    fixed_value: torch.Tensor
+    """value of the held assets (0, ``w_max`` or ``w_prev``); 0 where free."""
+    at_previous: torch.Tensor
+    """bool: held at its previous weight (the only held assets that move with ``w_prev``)."""
+    sign: torch.Tensor
+    """sign of ``w - w_prev`` for free assets (0 when ``kappa == 0``)."""
+
+
+@dataclass(frozen=True)
+class Solution:
+    weights: torch.Tensor
+    """(batch, n)"""
+    budget_dual: torch.Tensor
+    """(batch,) multiplier of the budget constraint"""
+    active: ActiveSet
+    iterations: int
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One batch of problems in float64, (batch, n) tensors; see the module docstring."""
+
+    mu: torch.Tensor
+    risk: RiskOperator
+    gamma: float
+    w_max: float | None
+    kappa: float
+    w_prev: torch.Tensor | None
+
+    @property
+    def upper(self) -> float:
+        return self.w_max if self.w_max is not None else float("inf")
+
+    def gradient(self, w: torch.Tensor) -> torch.Tensor:
+        """Gradient of the smooth part, ``-mu + 2 gamma Q w``."""
+        return -self.mu + 2.0 * self.gamma * self.risk.matvec(w)
+
+
+# ------------------------------------------------------------------------ interior point
+@dataclass(frozen=True)
+class _Rows:
+    """Inequalities ``gw * w_i + gt * t_i <= h_i`` of the epigraph form, stacked on dim 1.
+
+    Row kinds, in order: ``w >= 0``; ``w <= w_max`` if capped; ``t >= w - w_prev`` and
+    ``t >= w_prev - w`` if ``kappa > 0``. ``gw``, ``gt``: (m, 1); ``h``: (batch, m, n).
+    """
+
+    gw: torch.Tensor
+    gt: torch.Tensor
+    h: torch.Tensor
+    n_bounds: int
+    with_t: bool
+
+
+def _constraints(problem: Problem) -> _Rows:
+    mu = problem.mu
+    gw, gt, h = [-1.0], [0.0], [torch.zeros_like(mu)]
+    if problem.w_max is not None:
+        gw, gt, h = [*gw, 1.0], [*gt, 0.0], [*h, torch.full_like(mu, problem.w_max)]
+    n_bounds = len(gw)
+    if problem.kappa > 0:
+        assert problem.w_prev is not None
+        gw, gt, h = [*gw, 1.0, -1.0], [*gt, -1.0, -1.0], [*h, problem.w_prev, -problem.w_prev]
+    column = {"dtype": mu.dtype, "device": mu.device}
+    return _Rows(
+        torch.tensor(gw, **column).unsqueeze(1),
+        torch.tensor(gt, **column).unsqueeze(1),
+        torch.stack(h, dim=1),
+        n_bounds,
+        problem.kappa > 0,
+    )
+
+
+@dataclass
+class _Iterate:
+    """Primal-dual point: weights w and epigraph t (batch, n), budget dual y (batch,),
+    slacks s and duals z (batch, m, n)."""
+
+    w: torch.Tensor
+    t: torch.Tensor
+    y: torch.Tensor
+    s: torch.Tensor
+    z: torch.Tensor
+
+    def moved(self, alpha: torch.Tensor, step: _Iterate) -> _Iterate:
+        a, a3 = alpha.unsqueeze(1), alpha.view(-1, 1, 1)
+        return _Iterate(
+            self.w + a * step.w,
+            self.t + a * step.t,
+            self.y + alpha * step.y,
+            self.s + a3 * step.s,
+            self.z + a3 * step.z,
+        )
+
+
+def _start(problem: Problem, rows: _Rows) -> _Iterate:
+    batch, n = problem.mu.shape
+    w = torch.full_like(problem.mu, 1.0 / n)
+    t = (w - problem.w_prev).abs() + 1.0 / n if rows.with_t else torch.zeros_like(w)
+    s = (rows.h - rows.gw * w.unsqueeze(1) - rows.gt * t.unsqueeze(1)).clamp(min=1.0 / n)
+    y = torch.zeros(batch, dtype=w.dtype, device=w.device)
+    return _Iterate(w, t, y, s, torch.ones_like(s))
+
+
+def _mean_gap(point: _Iterate) -> torch.Tensor:
+    return (point.s * point.z).mean(dim=(1, 2))
+
+
+def _newton_directions(problem: Problem, rows: _Rows, point: _Iterate):
+    """Factorise the reduced Newton system once; return a function of the centring target."""
+    s, z, with_t = point.s, point.z, rows.with_t
+    r_w = problem.gradient(point.w) + point.y.unsqueeze(1) + (rows.gw * z).sum(dim=1)
+    r_t = problem.kappa + (rows.gt * z).sum(dim=1)
+    r_p = rows.gw * point.w.unsqueeze(1) + rows.gt * point.t.unsqueeze(1) + s - rows.h
+    r_e = point.w.sum(dim=1) - 1.0
+    weight = z / s
+    diagonal = weight[:, : rows.n_bounds].sum(dim=1)
+    b = c = None
+    if with_t:
+        above, below = weight[:, -2], weight[:, -1]
+        b, c = below - above, above + below
+        # a - b^2 / c without cancellation: the kink contributes 4 W3 W4 / (W3 + W4)
+        diagonal = diagonal + 4.0 * above * below / c
+    solve_system = problem.risk.solver(2.0 * problem.gamma, diagonal, torch.ones_like(point.w))
+    ones_solution = solve_system(torch.ones_like(point.w).unsqueeze(-1)).squeeze(-1)
+    ones_total = ones_solution.sum(dim=1)
+
+    def directions(r_c: torch.Tensor) -> _Iterate:
+        e = (r_c + z * r_p) / s
+        rho_w = -r_w - (rows.gw * e).sum(dim=1)
+        if with_t:
+            rho_t = -r_t - (rows.gt * e).sum(dim=1)
+            rho_w = rho_w - b * rho_t / c
+        u = solve_system(rho_w.unsqueeze(-1)).squeeze(-1)
+        dy = (u.sum(dim=1) + r_e) / ones_total
+        dw = u - dy.unsqueeze(1) * ones_solution
+        dt = (rho_t - b * dw) / c if with_t else torch.zeros_like(dw)
+        moves = rows.gw * dw.unsqueeze(1) + rows.gt * dt.unsqueeze(1)
+        return _Iterate(dw, dt, dy, -r_p - moves, weight * moves + e)
+
+    return directions
+
+
+def _step_length(point: _Iterate, step: _Iterate) -> torch.Tensor:
+    """Largest step in [0, 1] keeping slacks and duals non-negative, per problem."""
+    values = torch.cat([point.s, point.z], dim=1)
+    decrease = torch.cat([step.s, step.z], dim=1).neg_().clamp_(min=1e-300)
+    return (values / decrease).amin(dim=(1, 2)).clamp(max=1.0)
+
+
+def _mehrotra_step(problem: Problem, rows: _Rows, point: _Iterate) -> tuple[_Iterate, torch.Tensor]:
+    """Predictor-corrector direction and its step length."""
+    directions = _newton_directions(problem, rows, point)
+    affine = directions(-point.s * point.z)
+    gap = _mean_gap(point)
+    gap_affine = _mean_gap(point.moved(_step_length(point, affine), affine))
+    sigma = (gap_affine / gap.clamp(min=1e-300)).clamp(0.0, 1.0) ** 3
+    target = (sigma * gap).view(-1, 1, 1)
+    step = directions(target - point.s * point.z - affine.s * affine.z)
+    return step, (STEP_FRACTION * _step_length(point, step)).clamp(max=1.0)
+
+
+def _identify(problem: Problem, point: _Iterate) -> ActiveSet:
+    """A constraint is taken as active where its dual exceeds its slack."""
+    active = point.z > point.s
+    lower = active[:, 0]
+    upper = active[:, 1] & ~lower if problem.w_max is not None else torch.zeros_like(lower)
+    at_previous = torch.zeros_like(lower)
+    if problem.kappa > 0:
+        at_previous = active[:, -2] & active[:, -1] & ~lower & ~upper
+    return _active_set(problem, point.w, lower, upper, at_previous)
+
+
+def _active_set(
+    problem: Problem,
+    w: torch.Tensor,
+    lower: torch.Tensor,
+    upper: torch.Tensor,
+    at_previous: torch.Tensor,
+    sign: torch.Tensor | None = None,
+) -> ActiveSet:
+    free = ~(lower | upper | at_previous)
+    fixed = torch.zeros_like(w)
+    if problem.w_max is not None:
+        fixed = torch.where(upper, problem.w_max, fixed)
+    if problem.w_prev is not None:
+        fixed = torch.where(at_previous, problem.w_prev, fixed)
+    if sign is None:
+        sign = torch.sign(w - problem.w_prev) if problem.kappa > 0 else torch.zeros_like(w)
+    return ActiveSet(free, fixed, at_previous, torch.where(free, sign, 0.0))
+
+
+def _merge(take: torch.Tensor, new: ActiveSet, old: ActiveSet) -> ActiveSet:
+    rows = take.unsqueeze(1)
+    return ActiveSet(
+        *(torch.where(rows, a, b) for a, b in zip(_fields(new), _fields(old), strict=True))
+    )
+
+
+def _fields(active: ActiveSet) -> tuple[torch.Tensor, ...]:
+    return active.free, active.fixed_value, active.at_previous, active.sign
+
+
+# ---------------------------------------------------------------------- active-set polish
+def _reduced_solver(problem: Problem, active: ActiveSet):
+    """Factorise the KKT matrix of the equality-constrained QP on the free assets."""
+    mask = active.free.to(problem.mu.dtype)
+    return problem.risk.solver(2.0 * problem.gamma, 1.0 - mask, mask), mask
+
+
+def _budget_solve(solve_reduced, mask: torch.Tensor, rhs: torch.Tensor, total: torch.Tensor):
+    """Solve ``M x + nu mask = rhs, sum(mask * x) = total``; nu = 0 where nothing is free."""
+    both = solve_reduced(torch.stack([rhs, mask], dim=-1))
+    x_rhs, x_ones = both[..., 0] * mask, both[..., 1] * mask
+    denominator = x_ones.sum(dim=1)
+    has_free = denominator > 0
+    nu = torch.where(
+        has_free, (x_rhs.sum(dim=1) - total) / torch.where(has_free, denominator, 1.0), 0.0
+    )
+    return x_rhs - nu.unsqueeze(1) * x_ones, nu, has_free
+
+
+def solve_active_set(
+    problem: Problem, active: ActiveSet, fallback_dual: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact solution and budget dual of the QP with the held assets fixed."""
+    solve_reduced, mask = _reduced_solver(problem, active)
+    held = active.fixed_value
+    smooth = problem.mu - problem.kappa * active.sign
+    rhs = mask * (smooth - 2.0 * problem.gamma * problem.risk.matvec(held))
+    free_part, nu, has_free = _budget_solve(solve_reduced, mask, rhs, 1.0 - held.sum(dim=1))
+    return free_part + held, torch.where(has_free, nu, fallback_dual)
+
+
+def _violations(problem: Problem, w: torch.Tensor, nu: torch.Tensor, active: ActiveSet):
+    """Masks of assets breaking a KKT condition: (to_lower, to_upper, to_previous, release)."""
+    grad = problem.gradient(w) + nu.unsqueeze(1)
+    kappa, upper_bound = problem.kappa, problem.upper
+    size = problem.mu.abs().amax(dim=1, keepdim=True) + grad.abs().amax(dim=1, keepdim=True)
+    tol = 1e-9 * (1.0 + size)
+    prev = problem.w_prev if problem.w_prev is not None else torch.zeros_like(w)
+    free = active.free
+    to_lower = free & (w < 0)
+    to_upper = free & (w > upper_bound)
+    to_previous = torch.zeros_like(free)
+    if kappa > 0:
+        to_previous = free & (active.sign * (w - prev) <= 0) & ~to_lower & ~to_upper
+    lower, upper = _held_at_bounds(active)
+    lower_mult = grad + kappa * torch.where(prev <= 0, 1.0, -1.0)
+    upper_mult = grad + kappa * torch.where(prev < upper_bound, 1.0, -1.0)
+    release = (
+        (lower & (lower_mult < -tol))
+        | (upper & (upper_mult > tol))
+        | (active.at_previous & (grad.abs() > kappa + tol))
+    )
+    return to_lower, to_upper, to_previous, release
+
+
+def _held_at_bounds(active: ActiveSet) -> tuple[torch.Tensor, torch.Tensor]:
+    held = ~active.free & ~active.at_previous
+    lower = held & (active.fixed_value == 0)
+    return lower, held & ~lower
+
+
+def _exchange(problem: Problem, w, nu, active: ActiveSet, violations) -> ActiveSet:
+    """One primal-dual active-set exchange: move every violating asset to its other set."""
+    to_lower, to_upper, to_previous, release = violations
+    grad = problem.gradient(w) + nu.unsqueeze(1)
+    prev = problem.w_prev if problem.w_prev is not None else torch.zeros_like(w)
+    held_lower, held_upper = _held_at_bounds(active)
+    lower = (held_lower & ~release) | to_lower
+    upper = (held_upper & ~release) | to_upper
+    at_previous = (active.at_previous & ~release) | to_previous
+    sign = active.sign
+    if problem.kappa > 0:
+        # a released asset moves into the direction that lowers the objective
+        from_bound = torch.where(held_lower, torch.where(prev > 0, -1.0, 1.0), 0.0)
+        from_bound = torch.where(
+            held_upper, torch.where(prev >= problem.upper, -1.0, 1.0), from_bound
+        )
+        released = torch.where(active.at_previous, -torch.sign(grad), from_bound)
+        sign = torch.where(release, released, sign)
+    return _active_set(problem, w, lower, upper, at_previous, sign=sign)
+
+
+def _any_violation(violations) -> torch.Tensor:
+    to_lower, to_upper, to_previous, release = violations
+    return (to_lower | to_upper | to_previous | release).any(dim=1)
+
+
+def solve(problem: Problem) -> Solution:
+    """Interior point with exact, KKT-verified polish; raises :class:`SolverError` on failure.
+
+    From the iteration where a problem's duality gap falls below ``POLISH_GAP`` on, its
+    active set is read off the iterate and the reduced QP solved exactly; the first solution
+    that passes every KKT check is kept and that problem stops iterating.
+    """
+    rows = _constraints(problem)
+    point = _start(problem, rows)
+    batch = problem.mu.shape[0]
+    solved = torch.zeros(batch, dtype=torch.bool, device=problem.mu.device)
+    weights, nu = torch.zeros_like(problem.mu), torch.zeros_like(point.y)
+    active = _identify(problem, point)
+    iteration = 0
+    try:
+        for iteration in range(1, MAX_IPM_ITERATIONS + 1):  # noqa: B007 - reported below
+            candidate = ~solved & (_mean_gap(point) <= POLISH_GAP)
+            if bool(candidate.any()):
+                trial = _identify(problem, point)
+                for _ in range(EXCHANGES_PER_TRIAL + 1):
+                    w_trial, nu_trial = solve_active_set(problem, trial, point.y)
+                    violations = _violations(problem, w_trial, nu_trial, trial)
+                    passed = candidate & ~solved & ~_any_violation(violations)
+                    weights = torch.where(passed.unsqueeze(1), w_trial, weights)
+                    nu = torch.where(passed, nu_trial, nu)
+                    active = _merge(passed, trial, active)
+                    solved = solved | passed
+                    if bool(solved[candidate].all()):
+                        break
+                    trial = _exchange(problem, w_trial, nu_trial, trial, violations)
+            if bool(solved.all()):
+                break
+            step, alpha = _mehrotra_step(problem, rows, point)
+            point = point.moved(alpha * ~solved, step)
+            if not bool(torch.isfinite(point.w).all()):
+                raise SolverError("the native QP solver diverged", status="nan_iterate")
+        if not bool(solved.all()):
+            weights, nu, active = _finish_by_exchange(problem, point, solved, weights, nu, active)
+    except torch.linalg.LinAlgError as exc:
+        raise SolverError(f"native QP solver: singular system: {exc}", status="singular") from exc
+    return Solution(weights, nu, active, iteration)
+
+
+def _finish_by_exchange(problem, point, solved, weights, nu, active):
+    """Active-set exchanges from the last iterate for the problems not yet verified."""
+    trial = _merge(solved, active, _identify(problem, point))
+    for round_ in range(MAX_POLISH_ROUNDS + 1):
+        w_trial, nu_trial = solve_active_set(problem, trial, point.y)
+        violations = _violations(problem, w_trial, nu_trial, trial)
+        failing = _any_violation(violations)
+        if not bool(failing.any()):
+            return w_trial, nu_trial, trial
+        if round_ < MAX_POLISH_ROUNDS:
+            trial = _exchange(problem, w_trial, nu_trial, trial, violations)
+    raise SolverError(
+        f"the native QP solver did not converge on {int(failing.sum())} of "
+        f"{len(failing)} problems within {MAX_IPM_ITERATIONS} iterations",
+        status="max_iterations",
+    )
+
+
+# ------------------------------------------------------------------------------ backward
+def adjoint(
+    problem: Problem, active: ActiveSet, grad_w: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Solve the reduced KKT system with right-hand side ``(grad_w on free assets, 0)``.
+
+    Returns the adjoint ``a`` (batch, n), zero on held assets, and its budget part (batch,).
+    """
+    solve_reduced, mask = _reduced_solver(problem, active)
+    a, b, _ = _budget_solve(solve_reduced, mask, mask * grad_w, torch.zeros_like(grad_w[:, 0]))
+    return a, b
+
+
+class NativeMeanVarianceFunction(torch.autograd.Function):
+    """Autograd glue: forward solves the batch, backward differentiates its KKT conditions.
+
+    Inputs are float64, batched: mu (b, n), R (b, m, n), w_prev (b, n) or None.
+    """
+
+    @staticmethod
+    def forward(ctx, mu, risk, w_prev, gamma, w_max, kappa):
+        problem = Problem(mu, as_risk_operator(risk), gamma, w_max, kappa, w_prev)
+        solution = solve(problem)
+        ctx.problem = problem
+        ctx.active = solution.active
+        ctx.save_for_backward(risk, solution.weights)
+        return solution.weights
+
+    @staticmethod
+    def backward(ctx, grad_w):
+        risk, weights = ctx.saved_tensors
+        problem: Problem = ctx.problem
+        a, b = adjoint(problem, ctx.active, grad_w)
+        grad_mu = grad_risk = grad_prev = None
+        if ctx.needs_input_grad[0]:
+            grad_mu = a
+        if ctx.needs_input_grad[1]:
+            risk_a = risk @ a.unsqueeze(-1)  # (b, m, 1)
+            risk_w = risk @ weights.unsqueeze(-1)
+            grad_risk = (
+                -2.0 * problem.gamma * (risk_a @ weights.unsqueeze(-2) + risk_w @ a.unsqueeze(-2))
+            )
+        if ctx.needs_input_grad[2]:
+            through_held = grad_w - 2.0 * problem.gamma * problem.risk.matvec(a) - b.unsqueeze(1)
+            grad_prev = torch.where(ctx.active.at_previous, through_held, torch.zeros_like(grad_w))
+        return grad_mu, grad_risk, grad_prev, None, None, None

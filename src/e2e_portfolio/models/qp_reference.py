@@ -1,0 +1,142 @@
+"""Reference solvers of the mean-variance QP: cvxpylayers (differentiable) and cvxpy (forward).
+
+Both build the same DPP problem (:func:`build_problem`); every parameter enters affinely, so
+cvxpylayers can differentiate it. cvxpylayers runs diffcp with Clarabel: diffcp's default SCS
+leaves constraint violations around 1e-4, Clarabel about 1e-10.
+"""
+
+from __future__ import annotations
+
+import cvxpy as cp
+import numpy as np
+import torch
+
+from e2e_portfolio.exceptions import SolverError
+
+OK_STATUSES = {cp.OPTIMAL}
+
+
+def build_problem(
+    n: int, n_factors: int, gamma: float, w_max: float | None, kappa: float
+) -> tuple[cp.Problem, list[cp.Parameter], cp.Variable]:
+    """The DPP problem; returns it, its parameters ``[mu, R(, w_prev)]`` and the weights."""
+    w = cp.Variable(n, name="w")
+    mu = cp.Parameter(n, name="mu")
+    risk = cp.Parameter((n_factors, n), name="R")
+    objective = -mu @ w + gamma * cp.sum_squares(risk @ w)
+    constraints = [cp.sum(w) == 1, w >= 0]
+    if w_max is not None:
+        constraints.append(w <= w_max)
+    parameters = [mu, risk]
+    if kappa > 0:
+        w_prev = cp.Parameter(n, name="w_prev")
+        objective = objective + kappa * cp.norm1(w - w_prev)
+        parameters.append(w_prev)
+    problem = cp.Problem(cp.Minimize(objective), constraints)
+    if not problem.is_dpp():
+        raise AssertionError("the mean-variance problem must be DPP")
+    return problem, parameters, w
+
+
+class CvxpyLayerSolver:
+    """cvxpylayers' ``CvxpyLayer`` of :func:`build_problem`, with Clarabel inside diffcp."""
+
+    def __init__(
+        self, n: int, n_factors: int, gamma: float, w_max: float | None, kappa: float
+    ) -> None:
+        try:
+            from cvxpylayers.torch import CvxpyLayer
+        except ImportError as exc:
+            raise ImportError(
+                "backend 'cvxpylayers' needs cvxpylayers: pip install 'e2e-portfolio[layers]'"
+            ) from exc
+        problem, parameters, w = build_problem(n, n_factors, gamma, w_max, kappa)
+        self.layer = CvxpyLayer(problem, parameters=parameters, variables=[w])
+
+    def __call__(
+        self, mu: torch.Tensor, risk: torch.Tensor, w_prev: torch.Tensor | None
+    ) -> torch.Tensor:
+        inputs = [mu, risk] if w_prev is None else [mu, risk, w_prev]
+        try:
+            (weights,) = self.layer(*inputs, solver_args={"solve_method": "Clarabel"})
+        except Exception as exc:  # diffcp raises SolverError or plain exceptions
+            raise SolverError(f"cvxpylayers failed: {exc}", status=type(exc).__name__) from exc
+        return weights
+
+
+def solve_with_cvxpy(
+    mu: torch.Tensor,
+    risk: torch.Tensor,
+    w_prev: torch.Tensor | None,
+    gamma: float,
+    w_max: float | None,
+    kappa: float,
+    tolerance: float = 1e-10,
+) -> torch.Tensor:
+    """Solve each problem of the batch with cvxpy and Clarabel; forward only.
+
+    Each problem is built with its data as constants (no parameters), which keeps large
+    ``R`` cheap to canonicalise. The result carries no gradient: if an input requires one,
+    calling ``backward`` through the result raises a clear error.
+    """
+    rows = []
+    for i in range(mu.shape[0]):
+        prev = None if w_prev is None else _numpy(w_prev[i])
+        problem, w = _constant_problem(_numpy(mu[i]), _numpy(risk[i]), prev, gamma, w_max, kappa)
+        try:
+            problem.solve(
+                solver=cp.CLARABEL,
+                tol_gap_abs=tolerance,
+                tol_gap_rel=tolerance,
+                tol_feas=tolerance,
+                tol_ktratio=tolerance,
+            )
+        except cp.SolverError as exc:
+            raise SolverError(
+                f"cvxpy/Clarabel failed on problem {i}: {exc}", "solver_error"
+            ) from exc
+        if problem.status not in OK_STATUSES:
+            raise SolverError(f"cvxpy/Clarabel did not solve problem {i}", status=problem.status)
+        rows.append(np.asarray(w.value, dtype=np.float64))
+    weights = torch.as_tensor(np.stack(rows), dtype=mu.dtype, device=mu.device)
+    needing = [t for t in (mu, risk, w_prev) if t is not None and t.requires_grad]
+    if needing:
+        return _NoGradient.apply(weights, needing[0])
+    return weights
+
+
+def _numpy(tensor: torch.Tensor) -> np.ndarray:
+    return tensor.detach().cpu().numpy().astype(np.float64)
+
+
+def _constant_problem(
+    mu: np.ndarray,
+    risk: np.ndarray,
+    w_prev: np.ndarray | None,
+    gamma: float,
+    w_max: float | None,
+    kappa: float,
+) -> tuple[cp.Problem, cp.Variable]:
+    w = cp.Variable(mu.shape[0], name="w")
+    objective = -mu @ w + gamma * cp.sum_squares(risk @ w)
+    if kappa > 0 and w_prev is not None:
+        objective = objective + kappa * cp.norm1(w - w_prev)
+    constraints = [cp.sum(w) == 1, w >= 0]
+    if w_max is not None:
+        constraints.append(w <= w_max)
+    return cp.Problem(cp.Minimize(objective), constraints), w
+
+
+class _NoGradient(torch.autograd.Function):
+    """Passes values through; its backward explains that this backend has no gradients."""
+
+    @staticmethod
+    def forward(ctx, weights, anchor):
+        return weights.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        raise RuntimeError(
+            "backend 'cvxpy' solves the forward problem only; use backend='native' or "
+            "'cvxpylayers' for gradients"
+        )

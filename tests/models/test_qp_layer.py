@@ -1,0 +1,259 @@
+"""The mean-variance layer against independent references.
+
+Tolerances: the native solver is exact up to rounding (it solves the KKT system of the
+identified active set), so feasibility is checked to 1e-9 and agreement with a tightly
+solved Clarabel problem (gap and feasibility tolerances 1e-10) to 1e-6, the accuracy of that
+reference. Finite differences use a step of 1e-6 on problems whose active set does not change
+within the step, so central differences are accurate to ~1e-8 and 1e-4 relative is loose.
+cvxpylayers runs Clarabel with its default tolerances (~1e-8 gap), which leaves ~1e-4 in
+its weights; its gradients are compared at 2e-3 relative.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from e2e_portfolio.exceptions import SolverError
+from e2e_portfolio.models import qp_native
+from e2e_portfolio.models.qp_layer import MeanVarianceQP
+
+CASES = [(None, 0.0), (0.25, 0.0), (0.25, 0.01), (None, 0.005)]
+CASE_IDS = ["simplex", "capped", "capped-turnover", "turnover"]
+
+
+def _layers(n, m, w_max, kappa, gamma=4.0):
+    return (
+        MeanVarianceQP(n, m, gamma, w_max=w_max, kappa=kappa),
+        MeanVarianceQP(n, m, gamma, w_max=w_max, kappa=kappa, backend="cvxpy"),
+    )
+
+
+def _objective(w, mu, risk, previous, gamma, kappa):
+    risk_term = ((risk @ w.unsqueeze(-1)).squeeze(-1) ** 2).sum(-1)
+    return -(mu * w).sum(-1) + gamma * risk_term + kappa * (w - previous).abs().sum(-1)
+
+
+@pytest.mark.parametrize("dense", [False, True], ids=["factor-R", "dense-R"])
+@pytest.mark.parametrize(("w_max", "kappa"), CASES, ids=CASE_IDS)
+def test_native_matches_clarabel(problems, w_max, kappa, dense):
+    mu, risk, previous = problems(12, 15, 3, dense=dense)
+    native, reference = _layers(15, risk.shape[1], w_max, kappa)
+    w = native(mu, risk, previous)
+    w_ref = reference(mu, risk, previous)
+    torch.testing.assert_close(w, w_ref, rtol=0, atol=1e-6)
+    # and it is at least as good: its objective is not above Clarabel's
+    gap = _objective(w, mu, risk, previous, 4.0, kappa) - _objective(
+        w_ref, mu, risk, previous, 4.0, kappa
+    )
+    assert (gap <= 1e-12).all()
+
+
+@pytest.mark.parametrize(("w_max", "kappa"), CASES, ids=CASE_IDS)
+def test_feasible_and_kkt(problems, w_max, kappa):
+    mu, risk, previous = problems(32, 40, 4)
+    layer = MeanVarianceQP(40, 44, 4.0, w_max=w_max, kappa=kappa)
+    w = layer(mu, risk, previous)
+    assert (w.sum(dim=1) - 1).abs().max() < 1e-9
+    assert w.min() >= -1e-9
+    if w_max is not None:
+        assert w.max() <= w_max + 1e-9
+    problem = qp_native.Problem(
+        mu, qp_native.as_risk_operator(risk), 4.0, w_max, kappa, previous if kappa else None
+    )
+    solution = qp_native.solve(problem)
+    violations = qp_native._violations(
+        problem, solution.weights, solution.budget_dual, solution.active
+    )
+    assert not qp_native._any_violation(violations).any()
+
+
+@pytest.mark.parametrize(("w_max", "kappa"), CASES, ids=CASE_IDS)
+def test_gradcheck_float64(problems, w_max, kappa):
+    mu, risk, previous = problems(2, 6, 2)
+    layer = MeanVarianceQP(6, 8, 3.0, w_max=w_max, kappa=kappa)
+    inputs = tuple(t.clone().requires_grad_() for t in (mu, risk, previous))
+    assert torch.autograd.gradcheck(layer, inputs, eps=1e-6, atol=1e-6, rtol=1e-4)
+
+
+@pytest.mark.parametrize(("w_max", "kappa"), CASES, ids=CASE_IDS)
+def test_gradients_match_finite_differences(problems, w_max, kappa):
+    mu, risk, previous = problems(1, 10, 2, seed=7)
+    layer = MeanVarianceQP(10, 12, 4.0, w_max=w_max, kappa=kappa)
+    direction = torch.randn(10, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+
+    def loss(m, r, p=None):
+        return (layer(m, r, p) * direction).sum()
+
+    used = (mu, risk, previous) if kappa > 0 else (mu, risk)
+    inputs = [t[0].clone().requires_grad_() for t in used]
+    grads = torch.autograd.grad(loss(*inputs), inputs)
+    eps = 1e-6
+    for index, (tensor, grad) in enumerate(zip(inputs, grads, strict=True)):
+        numeric = torch.zeros_like(tensor)
+        flat = numeric.view(-1)
+        for j in range(tensor.numel()):
+            plus = [t.detach().clone() for t in inputs]
+            minus = [t.detach().clone() for t in inputs]
+            plus[index].view(-1)[j] += eps
+            minus[index].view(-1)[j] -= eps
+            flat[j] = (loss(*plus) - loss(*minus)) / (2 * eps)
+        scale = numeric.abs().max().clamp(min=1e-8)
+        assert (grad - numeric).abs().max() / scale < 1e-4, f"input {index}"
+
+
+@pytest.mark.parametrize(("w_max", "kappa"), CASES, ids=CASE_IDS)
+def test_gradients_match_cvxpylayers(problems, w_max, kappa):
+    pytest.importorskip("cvxpylayers")
+    mu, risk, previous = problems(3, 8, 2, seed=3)
+    native = MeanVarianceQP(8, 10, 3.0, w_max=w_max, kappa=kappa)
+    reference = MeanVarianceQP(8, 10, 3.0, w_max=w_max, kappa=kappa, backend="cvxpylayers")
+    direction = torch.randn(3, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    results = []
+    for layer in (native, reference):
+        inputs = [t.clone().requires_grad_() for t in (mu, risk, previous)]
+        w = layer(*inputs)
+        grads = torch.autograd.grad((w * direction).sum(), inputs, allow_unused=True)
+        results.append((w, grads))
+    (w_nat, g_nat), (w_ref, g_ref) = results
+    torch.testing.assert_close(w_nat, w_ref, rtol=0, atol=5e-4)
+    for name, a, b in zip(("mu", "R", "w_prev"), g_nat, g_ref, strict=True):
+        if kappa == 0 and name == "w_prev":
+            continue
+        assert (a - b).abs().max() <= 2e-3 * b.abs().max() + 1e-8, name
+
+
+def test_closed_form_when_only_the_budget_binds():
+    """w = Sigma^-1 (mu - nu 1) / (2 gamma) and its Jacobian, with nu fixing sum(w) = 1."""
+    g = torch.Generator().manual_seed(42)
+    n, gamma = 5, 2.0
+    a = torch.randn(n, n, dtype=torch.float64, generator=g)
+    sigma = a @ a.T / n + 0.5 * torch.eye(n, dtype=torch.float64)
+    risk = torch.linalg.cholesky(sigma).T  # R'R = Sigma
+    target = torch.tensor([0.15, 0.25, 0.2, 0.3, 0.1], dtype=torch.float64)
+    mu = (2 * gamma * sigma @ target + 0.01).requires_grad_()  # optimum is `target`
+    layer = MeanVarianceQP(n, n, gamma)
+    w = layer(mu, risk)
+    inverse = torch.linalg.inv(sigma)
+    ones = torch.ones(n, dtype=torch.float64)
+    nu = (ones @ inverse @ mu - 2 * gamma) / (ones @ inverse @ ones)
+    closed = inverse @ (mu - nu * ones) / (2 * gamma)
+    torch.testing.assert_close(w, closed, rtol=0, atol=1e-12)
+    torch.testing.assert_close(w, target, rtol=0, atol=1e-12)
+    jacobian = torch.autograd.functional.jacobian(lambda m: layer(m, risk), mu)
+    projector = inverse - torch.outer(inverse @ ones, inverse @ ones) / (ones @ inverse @ ones)
+    torch.testing.assert_close(jacobian, projector / (2 * gamma), rtol=1e-10, atol=1e-12)
+
+
+def test_gradient_flows_through_layer():
+    """Implicit differentiation: dw*/dmu is non-trivial (the design document's test)."""
+    torch.manual_seed(42)
+    layer = MeanVarianceQP(n=6, n_factors=6, gamma=5.0)
+    mu = (torch.randn(6) * 0.02).requires_grad_()
+    w = layer(mu, torch.eye(6) * 0.2)
+    (w * torch.linspace(0, 1, 6)).sum().backward()
+    assert mu.grad.abs().sum() > 0
+
+
+def test_float32_in_float32_out_and_broadcasting(problems):
+    mu, risk, previous = problems(4, 7, 2)
+    layer = MeanVarianceQP(7, 9, 3.0, w_max=0.5, kappa=0.01)
+    w32 = layer(mu.float(), risk[0].float(), previous.float())
+    assert w32.dtype == torch.float32 and w32.shape == (4, 7)
+    w64 = layer(mu, risk[0].expand(4, 9, 7), previous)
+    torch.testing.assert_close(w32.double(), w64, rtol=0, atol=1e-6)
+    single = layer(mu[1], risk[0], previous[1])
+    assert single.shape == (7,)
+    torch.testing.assert_close(single, w64[1])
+
+
+def test_degenerate_points_give_finite_gradients(problems):
+    mu, risk, previous = problems(3, 6, 2)
+    # every asset pinned at the cap: nothing is free, the derivative is zero
+    pinned = MeanVarianceQP(6, 8, 3.0, w_max=1 / 6)
+    # a huge turnover penalty keeps every asset at its previous weight
+    sticky = MeanVarianceQP(6, 8, 3.0, kappa=10.0)
+    for layer in (pinned, sticky):
+        inputs = [t.clone().requires_grad_() for t in (mu, risk, previous)]
+        w = layer(*inputs)
+        grads = torch.autograd.grad(w[:, 0].sum(), inputs, allow_unused=True)
+        for grad in grads:
+            assert grad is None or torch.isfinite(grad).all()
+    torch.testing.assert_close(sticky(mu, risk, previous), previous, rtol=0, atol=1e-12)
+    prev = previous.clone().requires_grad_()
+    w = sticky(mu, risk, prev)
+    (grad_prev,) = torch.autograd.grad((w * torch.arange(6.0)).sum(), prev)
+    torch.testing.assert_close(grad_prev, torch.arange(6.0, dtype=torch.float64).expand(3, 6))
+
+
+def test_cvxpy_backend_has_no_gradient(problems):
+    mu, risk, _ = problems(1, 5, 2)
+    layer = MeanVarianceQP(5, 7, 3.0, backend="cvxpy")
+    w = layer(mu.clone().requires_grad_(), risk)
+    with pytest.raises(RuntimeError, match="backend 'cvxpy' solves the forward problem only"):
+        w.sum().backward()
+
+
+def test_non_convergence_raises_with_status(problems, monkeypatch):
+    mu, risk, previous = problems(4, 20, 3)
+    monkeypatch.setattr(qp_native, "MAX_IPM_ITERATIONS", 2)
+    monkeypatch.setattr(qp_native, "MAX_POLISH_ROUNDS", 0)
+    layer = MeanVarianceQP(20, 23, 3.0, w_max=0.1, kappa=0.01)
+    with pytest.raises(SolverError, match="did not converge") as info:
+        layer(mu, risk, previous)
+    assert info.value.status == "max_iterations"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"gamma": -1.0}, r"gamma: expected a finite risk aversion > 0, got -1.0"),
+        ({"gamma": 0.0}, r"gamma: expected a finite risk aversion > 0, got 0.0"),
+        ({"kappa": -0.1}, r"kappa: expected a finite turnover penalty >= 0, got -0.1"),
+        ({"w_max": 0.1}, r"w_max: infeasible, expected n \* w_max >= 1 .* got 5 \* 0.1 = 0.5"),
+        ({"w_max": -0.5}, r"w_max: expected a positive cap or None, got -0.5"),
+        ({"backend": "mosek"}, r"backend: expected one of .*, got 'mosek'"),
+        ({"n": 1}, r"n: expected at least 2 assets, got 1"),
+    ],
+    ids=["negative-gamma", "zero-gamma", "negative-kappa", "infeasible-cap", "negative-cap",
+         "unknown-backend", "one-asset"],
+)  # fmt: skip
+def test_bad_construction(kwargs, match):
+    arguments = {"n": 5, "n_factors": 7, "gamma": 3.0, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        MeanVarianceQP(**arguments)
+
+
+def _bad_inputs():
+    mu, risk, prev = torch.zeros(5), torch.eye(7, 5), torch.full((5,), 0.2)
+    nan_mu = mu.clone()
+    nan_mu[2] = float("nan")
+    inf_risk = risk.clone()
+    inf_risk[0, 0] = float("inf")
+    nan_prev = prev.clone()
+    nan_prev[0] = float("nan")
+    return [
+        ((nan_mu, risk, prev), ValueError, r"mu: expected finite values, got NaN or inf"),
+        ((mu, inf_risk, prev), ValueError, r"R: expected finite values, got NaN or inf"),
+        ((mu, risk, nan_prev), ValueError, r"w_prev: expected finite values, got NaN or inf"),
+        ((torch.zeros(4), risk, prev), ValueError, r"mu: expected shape \(5,\) or \(batch, 5\), got \(4,\)"),
+        ((mu, torch.eye(6, 5), prev), ValueError, r"R: expected shape \(7, 5\) or \(batch, 7, 5\), got \(6, 5\)"),
+        ((mu, risk, None), ValueError, r"w_prev: required when kappa > 0 \(kappa=0.01\), got None"),
+        ((mu, risk, torch.zeros(3)), ValueError, r"w_prev: expected shape \(5,\) or \(batch, 5\), got \(3,\)"),
+        ((torch.zeros(2, 5), torch.eye(7, 5).expand(3, 7, 5), prev), ValueError,
+         r"mu, R, w_prev: expected one batch size, got \[2, 3\]"),
+        ((mu.numpy(), risk, prev), TypeError, r"mu: expected a torch.Tensor, got ndarray"),
+        ((torch.zeros(5, dtype=torch.long), risk, prev), TypeError, r"mu: expected a floating-point tensor"),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("inputs", "error", "match"),
+    _bad_inputs(),
+    ids=["nan-mu", "inf-R", "nan-w_prev", "mu-shape", "R-shape", "missing-w_prev",
+         "w_prev-shape", "batch-mismatch", "numpy-mu", "integer-mu"],
+)  # fmt: skip
+def test_bad_forward_inputs(inputs, error, match):
+    layer = MeanVarianceQP(5, 7, 3.0, kappa=0.01)
+    with pytest.raises(error, match=match):
+        layer(*inputs)
