@@ -30,8 +30,8 @@ ROOT = Path(__file__).resolve().parent
 VENV = Path(os.environ.get("E2E_VENV", ROOT / ".venv"))
 TORCH_SPEC = os.environ.get("E2E_TORCH_SPEC", "torch==2.13.0")
 EXTRAS = "dev"
-# the main job: until the headline experiment exists, a data summary
-HEADLINE = [["data", "load", "synthetic", "--replace"], ["data", "show", "synthetic"]]
+# the main job: the headline experiment on its defaults (synthetic data, local DuckDB file)
+HEADLINE = [["shrink"]]
 
 
 def _venv_python() -> Path:

@@ -80,3 +80,43 @@ def test_option_range_is_checked(tmp_path):
                     "--n-assets", "1")  # fmt: skip
     assert result.exit_code == 2
     assert "n-assets" in result.output
+
+
+def test_shrink_synthetic_prints_verdict_and_stores_run(tmp_path):
+    db = str(tmp_path / "cli.duckdb")
+    result = invoke("--db", db, "shrink", "--n-seeds", "3", "--n-assets", "10", "--n-months", "80",
+                    "--window", "24", "--score-months", "12")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "N/window = 0.42" in text
+    assert "decision-aware" in text and "Ledoit-Wolf" in text
+    assert "Stored run shrink-" in text
+    store = Store(db)
+    run = store.load_run(store.latest_run_id("shrink"))
+    assert run.config["seeds"] == [0, 1, 2] and run.config["window"] == 24
+    assert len(run.metrics["rows"]) == 3
+    assert {"plug-in/seed=0", "ledoit-wolf/seed=2", "decision-aware/seed=1"} <= set(run.stats)
+    assert set(run.series["strategy"]) == set(run.stats)
+
+
+def test_shrink_on_real_history(tmp_path):
+    db = str(tmp_path / "cli.duckdb")
+    result = invoke("--db", db, "shrink", "--data", "french", "--window", "24", "--score-months", "12")
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "Jobson-Korkie-Memmel" in text and "french" in text
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--window", "20"], "window: expected at least n_assets + 2 = 42 months"),
+        (["--target", "zero"], "target: expected 'identity' or 'diagonal'"),
+        (["--data", "nowhere"], "no such store"),
+    ],
+    ids=["window-too-short", "unknown-target", "unknown-data"],
+)
+def test_shrink_bad_options(tmp_path, args, message):
+    result = invoke("--db", str(tmp_path / "x.duckdb"), "shrink", "--n-seeds", "1", *args)
+    assert result.exit_code == 1
+    assert message in " ".join(result.output.split())

@@ -10,6 +10,7 @@ from rich.table import Table
 from e2e_portfolio.backtest.metrics import PERIODS_PER_YEAR
 from e2e_portfolio.data.panel import FactorPanel
 from e2e_portfolio.data.store import Store
+from e2e_portfolio.models.decision_shrinkage import METHODS
 
 
 def panels_table(builtin: Mapping[str, str], store: Store) -> Table:
@@ -64,3 +65,85 @@ def panel_summary_table(panel: FactorPanel, max_assets: int = 25) -> Table:
         f"{ew.min():.2%}", f"{ew.max():.2%}",
     )  # fmt: skip
     return table
+
+
+def _verdict(edge: float, name: str, p_value: float) -> str:
+    """One sentence that never calls a non-significant difference a win."""
+    if p_value < 0.05:
+        word = "beats" if edge > 0 else "loses to"
+        return f"decision-aware {word} {name}: mean edge {edge:+.3f} (p = {p_value:.3g} < 0.05)"
+    return (
+        f"decision-aware vs {name}: no significant difference "
+        f"(mean edge {edge:+.3f}, p = {p_value:.3g})"
+    )
+
+
+def shrink_tables(summary: Mapping) -> list[Table | str]:
+    """Headline tables of :func:`edge_across_seeds`."""
+    config, rows = summary["config"], summary["rows"]
+    n, window = config["n_assets"], config["window"]
+    methods = Table(
+        title=(
+            f"Out-of-sample net Sharpe over {len(rows)} synthetic universes: N={n} assets, "
+            f"T={config['n_months']} months, window {window} (N/window = {n / window:.2f}), "
+            f"tc {config['tc']}, target {config['target']}"
+        ),
+        title_justify="left",
+    )
+    for column in ("method", "mean Sharpe", "sd across seeds", "mean delta", "mean turnover"):
+        methods.add_column(column, justify="right" if column != "method" else "left")
+    for method in METHODS:
+        sharpe = np.array([r[f"sharpe_{method}"] for r in rows])
+        delta = {"plug-in": 0.0, "ledoit-wolf": None, "decision-aware": None}[method]
+        if method == "ledoit-wolf":
+            delta = float(np.mean([r["delta_lw"] for r in rows]))
+        if method == "decision-aware":
+            delta = float(np.mean(summary["delta_star"]))
+        turnover = float(np.mean([r[f"turnover_{method}"] for r in rows]))
+        spread = f"{sharpe.std(ddof=1):.3f}" if sharpe.size > 1 else "-"
+        methods.add_row(method, f"{sharpe.mean():.3f}", spread, f"{delta:.2f}", f"{turnover:.2f}")
+    edges = Table(title="Paired edges of decision-aware (per seed)", title_justify="left")
+    for column in ("versus", "mean edge", "95% CI", "win rate", "p Wilcoxon", "p sign test"):
+        edges.add_column(column, justify="right" if column != "versus" else "left")
+    for name, key in (("plug-in", "vs_plugin"), ("Ledoit-Wolf", "vs_lw")):
+        c = summary[key]
+        edges.add_row(
+            name, f"{c['mean']:+.3f}", f"[{c['ci_low']:+.2f}, {c['ci_high']:+.2f}]",
+            f"{c['win_rate']:.2f}", f"{c['p_wilcoxon']:.3g}", f"{c['p_sign']:.3g}",
+        )  # fmt: skip
+    verdicts = "\n".join(
+        _verdict(summary[key]["mean"], name, summary[key]["p_wilcoxon"])
+        for name, key in (("plug-in", "vs_plugin"), ("Ledoit-Wolf", "vs_lw"))
+    )
+    return [methods, edges, verdicts]
+
+
+def history_tables(summary: Mapping, panel: FactorPanel) -> list[Table | str]:
+    """Tables of :func:`~e2e_portfolio.experiments.shrink_history` on one real history."""
+    table = Table(
+        title=(
+            f"{panel.name}: out-of-sample {summary['first_month']} .. {summary['last_month']} "
+            f"({summary['n_months']} months), N={panel.n_assets}"
+        ),
+        title_justify="left",
+    )
+    for column in ("method", "net Sharpe", "mean delta", "mean turnover"):
+        table.add_column(column, justify="right" if column != "method" else "left")
+    for method in METHODS:
+        table.add_row(
+            method,
+            f"{summary['sharpe'][method]:.3f}",
+            f"{summary['mean_delta'][method]:.2f}",
+            f"{summary['mean_turnover'][method]:.2f}",
+        )
+    tests = Table(title="Jobson-Korkie-Memmel tests of decision-aware", title_justify="left")
+    for column in ("versus", "Sharpe difference", "z", "p"):
+        tests.add_column(column, justify="right" if column != "versus" else "left")
+    for name, key in (("plug-in", "vs_plugin"), ("Ledoit-Wolf", "vs_lw")):
+        c = summary[key]
+        tests.add_row(name, f"{c['difference']:+.3f}", f"{c['z']:+.2f}", f"{c['p_value']:.3g}")
+    verdicts = "\n".join(
+        _verdict(summary[key]["difference"], name, summary[key]["p_value"])
+        for name, key in (("plug-in", "vs_plugin"), ("Ledoit-Wolf", "vs_lw"))
+    )
+    return [table, tests, verdicts]

@@ -35,12 +35,14 @@ All shocks are independent. Every draw comes from one ``numpy.random.Generator``
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
-from e2e_portfolio.data.panel import FactorPanel
 from e2e_portfolio.exceptions import DataError
+
+if TYPE_CHECKING:  # the simulation itself needs numpy only (it also runs in the browser)
+    from e2e_portfolio.data.panel import FactorPanel
 
 PRICED_FACTORS = ("value", "quality", "momentum", "low_volatility")
 
@@ -69,6 +71,61 @@ class DGPParams:
     start: str = "2000-01-31"
 
 
+def simulate_arrays(
+    n_assets: int = 40,
+    n_months: int = 96,
+    seed: int = 42,
+    n_diversifying: int = 2,
+    params: DGPParams | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Simulate the universe of the module docstring as plain arrays (numpy only).
+
+    Returns
+    -------
+    exposures : ndarray, (n_months, n_assets, 4 + n_diversifying)
+        Exposures known at each month end, priced ones first.
+    returns : ndarray, (n_months, n_assets)
+        Simple returns realised over each month.
+    """
+    _check_int("n_assets", n_assets, minimum=2)
+    _check_int("n_months", n_months, minimum=2)
+    _check_int("n_diversifying", n_diversifying, minimum=0)
+    p = params or DGPParams()
+    rng = np.random.default_rng(seed)
+    n_factors = len(PRICED_FACTORS) + n_diversifying
+    phi = np.array([*p.persistence, *([p.diversifier_persistence] * n_diversifying)])
+    premia = np.array([*p.premia, *([0.0] * n_diversifying)])
+
+    betas = 1.0 + p.beta_dispersion * rng.standard_normal(n_assets)
+    idio_vol = rng.uniform(*p.idiosyncratic_volatility, size=n_assets)
+    n_blocks = max(1, -(-n_assets // p.assets_per_block))
+    block_of = rng.permutation(np.arange(n_assets) % n_blocks)
+
+    # x[0] is the state before the first month; x[t + 1] is known at the end of month t.
+    exposures = np.empty((n_months + 1, n_assets, n_factors))
+    exposures[0] = rng.standard_normal((n_assets, n_factors))
+    innovation_scale = np.sqrt(1.0 - phi**2)
+    for t in range(n_months):
+        shocks = rng.standard_normal((n_assets, n_factors))
+        exposures[t + 1] = phi * exposures[t] + innovation_scale * shocks
+
+    market = rng.normal(p.market_mean, p.market_volatility, size=n_months)
+    factor_shocks = rng.normal(0.0, p.factor_volatility, size=(n_months, n_factors))
+    block_shocks = rng.normal(0.0, p.block_volatility, size=(n_months, n_blocks))
+    noise = rng.standard_normal((n_months, n_assets))
+
+    known = exposures[:-1]  # exposures at the start of each month, (T, N, K)
+    value, quality, low_vol = known[..., 0], known[..., 1], known[..., 3]
+    returns = (
+        market[:, None] * betas[None, :]
+        + np.einsum("tik,tk->ti", known, premia[None, :] + factor_shocks)
+        + p.interaction_premium * quality * value
+        + block_shocks[:, block_of]
+        + idio_vol[None, :] * np.exp(-p.low_volatility_loading * low_vol) * noise
+    )
+    return exposures[1:], returns
+
+
 def simulate_universe(
     n_assets: int = 40,
     n_months: int = 96,
@@ -77,7 +134,7 @@ def simulate_universe(
     params: DGPParams | None = None,
     name: str = "synthetic",
 ) -> FactorPanel:
-    """Simulate the factor universe of the module docstring.
+    """Simulate the factor universe of the module docstring as a :class:`FactorPanel`.
 
     Parameters
     ----------
@@ -100,51 +157,19 @@ def simulate_universe(
         ``exposures`` (T, N, 4 + n_diversifying) known at each month end and ``returns``
         (T, N) realised over each month, monthly, not in excess of a risk-free rate.
     """
-    _check_int("n_assets", n_assets, minimum=2)
-    _check_int("n_months", n_months, minimum=2)
-    _check_int("n_diversifying", n_diversifying, minimum=0)
-    p = params or DGPParams()
-    rng = np.random.default_rng(seed)
-    n_factors = len(PRICED_FACTORS) + n_diversifying
-    phi = np.array([*p.persistence, *([p.diversifier_persistence] * n_diversifying)])
-    premia = np.array([*p.premia, *([0.0] * n_diversifying)])
+    import pandas as pd
 
-    betas = 1.0 + p.beta_dispersion * rng.standard_normal(n_assets)
-    idio_vol = rng.uniform(*p.idiosyncratic_volatility, size=n_assets)
-    n_blocks = max(1, -(-n_assets // p.assets_per_block))
-    block_of = rng.permutation(np.arange(n_assets) % n_blocks)
+    from e2e_portfolio.data.panel import FactorPanel
 
-    # x[0] is the state before the first month; x[t + 1] is known at dates[t].
-    exposures = np.empty((n_months + 1, n_assets, n_factors))
-    exposures[0] = rng.standard_normal((n_assets, n_factors))
-    innovation_scale = np.sqrt(1.0 - phi**2)
-    for t in range(n_months):
-        shocks = rng.standard_normal((n_assets, n_factors))
-        exposures[t + 1] = phi * exposures[t] + innovation_scale * shocks
-
-    market = rng.normal(p.market_mean, p.market_volatility, size=n_months)
-    factor_shocks = rng.normal(0.0, p.factor_volatility, size=(n_months, n_factors))
-    block_shocks = rng.normal(0.0, p.block_volatility, size=(n_months, n_blocks))
-    noise = rng.standard_normal((n_months, n_assets))
-
-    known = exposures[:-1]  # exposures at the start of each month, (T, N, K)
-    value, quality, low_vol = known[..., 0], known[..., 1], known[..., 3]
-    returns = (
-        market[:, None] * betas[None, :]
-        + np.einsum("tik,tk->ti", known, premia[None, :] + factor_shocks)
-        + p.interaction_premium * quality * value
-        + block_shocks[:, block_of]
-        + idio_vol[None, :] * np.exp(-p.low_volatility_loading * low_vol) * noise
-    )
-
+    exposures, returns = simulate_arrays(n_assets, n_months, seed, n_diversifying, params)
     width = len(str(n_assets - 1))
     features = (*PRICED_FACTORS, *(f"diversifier_{j + 1}" for j in range(n_diversifying)))
     return FactorPanel(
         name=name,
-        dates=pd.date_range(p.start, periods=n_months, freq="ME"),
+        dates=pd.date_range((params or DGPParams()).start, periods=n_months, freq="ME"),
         assets=tuple(f"A{i:0{width}d}" for i in range(n_assets)),
         features=features,
-        exposures=exposures[1:],
+        exposures=exposures,
         returns=returns,
         description=(
             f"synthetic factor universe: n_assets={n_assets}, n_months={n_months}, seed={seed}, "
