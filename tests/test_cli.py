@@ -101,7 +101,9 @@ def test_shrink_synthetic_prints_verdict_and_stores_run(tmp_path):
 
 def test_shrink_on_real_history(tmp_path):
     db = str(tmp_path / "cli.duckdb")
-    result = invoke("--db", db, "shrink", "--data", "french", "--window", "24", "--score-months", "12")
+    result = invoke(
+        "--db", db, "shrink", "--data", "french", "--window", "24", "--score-months", "12"
+    )
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
     assert "Jobson-Korkie-Memmel" in text and "french" in text
