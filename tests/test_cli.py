@@ -114,11 +114,42 @@ def test_shrink_on_real_history(tmp_path):
     [
         (["--window", "20"], "window: expected at least n_assets + 2 = 42 months"),
         (["--target", "zero"], "target: expected 'identity' or 'diagonal'"),
-        (["--data", "nowhere"], "no such store"),
+        (["--data", "nowhere"], "--data: expected synthetic, french, sp500 or a stored panel"),
     ],
     ids=["window-too-short", "unknown-target", "unknown-data"],
 )
 def test_shrink_bad_options(tmp_path, args, message):
     result = invoke("--db", str(tmp_path / "x.duckdb"), "shrink", "--n-seeds", "1", *args)
     assert result.exit_code == 1
+    assert message in " ".join(result.output.split())
+
+
+def test_compare_prints_table_and_stores_run(tmp_path):
+    db = str(tmp_path / "cli.duckdb")
+    result = invoke("--db", db, "compare", "--n-assets", "8", "--n-months", "48", "--window", "24",
+                    "--epochs", "2", "--w-max", "0.3", "--refit-every", "24")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    for name in ("equal weight", "decoupled", "end-to-end", "Sharpe", "max drawdown"):
+        assert name in text
+    store = Store(db)
+    run = store.load_run(store.latest_run_id("compare"))
+    assert run.config["w_max"] == 0.3 and run.config["tc"] == 0.005
+    assert set(run.stats) == {"equal weight", "min variance (LW)", "plug-in MV", "decoupled",
+                              "end-to-end"}  # fmt: skip
+    assert len(run.weights) == 5 * 23 * 8
+
+
+@pytest.mark.parametrize(
+    ("args", "message", "code"),
+    [
+        (["--tc", "-0.1"], "Invalid value for '--tc'", 2),
+        (["--w-max", "0.01"], "w_max: infeasible for 40 assets", 1),
+        (["--data", "bloomberg"], "--data: expected synthetic, french, sp500 or a stored panel", 1),
+    ],
+    ids=["negative-tc", "infeasible-cap", "unknown-data"],
+)
+def test_compare_bad_options(tmp_path, args, message, code):
+    result = invoke("--db", str(tmp_path / "x.duckdb"), "compare", *args)
+    assert result.exit_code == code
     assert message in " ".join(result.output.split())

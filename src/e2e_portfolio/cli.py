@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from e2e_portfolio.cli_tables import (
+    comparison_table,
     history_tables,
     panel_summary_table,
     panels_table,
@@ -29,8 +30,9 @@ from e2e_portfolio.data.panel import FactorPanel
 from e2e_portfolio.data.store import Store
 from e2e_portfolio.data.synthetic import simulate_universe
 from e2e_portfolio.exceptions import E2EPortfolioError
-from e2e_portfolio.experiments import shrink_history, shrink_synthetic
+from e2e_portfolio.experiments import compare_strategies, shrink_history, shrink_synthetic
 from e2e_portfolio.models.decision_shrinkage import ShrinkageConfig
+from e2e_portfolio.models.train import TrainConfig
 
 console = Console()
 err_console = Console(stderr=True)
@@ -175,6 +177,11 @@ def data_delete(
 
 def _real_panel(store: Store, data: str, universe: str) -> FactorPanel:
     """A built-in real dataset, or a panel stored under that name."""
+    if data not in ("french", "sp500") and not store.has_panel(data):
+        raise ValueError(
+            f"--data: expected synthetic, french, sp500 or a stored panel, got {data!r} "
+            f"(stored panels: e2e data list)"
+        )
     if data == "french":
         return load_french(universe)  # type: ignore[arg-type]
     if data == "sp500":
@@ -245,4 +252,55 @@ def shrink(
         raise _fail(exc) from exc
     for table in tables:
         console.print(table)
+    console.print(f"Stored run [bold]{run_id}[/] in {store.path}")
+
+
+@app.command()
+def compare(
+    ctx: typer.Context,
+    gamma: Annotated[float, typer.Option(help="Risk aversion of the QP.", min=0.0)] = 8.0,
+    w_max: Annotated[
+        float | None, typer.Option(help="Per-asset weight cap (default: none).", min=0.0)
+    ] = None,
+    kappa: Annotated[float, typer.Option(help="L1 turnover penalty in the QP.", min=0.0)] = 0.0,
+    tc: Annotated[float, typer.Option(help="Cost per unit of one-way turnover.", min=0.0)] = 0.005,
+    data: Annotated[
+        str, typer.Option(help="synthetic, french, sp500, or the name of a stored panel.")
+    ] = "synthetic",
+    universe: Annotated[str, typer.Option(help="french: which portfolios.")] = "industries",
+    n_assets: Annotated[int, typer.Option(help="synthetic: number of assets.", min=2)] = 40,
+    n_months: Annotated[int, typer.Option(help="synthetic: number of months.", min=30)] = 96,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic data and of training.")] = 42,
+    epochs: Annotated[int, typer.Option(help="Maximum training epochs per refit.", min=1)] = 40,
+    window: Annotated[
+        int, typer.Option(help="Months of history before the first decision and per covariance.")
+    ] = 48,
+    refit_every: Annotated[int, typer.Option(help="Decisions between refits.", min=1)] = 12,
+) -> None:
+    """Decoupled (MSE + Ledoit-Wolf) vs end-to-end (Sharpe through the QP), out of sample.
+
+    Walks forward month by month. The learned strategies are retrained every REFIT_EVERY
+    months on the past only (early stopping on the latest quarter of it); baselines are equal
+    weight, long-only minimum variance (Ledoit-Wolf) and the plug-in mean-variance QP. Prints
+    the out-of-sample statistics and stores the run (config, stats, returns, weights).
+    """
+    store = _store(ctx)
+    config = TrainConfig(gamma=gamma, w_max=w_max, kappa=kappa, tc=tc, epochs=epochs, seed=seed)
+    try:
+        if data == "synthetic":
+            panel = simulate_universe(n_assets=n_assets, n_months=n_months, seed=seed)
+        else:
+            panel = _real_panel(store, data, universe)
+        steps = 5 * (panel.n_dates - 1 - window)
+        with Progress(console=err_console, transient=True) as progress:
+            task = progress.add_task("walk-forward", total=max(steps, 1))
+
+            def advance(name: str) -> None:
+                progress.update(task, advance=1, description=f"walk-forward: {name}")
+
+            comparison, record = compare_strategies(panel, config, window, refit_every, advance)
+        run_id = store.save_run(record)
+    except (E2EPortfolioError, ValueError) as exc:
+        raise _fail(exc) from exc
+    console.print(comparison_table(comparison, record.config))
     console.print(f"Stored run [bold]{run_id}[/] in {store.path}")

@@ -147,3 +147,25 @@ def history_tables(summary: Mapping, panel: FactorPanel) -> list[Table | str]:
         for name, key in (("plug-in", "vs_plugin"), ("Ledoit-Wolf", "vs_lw"))
     )
     return [table, tests, verdicts]
+
+
+def comparison_table(comparison, config: Mapping) -> Table:
+    """Out-of-sample statistics of :func:`~e2e_portfolio.experiments.compare_strategies`."""
+    first = next(iter(comparison.results.values()))
+    table = Table(
+        title=(
+            f"{comparison.panel_name}: out of sample {first.dates[0]:%Y-%m} .. "
+            f"{first.dates[-1]:%Y-%m} ({first.stats.n_periods} months), gamma {config['gamma']}, "
+            f"w_max {config['w_max']}, kappa {config['kappa']}, tc {config['tc']}"
+        ),
+        title_justify="left",
+    )
+    for column in ("strategy", "Sharpe", "ann. return", "ann. vol", "max drawdown", "turnover"):
+        table.add_column(column, justify="left" if column == "strategy" else "right")
+    for name, result in comparison.results.items():
+        s = result.stats
+        table.add_row(
+            name, f"{s.sharpe:.3f}", f"{s.annualised_return:.2%}",
+            f"{s.annualised_volatility:.2%}", f"{s.max_drawdown:.2%}", f"{s.turnover:.3f}",
+        )  # fmt: skip
+    return table

@@ -13,9 +13,18 @@ import numpy as np
 import pandas as pd
 
 from e2e_portfolio.backtest.metrics import strategy_stats
+from e2e_portfolio.backtest.strategies import (
+    Decoupled,
+    EndToEnd,
+    MinimumVariance,
+    PlugInMeanVariance,
+    equal_weight,
+)
+from e2e_portfolio.backtest.walkforward import ComparisonResult, run_comparison
 from e2e_portfolio.data.panel import FactorPanel
 from e2e_portfolio.data.store import RunRecord
 from e2e_portfolio.data.synthetic import DGPParams
+from e2e_portfolio.exceptions import DataError
 from e2e_portfolio.models.decision_shrinkage import (
     METHODS,
     ShrinkageConfig,
@@ -24,6 +33,10 @@ from e2e_portfolio.models.decision_shrinkage import (
     sharpe_difference_test,
     walk_forward,
 )
+from e2e_portfolio.models.train import TrainConfig
+
+TRAIN_MONTHS = 120
+"""Learned strategies train on at most the last ten years of pairs."""
 
 
 def shrink_synthetic(
@@ -99,3 +112,44 @@ def _record_parts(result: WalkForwardResult, dates: pd.DatetimeIndex, suffix: st
 def n_over_window(n_assets: int, window: int) -> float:
     """The ratio that decides the regime: near 1, the sample covariance is near singular."""
     return float(np.round(n_assets / window, 2))
+
+
+def compare_strategies(
+    panel: FactorPanel,
+    train_config: TrainConfig,
+    window: int,
+    refit_every: int,
+    on_step: Callable[[str], None] | None = None,
+) -> tuple[ComparisonResult, RunRecord]:
+    """Equal weight, minimum variance, plug-in, decoupled and end-to-end on the same months.
+
+    The first decision comes after ``window`` months; learned strategies refit every
+    ``refit_every`` decisions on the last ``TRAIN_MONTHS`` months known then.
+    """
+    if window < 12 or window > panel.n_dates - 13:
+        raise DataError(
+            f"window: expected between 12 and n_dates - 13 = {panel.n_dates - 13} months, "
+            f"got {window}"
+        )
+    train_config.validate(panel.n_assets)
+    c = train_config
+    strategies = {
+        "equal weight": equal_weight,
+        "min variance (LW)": MinimumVariance(window, "ledoit-wolf", long_only=True, w_max=c.w_max),
+        "plug-in MV": PlugInMeanVariance(window, c.gamma, c.w_max),
+        "decoupled": Decoupled(c, refit_every=refit_every, train_months=TRAIN_MONTHS,
+                               covariance_window=window),
+        "end-to-end": EndToEnd(c, refit_every=refit_every, train_months=TRAIN_MONTHS),
+    }  # fmt: skip
+    comparison = run_comparison(panel, strategies, start=window, tc=c.tc, on_step=on_step)
+    learned = {name: strategies[name].histories for name in ("decoupled", "end-to-end")}
+    record = RunRecord(
+        kind="compare",
+        config={"data": panel.name, "n_assets": panel.n_assets, "window": window,
+                "refit_every": refit_every, **asdict(train_config)},
+        metrics={"training_histories": learned},
+        stats={name: r.stats for name, r in comparison.results.items()},
+        series=comparison.series_frame(),
+        weights=comparison.weights_frame(),
+    )  # fmt: skip
+    return comparison, record

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 Solve = Callable[[torch.Tensor], torch.Tensor]
@@ -124,3 +125,19 @@ def as_risk_operator(risk: torch.Tensor) -> RiskOperator:
         if only_diagonal and bool((diagonal.abs() > 1e-12).all()):
             return FactorRisk(risk[..., : m - n, :].transpose(-1, -2), diagonal.square())
     return DenseRisk(risk.transpose(-1, -2) @ risk)
+
+
+def ledoit_wolf_covariance(returns) -> torch.Tensor:
+    """Ledoit-Wolf shrunk covariance (scikit-learn; target: scaled identity) of (T, n) returns."""
+    from sklearn.covariance import LedoitWolf
+
+    values = np.asarray(returns, dtype=np.float64)
+    return torch.as_tensor(LedoitWolf().fit(values).covariance_, dtype=torch.float64)
+
+
+def cholesky_risk_matrix(covariance: torch.Tensor) -> torch.Tensor:
+    """``R = L'`` for ``covariance = L L'``, so that ``R'R = covariance``; (..., n, n)."""
+    chol, info = torch.linalg.cholesky_ex(covariance)
+    if bool(info.any()):
+        raise ValueError("covariance: expected a positive definite matrix, got a singular one")
+    return chol.transpose(-1, -2)

@@ -1,0 +1,170 @@
+"""Built-in strategies: plain callables from a :class:`PastView` to weights.
+
+Heuristic and statistical: :func:`equal_weight`, :class:`MinimumVariance`,
+:class:`PlugInMeanVariance`. Learned, refitted every ``refit_every`` decisions on the pairs
+(exposures, next returns) known at that time: :class:`Decoupled` (MSE forecast + Ledoit-Wolf
+covariance) and :class:`EndToEnd` (predictor trained for net Sharpe through the QP). All
+QP-based strategies solve the same long-only problem of
+:class:`~e2e_portfolio.models.qp_layer.MeanVarianceQP`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import torch
+
+from e2e_portfolio.backtest.walkforward import PastView
+from e2e_portfolio.models.predictor import ReturnPredictor
+from e2e_portfolio.models.qp_layer import MeanVarianceQP
+from e2e_portfolio.models.risk import cholesky_risk_matrix, ledoit_wolf_covariance
+from e2e_portfolio.models.train import TrainConfig, train_decoupled, train_e2e
+
+Estimator = Literal["sample", "ledoit-wolf"]
+
+
+def _tensor(values) -> torch.Tensor:
+    """A float64 tensor holding a copy (views of the past are read-only)."""
+    return torch.tensor(np.array(values, dtype=np.float64))
+
+
+def equal_weight(view: PastView) -> np.ndarray:
+    """1/N."""
+    return np.full(view.n_assets, 1.0 / view.n_assets)
+
+
+def covariance(returns: np.ndarray, estimator: Estimator) -> np.ndarray:
+    """Sample (ddof = 1) or Ledoit-Wolf covariance of (T, n) returns."""
+    if estimator == "ledoit-wolf":
+        return ledoit_wolf_covariance(returns).numpy()
+    return np.cov(returns, rowvar=False)
+
+
+def _solve_qp(
+    mu: np.ndarray | torch.Tensor,
+    risk: np.ndarray | torch.Tensor,
+    gamma: float,
+    w_max: float | None,
+    kappa: float = 0.0,
+    w_prev: np.ndarray | None = None,
+) -> np.ndarray:
+    mu_t = torch.as_tensor(mu, dtype=torch.float64)
+    risk_t = torch.as_tensor(risk, dtype=torch.float64)
+    n = mu_t.shape[-1]
+    layer = MeanVarianceQP(n, risk_t.shape[-2], gamma, w_max=w_max, kappa=kappa)
+    previous = None
+    if kappa > 0:
+        previous = torch.as_tensor(w_prev if w_prev is not None else np.full(n, 1.0 / n))
+    with torch.no_grad():
+        return layer(mu_t, risk_t, previous).numpy()
+
+
+@dataclass
+class MinimumVariance:
+    """Minimum-variance weights from the trailing ``window`` returns.
+
+    ``long_only=False``: the closed form ``Sigma^-1 1 / 1' Sigma^-1 1`` (shorts allowed, as in
+    DeMiguel, Garlappi & Uppal 2009); ``long_only=True``: the QP with ``mu = 0``, ``0 <= w <=
+    w_max``.
+    """
+
+    window: int = 60
+    estimator: Estimator = "sample"
+    long_only: bool = False
+    w_max: float | None = None
+
+    def __call__(self, view: PastView) -> np.ndarray:
+        sigma = covariance(view.trailing_returns(self.window), self.estimator)
+        if not self.long_only:
+            direction = np.linalg.solve(sigma, np.ones(view.n_assets))
+            return direction / direction.sum()
+        risk = cholesky_risk_matrix(torch.as_tensor(sigma))
+        return _solve_qp(np.zeros(view.n_assets), risk, 1.0, self.w_max)
+
+
+@dataclass
+class PlugInMeanVariance:
+    """The QP with the trailing sample mean and covariance plugged in."""
+
+    window: int = 60
+    gamma: float = 8.0
+    w_max: float | None = None
+    estimator: Estimator = "sample"
+
+    def __call__(self, view: PastView) -> np.ndarray:
+        past = view.trailing_returns(self.window)
+        risk = cholesky_risk_matrix(torch.as_tensor(covariance(past, self.estimator)))
+        return _solve_qp(past.mean(axis=0), risk, self.gamma, self.w_max)
+
+
+@dataclass
+class _Learned:
+    """Shared refitting logic: train on the last ``train_months`` pairs every ``refit_every``."""
+
+    config: TrainConfig = field(default_factory=TrainConfig)
+    refit_every: int = 12
+    train_months: int | None = 120
+    model: ReturnPredictor | None = field(default=None, init=False)
+    histories: list[dict[str, list[float]]] = field(default_factory=list, init=False)
+    _since_fit: int = field(default=0, init=False)
+    _previous: np.ndarray | None = field(default=None, init=False)
+
+    def _training_data(self, view: PastView) -> tuple[np.ndarray, np.ndarray]:
+        x, y = view.training_pairs()
+        if self.train_months is not None:
+            x, y = x[-self.train_months :], y[-self.train_months :]
+        return x, y
+
+    def _maybe_refit(self, view: PastView) -> ReturnPredictor:
+        if self.model is None or self._since_fit >= self.refit_every:
+            result = self._train(*self._training_data(view))
+            self.model, self._since_fit = result.model, 0
+            self.histories.append(result.history)
+        self._since_fit += 1
+        return self.model
+
+    def _train(self, x, y):  # pragma: no cover - defined by subclasses
+        raise NotImplementedError
+
+    def _remember(self, weights: np.ndarray) -> np.ndarray:
+        self._previous = weights
+        return weights
+
+
+@dataclass
+class Decoupled(_Learned):
+    """MSE-trained ``mu`` + Ledoit-Wolf covariance of the trailing ``covariance_window``."""
+
+    covariance_window: int = 48
+
+    def _train(self, x, y):
+        return train_decoupled(x, y, self.config)
+
+    def __call__(self, view: PastView) -> np.ndarray:
+        model = self._maybe_refit(view)
+        with torch.no_grad():
+            mu = model(_tensor(view.exposures[-1]))[0]
+        sigma = ledoit_wolf_covariance(view.trailing_returns(self.covariance_window))
+        c = self.config
+        weights = _solve_qp(
+            mu, cholesky_risk_matrix(sigma), c.gamma, c.w_max, c.kappa, self._previous
+        )
+        return self._remember(weights)
+
+
+@dataclass
+class EndToEnd(_Learned):
+    """Predictor of ``mu``, ``F``, ``d`` trained for the net Sharpe of the QP's portfolios."""
+
+    def _train(self, x, y):
+        return train_e2e(x, y, self.config)
+
+    def __call__(self, view: PastView) -> np.ndarray:
+        model = self._maybe_refit(view)
+        with torch.no_grad():
+            mu, loadings, idiosyncratic = model(_tensor(view.exposures[-1]))
+            risk = model.risk_matrix(loadings, idiosyncratic)
+        c = self.config
+        return self._remember(_solve_qp(mu, risk, c.gamma, c.w_max, c.kappa, self._previous))

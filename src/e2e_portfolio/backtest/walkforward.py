@@ -1,0 +1,186 @@
+"""Out-of-sample walk-forward backtests in which a strategy can only see the past.
+
+At each decision date ``t`` the engine hands the strategy a :class:`PastView`: the panel's
+dates, exposures and returns up to and including ``t``, as read-only arrays. The strategy
+returns weights; they earn ``returns[t + 1]``. Since the view holds no later data and cannot be
+written to, look-ahead is impossible by construction, whatever the strategy does.
+
+Costs: ``tc * ||w_t - w_{t-1}^+||_1``, where ``w_{t-1}^+`` are last period's weights after
+they drifted with that period's returns (the first decision trades from cash).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from e2e_portfolio.backtest.metrics import strategy_stats
+from e2e_portfolio.data.panel import FactorPanel
+from e2e_portfolio.data.schemas import StrategyStats
+from e2e_portfolio.exceptions import DataError
+
+
+@dataclass(frozen=True)
+class PastView:
+    """Everything known at the close of ``dates[-1]``; arrays are read-only.
+
+    dates (t + 1,); returns (t + 1, n): ``returns[-1]`` is the period just ended;
+    exposures (t + 1, n, k).
+    """
+
+    dates: pd.DatetimeIndex
+    assets: tuple[str, ...]
+    features: tuple[str, ...]
+    returns: np.ndarray
+    exposures: np.ndarray
+
+    @property
+    def n_assets(self) -> int:
+        return len(self.assets)
+
+    def trailing_returns(self, window: int) -> np.ndarray:
+        """The last ``window`` periods of returns, (window, n)."""
+        if window > len(self.returns):
+            raise DataError(f"window: expected at most {len(self.returns)} periods, got {window}")
+        return self.returns[-window:]
+
+    def training_pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        """Exposures and the returns that followed them, all known now: (t, n, k), (t, n)."""
+        return self.exposures[:-1], self.returns[1:]
+
+
+Strategy = Callable[[PastView], np.ndarray]
+"""Any callable from the past to weights (n,)."""
+
+
+def past_view(panel: FactorPanel, t: int) -> PastView:
+    """The view of ``panel`` at the close of position ``t`` (read-only slices)."""
+    returns, exposures = panel.returns[: t + 1], panel.exposures[: t + 1]
+    assert not returns.flags.writeable and not exposures.flags.writeable
+    return PastView(panel.dates[: t + 1], panel.assets, panel.features, returns, exposures)
+
+
+@dataclass(frozen=True)
+class BacktestResult:
+    """One strategy out of sample: dates (M,) the returns were earned, weights (M, n)
+    chosen one period before, net returns and turnover (M,), and their statistics."""
+
+    name: str
+    dates: pd.DatetimeIndex
+    weights: np.ndarray
+    net_returns: np.ndarray
+    turnover: np.ndarray
+    stats: StrategyStats
+
+
+def backtest(
+    panel: FactorPanel,
+    strategy: Strategy,
+    start: int,
+    tc: float = 0.0,
+    name: str = "strategy",
+    on_step: Callable[[], None] | None = None,
+) -> BacktestResult:
+    """Walk forward from decision ``start`` to the second-to-last date.
+
+    Parameters
+    ----------
+    panel : FactorPanel
+    strategy : callable
+        ``strategy(PastView) -> weights (n,)``.
+    start : int
+        First decision position (it earns ``returns[start + 1]``).
+    tc : float
+        Proportional cost per unit of one-way turnover, >= 0.
+    on_step : callable, optional
+        Called after each decision (progress bars).
+    """
+    if tc < 0 or not np.isfinite(tc):
+        raise DataError(f"tc: expected a finite cost >= 0, got {tc}")
+    if not 1 <= start <= panel.n_dates - 2:
+        raise DataError(f"start: expected in [1, {panel.n_dates - 2}], got {start}")
+    n = panel.n_assets
+    decisions = range(start, panel.n_dates - 1)
+    weights = np.empty((len(decisions), n))
+    held = np.zeros(n)  # drifted weights from the previous period; cash at first
+    turnover = np.empty(len(decisions))
+    net = np.empty(len(decisions))
+    for i, t in enumerate(decisions):
+        w = np.asarray(strategy(past_view(panel, t)), dtype=np.float64)
+        if w.shape != (n,) or not np.isfinite(w).all():
+            raise DataError(
+                f"{name}: expected finite weights of shape ({n},) at {panel.dates[t]:%Y-%m}, "
+                f"got shape {w.shape}"
+            )
+        realised = panel.returns[t + 1]
+        turnover[i] = np.abs(w - held).sum()
+        gross = float(w @ realised)
+        net[i] = gross - tc * turnover[i]
+        weights[i] = w
+        growth = 1.0 + gross
+        held = w * (1.0 + realised) / growth if abs(growth) > 1e-12 else w
+        if on_step is not None:
+            on_step()
+    dates = panel.dates[start + 1 :]
+    return BacktestResult(name, dates, weights, net, turnover, strategy_stats(net, turnover))
+
+
+@dataclass(frozen=True)
+class ComparisonResult:
+    """Backtests of several strategies on the same panel and months."""
+
+    panel_name: str
+    assets: tuple[str, ...]
+    results: dict[str, BacktestResult]
+
+    def stats_frame(self) -> pd.DataFrame:
+        """One row per strategy, one column per :class:`StrategyStats` field."""
+        return pd.DataFrame(
+            {name: r.stats.model_dump() for name, r in self.results.items()}
+        ).T.rename_axis("strategy")
+
+    def series_frame(self) -> pd.DataFrame:
+        """Long frame: strategy, date, net_return, turnover."""
+        return pd.concat(
+            [
+                pd.DataFrame(
+                    {
+                        "strategy": name,
+                        "date": r.dates,
+                        "net_return": r.net_returns,
+                        "turnover": r.turnover,
+                    }
+                )
+                for name, r in self.results.items()
+            ],
+            ignore_index=True,
+        )
+
+    def weights_frame(self) -> pd.DataFrame:
+        """Long frame: strategy, date, asset, weight."""
+        frames = []
+        for name, r in self.results.items():
+            wide = pd.DataFrame(r.weights, index=r.dates.rename("date"), columns=list(self.assets))
+            long = wide.stack().rename("weight").reset_index().rename(columns={"level_1": "asset"})
+            frames.append(long.assign(strategy=name)[["strategy", "date", "asset", "weight"]])
+        return pd.concat(frames, ignore_index=True)
+
+
+def run_comparison(
+    panel: FactorPanel,
+    strategies: Mapping[str, Strategy],
+    start: int,
+    tc: float = 0.0,
+    on_step: Callable[[str], None] | None = None,
+) -> ComparisonResult:
+    """Backtest every strategy on the same out-of-sample months of ``panel``."""
+    if not strategies:
+        raise DataError("strategies: expected at least one strategy, got none")
+    results = {}
+    for name, strategy in strategies.items():
+        step = (lambda name=name: on_step(name)) if on_step is not None else None
+        results[name] = backtest(panel, strategy, start, tc, name=name, on_step=step)
+    return ComparisonResult(panel.name, panel.assets, results)

@@ -1,0 +1,125 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from e2e_portfolio.data.synthetic import simulate_arrays
+from e2e_portfolio.exceptions import DataError
+from e2e_portfolio.models.losses import (
+    mean_variance_utility_loss,
+    mse_loss,
+    negative_sharpe_loss,
+    net_portfolio_returns,
+)
+from e2e_portfolio.models.predictor import ReturnPredictor
+from e2e_portfolio.models.qp_layer import MeanVarianceQP
+from e2e_portfolio.models.risk import ledoit_wolf_covariance
+from e2e_portfolio.models.train import TrainConfig, solve_path, train_decoupled, train_e2e
+
+
+@pytest.fixture(scope="module")
+def pairs():
+    exposures, returns = simulate_arrays(n_assets=12, n_months=60, seed=42)
+    return exposures[:-1], returns[1:]
+
+
+def test_predictor_shapes_and_risk_matrix():
+    torch.manual_seed(42)
+    model = ReturnPredictor(n_features=6, n_risk_factors=3).double()
+    x = torch.randn(5, 10, 6, dtype=torch.float64)
+    mu, loadings, idiosyncratic = model(x)
+    assert mu.shape == (5, 10) and loadings.shape == (5, 10, 3) and idiosyncratic.shape == (5, 10)
+    assert (idiosyncratic > 0).all()
+    risk = model.risk_matrix(loadings, idiosyncratic)
+    expected = loadings @ loadings.transpose(-1, -2) + torch.diag_embed(idiosyncratic)
+    torch.testing.assert_close(risk.transpose(-1, -2) @ risk, expected)
+    with pytest.raises(ValueError, match=r"exposures: expected last dimension 6, got \(10, 4\)"):
+        model(torch.zeros(10, 4, dtype=torch.float64))
+
+
+def test_losses_closed_form():
+    weights = torch.tensor([[0.5, 0.5], [1.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
+    realised = torch.tensor([[0.02, 0.0], [0.01, -0.01], [0.03, 0.02]], dtype=torch.float64)
+    net = net_portfolio_returns(weights, realised, tc=0.01)
+    # gross 0.01, 0.01, 0.02; turnover 0 (first), 1.0, 2.0
+    torch.testing.assert_close(net, torch.tensor([0.01, 0.0, 0.0], dtype=torch.float64))
+    gross = net_portfolio_returns(weights, realised)
+    sharpe = np.sqrt(12) * gross.mean() / gross.std()
+    torch.testing.assert_close(negative_sharpe_loss(weights, realised), -sharpe)
+    utility = gross.mean() - 2.0 * gross.var()
+    torch.testing.assert_close(mean_variance_utility_loss(weights, realised, gamma=2.0), -utility)
+    assert mse_loss(torch.ones(3), torch.zeros(3)) == 1.0
+
+
+def test_ledoit_wolf_covariance_is_psd(pairs):
+    _, y = pairs
+    sigma = ledoit_wolf_covariance(y[:24])  # n = 12, 24 months
+    assert torch.allclose(sigma, sigma.T)
+    assert torch.linalg.eigvalsh(sigma).min() > 0
+
+
+def test_mse_decreases(pairs):
+    result = train_decoupled(*pairs, TrainConfig(epochs=30, patience=30))
+    train = result.history["train"]
+    assert train[-1] < train[0]
+    assert result.best_epoch > 0
+
+
+def test_gradients_reach_every_parameter(pairs):
+    x, y = pairs
+    torch.manual_seed(42)
+    model = ReturnPredictor(x.shape[-1]).double()
+    layer = MeanVarianceQP(12, 15, gamma=8.0, w_max=0.2)
+    weights = solve_path(model, layer, torch.tensor(x[:20]))
+    negative_sharpe_loss(weights, torch.tensor(y[:20]), tc=0.005).backward()
+    for name, parameter in model.named_parameters():
+        assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
+
+
+def test_e2e_training_raises_in_sample_sharpe(pairs):
+    result = train_e2e(*pairs, TrainConfig(epochs=15, patience=15, w_max=0.25))
+    train = result.history["train"]
+    assert max(train[1:]) > train[0] + 0.1
+
+
+def test_e2e_with_turnover_coupling_runs_month_by_month(pairs):
+    x, y = pairs
+    config = TrainConfig(epochs=2, kappa=0.0005, w_max=0.25)
+    result = train_e2e(x[:24], y[:24], config)
+    layer = MeanVarianceQP(12, 15, 8.0, w_max=0.25, kappa=0.0005)
+    with torch.no_grad():
+        path = solve_path(result.model, layer, torch.tensor(x[:6]))
+    assert torch.allclose(path.sum(dim=1), torch.ones(6, dtype=torch.float64))
+
+
+def test_same_seed_same_numbers(pairs):
+    a = train_e2e(*pairs, TrainConfig(epochs=3))
+    b = train_e2e(*pairs, TrainConfig(epochs=3))
+    assert a.history == b.history
+    for p, q in zip(a.model.parameters(), b.model.parameters(), strict=True):
+        assert torch.equal(p, q)
+
+
+@pytest.mark.parametrize(
+    ("config", "match"),
+    [
+        (TrainConfig(tc=-0.01), r"tc: expected a cost >= 0, got -0.01"),
+        (TrainConfig(w_max=0.05), r"w_max: infeasible for 12 assets, expected w_max >= 1/12"),
+        (TrainConfig(epochs=0), r"epochs: expected at least 1, got 0"),
+    ],
+    ids=["negative-tc", "infeasible-cap", "no-epochs"],
+)
+def test_bad_training_options(pairs, config, match):
+    with pytest.raises(DataError, match=match):
+        train_e2e(*pairs, config)
+
+
+def test_bad_training_data(pairs):
+    x, y = pairs
+    with pytest.raises(DataError, match="expected shapes"):
+        train_decoupled(x, y[:, :3])
+    bad = x.copy()
+    bad[0, 0, 0] = np.nan
+    with pytest.raises(DataError, match="expected finite values"):
+        train_decoupled(bad, y)
