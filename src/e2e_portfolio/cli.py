@@ -57,6 +57,12 @@ DbOption = Annotated[
         dir_okay=False,
     ),
 ]
+DataOption = Annotated[
+    str, typer.Option(help="synthetic, french, sp500, or the name of a stored panel.")
+]
+UniverseOption = Annotated[
+    str, typer.Option(help=f"french: which portfolios, one of {', '.join(FRENCH_UNIVERSES)}.")
+]
 
 
 def _store(ctx: typer.Context) -> Store:
@@ -197,10 +203,8 @@ def shrink(
     ] = 10,
     n_assets: Annotated[int, typer.Option(help="Assets per synthetic universe.", min=2)] = 40,
     n_months: Annotated[int, typer.Option(help="Months per synthetic universe.", min=10)] = 96,
-    data: Annotated[
-        str, typer.Option(help="synthetic, french, sp500, or the name of a stored panel.")
-    ] = "synthetic",
-    universe: Annotated[str, typer.Option(help="french: which portfolios.")] = "industries",
+    data: DataOption = "synthetic",
+    universe: UniverseOption = "industries",
     window: Annotated[int, typer.Option(help="Months per sample covariance.", min=3)] = 48,
     score_months: Annotated[
         int, typer.Option(help="Months before each decision used to choose delta.", min=3)
@@ -264,10 +268,8 @@ def compare(
     ] = None,
     kappa: Annotated[float, typer.Option(help="L1 turnover penalty in the QP.", min=0.0)] = 0.0,
     tc: Annotated[float, typer.Option(help="Cost per unit of one-way turnover.", min=0.0)] = 0.005,
-    data: Annotated[
-        str, typer.Option(help="synthetic, french, sp500, or the name of a stored panel.")
-    ] = "synthetic",
-    universe: Annotated[str, typer.Option(help="french: which portfolios.")] = "industries",
+    data: DataOption = "synthetic",
+    universe: UniverseOption = "industries",
     n_assets: Annotated[int, typer.Option(help="synthetic: number of assets.", min=2)] = 40,
     n_months: Annotated[int, typer.Option(help="synthetic: number of months.", min=30)] = 96,
     seed: Annotated[int, typer.Option(help="Seed of the synthetic data and of training.")] = 42,
