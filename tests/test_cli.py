@@ -153,3 +153,14 @@ def test_compare_bad_options(tmp_path, args, message, code):
     result = invoke("--db", str(tmp_path / "x.duckdb"), "compare", *args)
     assert result.exit_code == code
     assert message in " ".join(result.output.split())
+
+
+def test_attribute_and_runs(tmp_path):
+    db = str(tmp_path / "cli.duckdb")
+    result = invoke("--db", db, "attribute", "--n-seeds", "1", "--n-assets", "6", "--n-months",
+                    "30", "--epochs", "2", "--w-max", "0.5")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "diversifier_2" in text and "of seeds" in text
+    listed = invoke("--db", db, "runs")
+    assert "attribution-" in listed.output

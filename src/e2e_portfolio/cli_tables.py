@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 
 import numpy as np
@@ -168,4 +169,41 @@ def comparison_table(comparison, config: Mapping) -> Table:
             name, f"{s.sharpe:.3f}", f"{s.annualised_return:.2%}",
             f"{s.annualised_volatility:.2%}", f"{s.max_drawdown:.2%}", f"{s.turnover:.3f}",
         )  # fmt: skip
+    return table
+
+
+def runs_table(runs) -> Table:
+    """Stored runs: id, kind, time, data."""
+    table = Table(title="Stored runs", title_justify="left")
+    for column in ("run id", "kind", "created (UTC)", "data"):
+        table.add_column(column)
+    for row in runs.itertuples():
+        data = json.loads(row.config).get("data", "synthetic")
+        table.add_row(row.run_id, row.kind, f"{row.created_at:%Y-%m-%d %H:%M:%S}", str(data))
+    return table
+
+
+def importance_table(summary: Mapping) -> Table:
+    """Mean saliency shares of both predictors and the robustness of the hypothesis."""
+    share = summary["fraction_e2e_upweights_diversifiers"]
+    table = Table(
+        title=f"Factor importance (share of gradient saliency), {len(summary['rows'])} seeds",
+        title_justify="left",
+        caption=(
+            f"end-to-end gives the diversifiers a larger share than decoupled in {share:.0%} "
+            "of seeds"
+        ),
+        caption_justify="left",
+    )
+    table.add_column("feature")
+    table.add_column("decoupled", justify="right")
+    table.add_column("end-to-end", justify="right")
+    columns = [summary["mean_shares"]]
+    if "mean_shap_shares" in summary:
+        table.add_column("decoupled SHAP", justify="right")
+        table.add_column("end-to-end SHAP", justify="right")
+        columns.append(summary["mean_shap_shares"])
+    for j, feature in enumerate(summary["features"]):
+        cells = [f"{c[m][j]:.3f}" for c in columns for m in ("decoupled", "end-to-end")]
+        table.add_row(feature, *cells)
     return table

@@ -1,0 +1,1 @@
+"""Which exposures drive a trained predictor's expected returns."""

@@ -1,0 +1,119 @@
+"""The HTML report: built from stored runs, self-contained, drawn in a real browser."""
+
+from __future__ import annotations
+
+import shutil
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from e2e_portfolio.cli import app
+from e2e_portfolio.data.store import Store
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory):
+    """A shrink report and a compare report written by the CLI."""
+    folder = tmp_path_factory.mktemp("reports")
+    db = str(folder / "runs.duckdb")
+    runner = CliRunner()
+    shrink = ["--db", db, "shrink", "--n-seeds", "3", "--n-assets", "10", "--n-months", "80",
+              "--window", "24", "--score-months", "12"]  # fmt: skip
+    assert runner.invoke(app, shrink).exit_code == 0
+    assert (
+        runner.invoke(
+            app, ["--db", db, "report", "--latest", "-o", str(folder / "shrink.html")]
+        ).exit_code
+        == 0
+    )
+    compare = ["--db", db, "compare", "--n-assets", "8", "--n-months", "48", "--window", "24",
+               "--epochs", "2", "--refit-every", "24"]  # fmt: skip
+    assert runner.invoke(app, compare).exit_code == 0
+    run_id = Store(db).latest_run_id("compare")
+    assert (
+        runner.invoke(
+            app, ["--db", db, "report", run_id, "-o", str(folder / "compare.html")]
+        ).exit_code
+        == 0
+    )
+    return {"shrink": folder / "shrink.html", "compare": folder / "compare.html"}
+
+
+class _ExternalReferences(HTMLParser):
+    """Collects script, link and image tags that point outside the file."""
+
+    def __init__(self):
+        super().__init__()
+        self.external = []
+
+    def handle_starttag(self, tag, attrs):
+        for name, value in attrs:
+            if name in ("src", "href") and value and not value.startswith(("data:", "#")):
+                self.external.append((tag, value))
+
+
+def test_report_is_self_contained(reports):
+    text = reports["compare"].read_text()
+    parser = _ExternalReferences()
+    parser.feed(text)
+    assert parser.external == []
+    assert text.count("Plotly.newPlot") == 7
+    for heading in ("Configuration", "Out-of-sample statistics", "Figures"):
+        assert heading in text
+    assert reports["shrink"].read_text().count("Plotly.newPlot") == 5
+
+
+def test_report_needs_exactly_one_run(tmp_path):
+    result = CliRunner().invoke(app, ["--db", str(tmp_path / "x.duckdb"), "report"])
+    assert result.exit_code == 1 and "expected a run id or --latest" in result.output
+
+
+def _chromium() -> str:
+    pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        pytest.skip("Chromium is not installed (apt-get install chromium); .ci/run installs it")
+    return path
+
+
+@pytest.mark.parametrize("kind", ["compare", "shrink"])
+def test_report_draws_offline_in_chromium(reports, kind):
+    from playwright.sync_api import sync_playwright
+
+    executable = _chromium()
+    errors, blocked = [], []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+
+        def route(request_route):
+            if request_route.request.url.startswith(("file:", "data:", "blob:")):
+                request_route.continue_()
+            else:
+                blocked.append(request_route.request.url)
+                request_route.abort()
+
+        page.route("**/*", route)
+        page.goto(reports[kind].as_uri())
+        expected = 7 if kind == "compare" else 5
+        page.wait_for_function(
+            f"document.querySelectorAll('.js-plotly-plot .main-svg').length >= {expected}",
+            timeout=30_000,
+        )
+        drawn = page.evaluate("document.querySelectorAll('.js-plotly-plot g.trace').length")
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"report-{kind}.png"), full_page=True)
+        browser.close()
+    assert drawn > 0
+    assert errors == []
+    assert blocked == []
