@@ -302,7 +302,7 @@ def compare(
             def advance(name: str) -> None:
                 progress.update(task, advance=1, description=f"walk-forward: {name}")
 
-            comparison, record = compare_strategies(panel, config, window, refit_every, advance)
+            comparison, record, _ = compare_strategies(panel, config, window, refit_every, advance)
         run_id = store.save_run(record)
     except (E2EPortfolioError, ValueError) as exc:
         raise _fail(exc) from exc
@@ -397,3 +397,20 @@ def attribute(
         raise _fail(exc) from exc
     console.print(importance_table(summary))
     console.print(f"Stored run [bold]{run_id}[/] in {store.path}")
+
+
+@app.command()
+def dashboard(
+    port: Annotated[int, typer.Option(help="Port to serve on.", min=1, max=65535)] = 8501,
+    address: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+) -> None:
+    """Launch the Streamlit dashboard (compare, shrinkage with a seed slider, stored runs)."""
+    import subprocess
+    import sys
+
+    script = Path(__file__).with_name("app.py")
+    command = [sys.executable, "-m", "streamlit", "run", str(script), "--server.port", str(port),
+               "--server.address", address, "--server.headless", "true",
+               "--browser.gatherUsageStats", "false"]  # fmt: skip
+    console.print(f"Serving the dashboard on http://{address}:{port} (Ctrl+C stops it)")
+    raise typer.Exit(subprocess.run(command).returncode)

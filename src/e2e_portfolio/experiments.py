@@ -33,6 +33,7 @@ from e2e_portfolio.models.decision_shrinkage import (
     sharpe_difference_test,
     walk_forward,
 )
+from e2e_portfolio.models.predictor import ReturnPredictor
 from e2e_portfolio.models.train import TrainConfig
 
 TRAIN_MONTHS = 120
@@ -120,11 +121,12 @@ def compare_strategies(
     window: int,
     refit_every: int,
     on_step: Callable[[str], None] | None = None,
-) -> tuple[ComparisonResult, RunRecord]:
+) -> tuple[ComparisonResult, RunRecord, dict[str, ReturnPredictor]]:
     """Equal weight, minimum variance, plug-in, decoupled and end-to-end on the same months.
 
     The first decision comes after ``window`` months; learned strategies refit every
-    ``refit_every`` decisions on the last ``TRAIN_MONTHS`` months known then.
+    ``refit_every`` decisions on the last ``TRAIN_MONTHS`` months known then. Returns the
+    comparison, its run record and the last fitted decoupled and end-to-end predictors.
     """
     if window < 12 or window > panel.n_dates - 13:
         raise DataError(
@@ -152,4 +154,5 @@ def compare_strategies(
         series=comparison.series_frame(),
         weights=comparison.weights_frame(),
     )  # fmt: skip
-    return comparison, record
+    models = {name: strategies[name].model for name in ("decoupled", "end-to-end")}
+    return comparison, record, models

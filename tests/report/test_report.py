@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import shutil
 from html.parser import HTMLParser
-from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from e2e_portfolio.cli import app
 from e2e_portfolio.data.store import Store
-
-ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
+from tests.browser import CHROMIUM_ARGS, chromium_path, screenshot_path
 
 
 @pytest.fixture(scope="module")
@@ -76,19 +69,11 @@ def test_report_needs_exactly_one_run(tmp_path):
     assert result.exit_code == 1 and "expected a run id or --latest" in result.output
 
 
-def _chromium() -> str:
-    pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if path is None:
-        pytest.skip("Chromium is not installed (apt-get install chromium); .ci/run installs it")
-    return path
-
-
 @pytest.mark.parametrize("kind", ["compare", "shrink"])
 def test_report_draws_offline_in_chromium(reports, kind):
     from playwright.sync_api import sync_playwright
 
-    executable = _chromium()
+    executable = chromium_path()
     errors, blocked = [], []
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
@@ -111,8 +96,7 @@ def test_report_draws_offline_in_chromium(reports, kind):
             timeout=30_000,
         )
         drawn = page.evaluate("document.querySelectorAll('.js-plotly-plot g.trace').length")
-        ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / f"report-{kind}.png"), full_page=True)
+        page.screenshot(path=screenshot_path(f"report-{kind}.png"), full_page=True)
         browser.close()
     assert drawn > 0
     assert errors == []

@@ -1,0 +1,174 @@
+"""Streamlit dashboard: ``e2e dashboard`` or ``streamlit run src/e2e_portfolio/app.py``.
+
+Three tabs: the decoupled vs end-to-end comparison (run on demand, cached), the
+decision-aware shrinkage experiment for one synthetic universe at a time (seed slider), and
+the runs stored in the DuckDB file. All computation is the library's; this script only lays
+out widgets, tables and figures.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from e2e_portfolio.attribution.saliency import gradient_saliency, importance_shares
+from e2e_portfolio.config import get_settings
+from e2e_portfolio.data.datasets import load_french, load_sp500
+from e2e_portfolio.data.store import Store
+from e2e_portfolio.data.synthetic import DGPParams, simulate_arrays, simulate_universe
+from e2e_portfolio.experiments import compare_strategies
+from e2e_portfolio.models.decision_shrinkage import METHODS, ShrinkageConfig, walk_forward
+from e2e_portfolio.models.train import TrainConfig
+from e2e_portfolio.report import plots
+
+
+def _store() -> Store:
+    return Store(get_settings().db_path)
+
+
+def _stored_panel_names() -> list[str]:
+    store = _store()
+    if not store.path.exists():
+        return []
+    try:
+        return store.list_panels()["name"].tolist()
+    except Exception:  # a foreign or corrupt file: the app still works on built-in data
+        return []
+
+
+@st.cache_data(show_spinner=False)
+def run_compare(
+    data: str, seed: int, n_assets: int, n_months: int, gamma: float, w_max: float | None,
+    kappa: float, tc: float, epochs: int,
+) -> dict:  # fmt: skip
+    """Walk-forward comparison; returns picklable frames for the page."""
+    if data == "synthetic":
+        panel = simulate_universe(n_assets=n_assets, n_months=n_months, seed=seed)
+    elif data == "french":
+        panel = load_french()
+    elif data == "sp500":
+        panel = load_sp500()
+    else:
+        panel = _store().read_panel(data)
+    config = TrainConfig(gamma=gamma, w_max=w_max, kappa=kappa, tc=tc, epochs=epochs, seed=seed)
+    window = min(48, panel.n_dates // 2)
+    comparison, record, models = compare_strategies(panel, config, window, refit_every=12)
+    x, _ = panel.supervised_pairs()
+    importance = {
+        name: importance_shares(gradient_saliency(model, x[-window:])).tolist()
+        for name, model in models.items()
+    }
+    return {
+        "stats": comparison.stats_frame(),
+        "series": comparison.series_frame(),
+        "weights": comparison.weights_frame(),
+        "features": list(panel.features),
+        "importance": importance,
+        "record": record,
+    }
+
+
+@st.cache_data(show_spinner=False)
+def run_shrinkage(seed: int, n_assets: int, n_months: int, window: int, tc: float) -> dict:
+    """One synthetic universe through the shrinkage walk-forward."""
+    exposures, returns = simulate_arrays(n_assets=n_assets, n_months=n_months, seed=seed)
+    result = walk_forward(returns, exposures, ShrinkageConfig(window=window, tc=tc))
+    dates = pd.date_range(DGPParams().start, periods=n_months, freq="ME")[
+        result.decision_months + 1
+    ]
+    series = pd.concat(
+        [pd.DataFrame({"strategy": m, "date": dates, "net_return": result.net_returns[m],
+                       "turnover": result.turnover[m]}) for m in METHODS],
+        ignore_index=True,
+    )  # fmt: skip
+    sharpe = result.sharpe()
+    table = pd.DataFrame(
+        {
+            "out-of-sample Sharpe": [sharpe[m] for m in METHODS],
+            "mean delta": [float(result.delta[m].mean()) for m in METHODS],
+            "mean turnover": [float(result.turnover[m].mean()) for m in METHODS],
+        },
+        index=list(METHODS),
+    )
+    return {"table": table, "series": series, "delta": result.delta["decision-aware"]}
+
+
+def compare_tab() -> None:
+    with st.form("compare"):
+        left, middle, right = st.columns(3)
+        data = left.selectbox("data", ["synthetic", "french", "sp500", *_stored_panel_names()])
+        seed = left.number_input("seed", value=42, step=1)
+        n_assets = middle.number_input("synthetic assets", value=20, min_value=2, max_value=200)
+        n_months = middle.number_input("synthetic months", value=96, min_value=40, max_value=600)
+        gamma = right.slider("gamma (risk aversion)", 0.5, 20.0, 8.0, 0.5)
+        w_max = right.slider("w_max (0 = no cap)", 0.0, 1.0, 0.0, 0.01)
+        kappa = left.slider("kappa (turnover penalty)", 0.0, 0.01, 0.0, 0.0005, format="%.4f")
+        tc = middle.slider("tc (cost per turnover)", 0.0, 0.02, 0.005, 0.001, format="%.3f")
+        epochs = right.slider("epochs per refit", 1, 80, 20)
+        submitted = st.form_submit_button("Run comparison")
+    if not submitted:
+        st.info("Choose the options and press **Run comparison** (a walk-forward with refits).")
+        return
+    cap = w_max if w_max > 0 else None
+    with st.spinner("training and walking forward..."):
+        try:
+            out = run_compare(data, int(seed), int(n_assets), int(n_months), float(gamma), cap,
+                              float(kappa), float(tc), int(epochs))  # fmt: skip
+        except ValueError as exc:
+            st.error(str(exc))
+            return
+    st.subheader("Out-of-sample statistics")
+    st.dataframe(out["stats"].style.format("{:.3f}"))
+    st.plotly_chart(plots.equity_curves(out["series"]))
+    strategy = st.selectbox("weights of", ["end-to-end", "decoupled", "plug-in MV"])
+    st.plotly_chart(plots.weights_over_time(out["weights"], strategy))
+    st.plotly_chart(plots.factor_importance(out["features"], out["importance"]))
+    if st.button("Store this run"):
+        run_id = _store().save_run(out["record"])
+        st.success(f"stored as {run_id}")
+
+
+def shrinkage_tab() -> None:
+    st.markdown(
+        "Plug-in sample covariance, Ledoit-Wolf, and the shrinkage chosen for realised net "
+        "Sharpe on the 24 months before each decision, on one simulated universe."
+    )
+    left, right = st.columns(2)
+    seed = left.slider("seed", 0, 49, 0)
+    n_assets = right.select_slider("assets (N; window 48)", [10, 20, 30, 40], value=40)
+    tc = left.slider("tc", 0.0, 0.01, 0.001, 0.001, format="%.3f", key="shrink_tc")
+    out = run_shrinkage(int(seed), int(n_assets), 96, 48, float(tc))
+    st.dataframe(out["table"].style.format("{:.3f}"))
+    st.plotly_chart(plots.equity_curves(out["series"]))
+    st.caption(f"delta* per month: {np.round(out['delta'], 2).tolist()}")
+
+
+def runs_tab() -> None:
+    store = _store()
+    if not store.path.exists():
+        st.info(f"No store at {store.path} yet: run e2e shrink or e2e compare.")
+        return
+    runs = store.list_runs()
+    if runs.empty:
+        st.info("No stored runs yet.")
+        return
+    runs["data"] = [json.loads(c).get("data", "") for c in runs["config"]]
+    st.dataframe(runs[["run_id", "kind", "created_at", "data"]], hide_index=True)
+
+
+def main() -> None:
+    st.set_page_config(page_title="e2e-portfolio", layout="wide")
+    st.title("e2e-portfolio: does training for decisions beat training for accuracy?")
+    compare, shrink, stored = st.tabs(["Compare", "Decision-aware shrinkage", "Stored runs"])
+    with compare:
+        compare_tab()
+    with shrink:
+        shrinkage_tab()
+    with stored:
+        runs_tab()
+
+
+main()

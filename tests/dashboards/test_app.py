@@ -1,0 +1,101 @@
+"""The Streamlit app: headless with AppTest, and served by `streamlit run` in a real browser."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.browser import CHROMIUM_ARGS, chromium_path, screenshot_path
+
+streamlit_testing = pytest.importorskip("streamlit.testing.v1", reason="streamlit is not installed")
+APP = Path(__file__).resolve().parents[2] / "src" / "e2e_portfolio" / "app.py"
+
+
+def _slider(at, label):
+    return next(s for s in at.slider if s.label == label)
+
+
+def test_seed_slider_changes_the_shrinkage_table():
+    at = streamlit_testing.AppTest.from_file(str(APP), default_timeout=120).run()
+    assert not at.exception
+    assert [t.label for t in at.tabs] == ["Compare", "Decision-aware shrinkage", "Stored runs"]
+    before = at.dataframe[0].value.copy()
+    assert list(before.index) == ["plug-in", "ledoit-wolf", "decision-aware"]
+    _slider(at, "seed").set_value(3).run()
+    after = at.dataframe[0].value
+    assert not before["out-of-sample Sharpe"].equals(after["out-of-sample Sharpe"])
+
+
+def test_compare_form_runs_the_comparison():
+    at = streamlit_testing.AppTest.from_file(str(APP), default_timeout=180).run()
+    at.number_input[1].set_value(6)  # synthetic assets
+    at.number_input[2].set_value(48)  # synthetic months
+    _slider(at, "epochs per refit").set_value(2)
+    at.button[0].click().run()
+    assert not at.exception
+    stats = at.dataframe[0].value
+    assert {"equal weight", "decoupled", "end-to-end"} <= set(stats.index)
+    assert len(at.get("plotly_chart")) >= 3
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def served_app(tmp_path):
+    port = _free_port()
+    command = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port),
+               "--server.address", "127.0.0.1", "--server.headless", "true",
+               "--browser.gatherUsageStats", "false"]  # fmt: skip
+    process = subprocess.Popen(
+        command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        process.kill()
+        pytest.fail("streamlit run did not answer within 60 s")
+    yield url
+    process.terminate()
+    process.wait(timeout=20)
+
+
+def test_real_browser_moves_the_seed_slider(served_app):
+    from playwright.sync_api import sync_playwright
+
+    executable = chromium_path()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1300, "height": 1000})
+        page.goto(served_app)
+        page.get_by_role("tab", name="Decision-aware shrinkage").click()
+        table = page.locator("[data-testid='stDataFrame']").first
+        table.wait_for(timeout=60_000)
+        page.locator("[data-testid='stPlotlyChart']").first.wait_for(timeout=60_000)
+        before = page.locator("[data-testid='stCaptionContainer']").first.inner_text()
+        page.get_by_role("slider", name="seed").focus()
+        for _ in range(2):
+            page.keyboard.press("ArrowRight")
+        page.wait_for_function(
+            "text => !document.body.innerText.includes(text)", arg=before, timeout=60_000
+        )
+        after = page.locator("[data-testid='stCaptionContainer']").first.inner_text()
+        page.screenshot(path=screenshot_path("dashboard-streamlit.png"), full_page=True)
+        browser.close()
+    assert before != after and after.startswith("delta* per month")
