@@ -414,3 +414,22 @@ def dashboard(
                "--browser.gatherUsageStats", "false"]  # fmt: skip
     console.print(f"Serving the dashboard on http://{address}:{port} (Ctrl+C stops it)")
     raise typer.Exit(subprocess.run(command).returncode)
+
+
+@app.command("build-dashboard")
+def build_dashboard(
+    output_dir: Annotated[Path, typer.Option(help="Folder to write into.")] = Path("."),
+    n_seeds: Annotated[
+        int, typer.Option(help="Seeds precomputed for the static page.", min=1)
+    ] = 20,
+) -> None:
+    """Write dashboard.html (stlite, needs internet) and dashboard_static.html (offline).
+
+    dashboard.html embeds this installation's browser app and numpy-only modules, so rebuild
+    it after changing them (a test checks the committed one is current).
+    """
+    from e2e_portfolio.dashboard_build import write_dashboards
+
+    with err_console.status(f"precomputing {n_seeds} seeds"):
+        live, static = write_dashboards(output_dir, range(n_seeds))
+    console.print(f"Wrote {live} and {static}")
