@@ -133,7 +133,8 @@ function show(index) {{
   document.getElementById("delta").textContent =
     `mean delta* chosen for Sharpe: ${{row.delta.toFixed(2)}}`;
   Plotly.react("chart", [{{ type: "bar", x: methods, y: methods.map((m) => row.sharpe[m]) }}],
-    {{ title: {{ text: `seed ${{row.seed}}` }}, yaxis: {{ title: {{ text: "out-of-sample Sharpe" }} }} }});
+    {{ title: {{ text: `seed ${{row.seed}}` }},
+      yaxis: {{ title: {{ text: "out-of-sample Sharpe" }} }} }});
 }}
 document.getElementById("seed").addEventListener("input", (e) => show(Number(e.target.value)));
 show(0);
