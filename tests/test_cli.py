@@ -164,3 +164,17 @@ def test_attribute_and_runs(tmp_path):
     assert "diversifier_2" in text and "of seeds" in text
     listed = invoke("--db", db, "runs")
     assert "attribution-" in listed.output
+
+
+def test_sweep_command(tmp_path):
+    db = str(tmp_path / "cli.duckdb")
+    args = ["--db", db, "sweep", "--seeds", "2", "--n-assets", "6,8", "--n-months", "50",
+            "--window", "12", "--backend", "serial"]  # fmt: skip
+    first = invoke(*args)
+    assert first.exit_code == 0, first.output
+    assert "4 jobs run, 0 already stored, 0 failed" in first.output
+    again = invoke(*args)
+    assert "0 jobs run, 4 already stored" in again.output
+    bad = invoke("--db", db, "sweep", "--seeds", "1", "--n-assets", "8", "--window", "5",
+                 "--backend", "serial")  # fmt: skip
+    assert bad.exit_code == 1 and "1 failed" in bad.output

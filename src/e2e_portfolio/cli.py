@@ -20,6 +20,7 @@ from e2e_portfolio.cli_tables import (
     panels_table,
     runs_table,
     shrink_tables,
+    sweep_table,
 )
 from e2e_portfolio.config import get_settings
 from e2e_portfolio.data.datasets import (
@@ -280,6 +281,9 @@ def compare(
         int, typer.Option(help="Months of history before the first decision and per covariance.")
     ] = 48,
     refit_every: Annotated[int, typer.Option(help="Decisions between refits.", min=1)] = 12,
+    device: Annotated[
+        str, typer.Option(help="torch device for training and the QP layer: cpu or cuda.")
+    ] = "cpu",
 ) -> None:
     """Decoupled (MSE + Ledoit-Wolf) vs end-to-end (Sharpe through the QP), out of sample.
 
@@ -289,7 +293,9 @@ def compare(
     the out-of-sample statistics and stores the run (config, stats, returns, weights).
     """
     store = _store(ctx)
-    config = TrainConfig(gamma=gamma, w_max=w_max, kappa=kappa, tc=tc, epochs=epochs, seed=seed)
+    config = TrainConfig(
+        gamma=gamma, w_max=w_max, kappa=kappa, tc=tc, epochs=epochs, seed=seed, device=device
+    )
     try:
         if data == "synthetic":
             panel = simulate_universe(n_assets=n_assets, n_months=n_months, seed=seed)
@@ -433,3 +439,80 @@ def build_dashboard(
     with err_console.status(f"precomputing {n_seeds} seeds"):
         live, static = write_dashboards(output_dir, range(n_seeds))
     console.print(f"Wrote {live} and {static}")
+
+
+def _values(text: str | None, cast):
+    """Comma-separated option values; 'none' means None."""
+    if text is None:
+        return None
+    try:
+        return [None if v.strip().lower() == "none" else cast(v.strip()) for v in text.split(",")]
+    except ValueError as exc:
+        raise ValueError(f"expected comma-separated values, got {text!r}: {exc}") from exc
+
+
+@app.command()
+def sweep(
+    ctx: typer.Context,
+    kind: Annotated[str, typer.Option(help="shrink, compare, or both: shrink,compare.")] = "shrink",
+    seeds: Annotated[int, typer.Option(help="Seeds 0 .. SEEDS-1 per configuration.", min=1)] = 10,
+    n_assets: Annotated[str | None, typer.Option(help="e.g. 10,40")] = None,
+    n_months: Annotated[str | None, typer.Option(help="e.g. 96,240")] = None,
+    window: Annotated[str | None, typer.Option(help="Covariance window(s), e.g. 48")] = None,
+    tc: Annotated[str | None, typer.Option(help="e.g. 0.001,0.005")] = None,
+    gamma: Annotated[str | None, typer.Option(help="compare: e.g. 4,8")] = None,
+    w_max: Annotated[str | None, typer.Option(help="compare: e.g. none,0.1")] = None,
+    kappa: Annotated[str | None, typer.Option(help="compare: e.g. 0,0.001")] = None,
+    epochs: Annotated[str | None, typer.Option(help="compare: e.g. 20")] = None,
+    device: Annotated[str | None, typer.Option(help="compare: cpu or cuda")] = None,
+    grid: Annotated[
+        Path | None, typer.Option(help="TOML/YAML grid file instead of the options above.")
+    ] = None,
+    backend: Annotated[
+        str, typer.Option(help="local (joblib processes), serial or ray.")
+    ] = "local",
+    workers: Annotated[int, typer.Option(help="Parallel workers.", min=1)] = 2,
+    address: Annotated[str | None, typer.Option(help="ray: cluster address, e.g. auto.")] = None,
+) -> None:
+    """Run shrink/compare jobs over seeds x configurations in parallel and summarise them.
+
+    Each job's result is stored (one run per seed and configuration) by this process, so a
+    rerun skips what is done and a failed job loses nothing else. Options take
+    comma-separated values whose combinations form the grid.
+    """
+    from e2e_portfolio.sweep import expand_grid, read_grid, run_sweep, summarise
+
+    store = _store(ctx)
+    try:
+        if grid is not None:
+            spec = read_grid(grid)
+        else:
+            given = {
+                "n_assets": _values(n_assets, int), "n_months": _values(n_months, int),
+                "window": _values(window, int), "tc": _values(tc, float),
+                "gamma": _values(gamma, float), "w_max": _values(w_max, float),
+                "kappa": _values(kappa, float), "epochs": _values(epochs, int),
+                "device": _values(device, str),
+            }  # fmt: skip
+            spec = {"kind": kind.split(","), "seeds": seeds,
+                    **{k: v for k, v in given.items() if v is not None}}  # fmt: skip
+        jobs = expand_grid(spec)
+        with Progress(console=err_console, transient=True) as progress:
+            task = progress.add_task(f"{len(jobs)} jobs", total=len(jobs))
+            outcome = run_sweep(
+                jobs, store, backend=backend, n_workers=workers, address=address,  # type: ignore[arg-type]
+                on_done=lambda job, error: progress.advance(task),
+            )  # fmt: skip
+            progress.update(task, completed=len(jobs))
+        summary = summarise(store, jobs)
+    except (E2EPortfolioError, ValueError) as exc:
+        raise _fail(exc) from exc
+    console.print(
+        f"{len(outcome.ran)} jobs run, {len(outcome.skipped)} already stored, "
+        f"{len(outcome.failed)} failed"
+    )
+    for job, error in outcome.failed:
+        err_console.print(f"[red]failed[/] {job.kind} seed {job.seed} {dict(job.options)}: {error}")
+    console.print(sweep_table(summary))
+    if outcome.failed:
+        raise typer.Exit(code=1)

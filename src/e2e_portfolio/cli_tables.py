@@ -207,3 +207,23 @@ def importance_table(summary: Mapping) -> Table:
         cells = [f"{c[m][j]:.3f}" for c in columns for m in ("decoupled", "end-to-end")]
         table.add_row(feature, *cells)
     return table
+
+
+def sweep_table(summary) -> Table:
+    """Mean (95% CI half-width) of each Sharpe per configuration of a sweep."""
+    table = Table(title="Sweep: mean out-of-sample Sharpe per configuration (± 95% CI)",
+                  title_justify="left")  # fmt: skip
+    if summary.empty:
+        return table
+    configs = [json.loads(c) for c in summary["config"]]
+    varying = [k for k in configs[0] if len({json.dumps(c.get(k)) for c in configs}) > 1]
+    sharpe = [c for c in summary.columns if c.startswith("sharpe_") and not c.endswith("_ci")]
+    for column in ["kind", *varying, "seeds", *(c.removeprefix("sharpe_") for c in sharpe)]:
+        table.add_column(column, justify="left" if column == "kind" else "right")
+    for config, (_, row) in zip(configs, summary.iterrows(), strict=True):
+        cells = [str(config["kind"]), *(str(config.get(k)) for k in varying), str(row["n_seeds"])]
+        for column in sharpe:
+            value, half = row[column], row[f"{column}_ci"]
+            cells.append("" if np.isnan(value) else f"{value:.3f} ± {half:.3f}")
+        table.add_row(*cells)
+    return table

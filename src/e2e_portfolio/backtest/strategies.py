@@ -25,9 +25,9 @@ from e2e_portfolio.models.train import TrainConfig, train_decoupled, train_e2e
 Estimator = Literal["sample", "ledoit-wolf"]
 
 
-def _tensor(values) -> torch.Tensor:
+def _tensor(values, device: str = "cpu") -> torch.Tensor:
     """A float64 tensor holding a copy (views of the past are read-only)."""
-    return torch.tensor(np.array(values, dtype=np.float64))
+    return torch.tensor(np.array(values, dtype=np.float64), device=device)
 
 
 def equal_weight(view: PastView) -> np.ndarray:
@@ -50,15 +50,17 @@ def _solve_qp(
     kappa: float = 0.0,
     w_prev: np.ndarray | None = None,
 ) -> np.ndarray:
-    mu_t = torch.as_tensor(mu, dtype=torch.float64)
-    risk_t = torch.as_tensor(risk, dtype=torch.float64)
+    device = mu.device if isinstance(mu, torch.Tensor) else "cpu"
+    mu_t = torch.as_tensor(mu, dtype=torch.float64, device=device)
+    risk_t = torch.as_tensor(risk, dtype=torch.float64).to(device)
     n = mu_t.shape[-1]
     layer = MeanVarianceQP(n, risk_t.shape[-2], gamma, w_max=w_max, kappa=kappa)
     previous = None
     if kappa > 0:
-        previous = torch.as_tensor(w_prev if w_prev is not None else np.full(n, 1.0 / n))
+        start = w_prev if w_prev is not None else np.full(n, 1.0 / n)
+        previous = torch.as_tensor(start, dtype=torch.float64, device=device)
     with torch.no_grad():
-        return layer(mu_t, risk_t, previous).numpy()
+        return layer(mu_t, risk_t, previous).cpu().numpy()
 
 
 @dataclass
@@ -145,7 +147,7 @@ class Decoupled(_Learned):
     def __call__(self, view: PastView) -> np.ndarray:
         model = self._maybe_refit(view)
         with torch.no_grad():
-            mu = model(_tensor(view.exposures[-1]))[0]
+            mu = model(_tensor(view.exposures[-1], self.config.device))[0]
         sigma = ledoit_wolf_covariance(view.trailing_returns(self.covariance_window))
         c = self.config
         weights = _solve_qp(
@@ -164,7 +166,7 @@ class EndToEnd(_Learned):
     def __call__(self, view: PastView) -> np.ndarray:
         model = self._maybe_refit(view)
         with torch.no_grad():
-            mu, loadings, idiosyncratic = model(_tensor(view.exposures[-1]))
+            mu, loadings, idiosyncratic = model(_tensor(view.exposures[-1], self.config.device))
             risk = model.risk_matrix(loadings, idiosyncratic)
         c = self.config
         return self._remember(_solve_qp(mu, risk, c.gamma, c.w_max, c.kappa, self._previous))

@@ -321,6 +321,22 @@ class Store:
                 [kind, kind],
             ).df()
 
+    def job_keys(self) -> set[str]:
+        """``job_key`` of every stored sweep job (see :mod:`e2e_portfolio.sweep`)."""
+        with self._connect(write=False) as con:
+            rows = con.execute(
+                "SELECT config->>'job_key' FROM runs WHERE config->>'job_key' IS NOT NULL"
+            ).fetchall()
+        return {r[0] for r in rows}
+
+    def job_metrics(self, keys: set[str]) -> dict[str, dict[str, Any]]:
+        """Metrics of the stored sweep jobs whose ``job_key`` is in ``keys``."""
+        with self._connect(write=False) as con:
+            rows = con.execute(
+                "SELECT config->>'job_key', metrics FROM runs WHERE config->>'job_key' IS NOT NULL"
+            ).fetchall()
+        return {key: json.loads(metrics) for key, metrics in rows if key in keys}
+
     def latest_run_id(self, kind: str | None = None) -> str:
         """Id of the newest run (of ``kind`` if given)."""
         runs = self.list_runs(kind)

@@ -46,8 +46,21 @@ class TrainConfig:
     patience: int = 8
     validation_fraction: float = 0.25
     seed: int = 42
+    device: str = "cpu"
+    """torch device for training and the QP layer, e.g. ``"cuda"``."""
 
     def validate(self, n_assets: int) -> None:
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
+            raise DataError(
+                f"device: expected an available device, got {self.device!r} but "
+                "torch.cuda.is_available() is False (a CPU build of torch, or no GPU)"
+            )
+        try:
+            torch.device(self.device)
+        except RuntimeError as exc:
+            raise DataError(
+                f"device: expected a torch device like 'cpu' or 'cuda', got {self.device!r}"
+            ) from exc
         if self.tc < 0:
             raise DataError(f"tc: expected a cost >= 0, got {self.tc}")
         if self.w_max is not None and n_assets * self.w_max < 1:
@@ -76,9 +89,9 @@ class TrainResult:
     best_epoch: int = 0
 
 
-def _tensors(exposures, next_returns) -> tuple[torch.Tensor, torch.Tensor]:
-    x = torch.tensor(np.array(exposures, dtype=np.float64))
-    y = torch.tensor(np.array(next_returns, dtype=np.float64))
+def _tensors(exposures, next_returns, device: str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    x = torch.tensor(np.array(exposures, dtype=np.float64), device=device)
+    y = torch.tensor(np.array(next_returns, dtype=np.float64), device=device)
     if x.ndim != 3 or y.shape != x.shape[:2]:
         raise DataError(
             f"exposures, next_returns: expected shapes (T, n, k) and (T, n), got "
@@ -100,7 +113,8 @@ def _split(n_months: int, fraction: float) -> int:
 
 def _new_model(n_features: int, config: TrainConfig) -> ReturnPredictor:
     torch.manual_seed(config.seed)
-    return ReturnPredictor(n_features, config.n_risk_factors, config.hidden).double()
+    model = ReturnPredictor(n_features, config.n_risk_factors, config.hidden)
+    return model.double().to(config.device)
 
 
 def _fit(model, objective, config: TrainConfig, higher_is_better: bool) -> TrainResult:
@@ -144,8 +158,8 @@ def train_decoupled(exposures, next_returns, config: TrainConfig | None = None) 
     config : TrainConfig
     """
     config = config or TrainConfig()
-    x, y = _tensors(exposures, next_returns)
-    config.validate(x.shape[1])
+    config.validate(np.shape(next_returns)[-1])
+    x, y = _tensors(exposures, next_returns, config.device)
     cut = _split(x.shape[0], config.validation_fraction)
     parts = {"train": (x[:cut], y[:cut]), "validation": (x[cut:], y[cut:])}
 
@@ -169,7 +183,7 @@ def solve_path(
     if layer.kappa == 0:
         return layer(mu, risk)
     n = exposures.shape[1]
-    previous = w_start if w_start is not None else torch.full((n,), 1.0 / n, dtype=mu.dtype)
+    previous = w_start if w_start is not None else mu.new_full((n,), 1.0 / n)
     path = []
     for t in range(exposures.shape[0]):
         previous = layer(mu[t], risk[t], previous)
@@ -189,17 +203,18 @@ def train_e2e(
     training from given weights, e.g. a decoupled fit.
     """
     config = config or TrainConfig()
-    x, y = _tensors(exposures, next_returns)
+    config.validate(np.shape(next_returns)[-1])
+    x, y = _tensors(exposures, next_returns, config.device)
     n_assets = x.shape[1]
-    config.validate(n_assets)
     cut = _split(x.shape[0], config.validation_fraction)
     parts = {"train": (x[:cut], y[:cut]), "validation": (x[cut:], y[cut:])}
     layer = MeanVarianceQP(
         n_assets, config.n_risk_factors + n_assets, config.gamma, config.w_max, config.kappa
     )
-    model = (
-        copy.deepcopy(initial_model).double() if initial_model else _new_model(x.shape[-1], config)
-    )
+    if initial_model is not None:
+        model = copy.deepcopy(initial_model).double().to(config.device)
+    else:
+        model = _new_model(x.shape[-1], config)
 
     def objective(model, part):
         features, target = parts[part]

@@ -1,0 +1,238 @@
+"""Sweeps of ``shrink`` and ``compare`` jobs over seeds x configurations.
+
+A grid (from CLI options or a TOML/YAML file) expands into :class:`SweepJob` s, one per seed
+and configuration. Jobs run in parallel — local worker processes through joblib by default,
+a Ray cluster on request — and only the driver writes to the DuckDB store (one run per job,
+its config carrying a stable ``job_key``), so workers never contend for the file. A rerun
+skips the jobs already stored; a job that raises is reported and the others are kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+import tomllib
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from e2e_portfolio.data.store import RunRecord, Store
+from e2e_portfolio.exceptions import DataError
+
+Kind = Literal["shrink", "compare"]
+Backend = Literal["local", "serial", "ray"]
+SHRINK_OPTIONS = {"n_assets": 40, "n_months": 96, "window": 48, "score_months": 24, "tc": 0.001,
+                  "target": "identity"}  # fmt: skip
+COMPARE_OPTIONS = {"n_assets": 40, "n_months": 96, "window": 48, "gamma": 8.0, "w_max": None,
+                   "kappa": 0.0, "tc": 0.005, "epochs": 40, "refit_every": 12,
+                   "device": "cpu"}  # fmt: skip
+DEFAULTS: dict[str, dict[str, Any]] = {"shrink": SHRINK_OPTIONS, "compare": COMPARE_OPTIONS}
+
+
+@dataclass(frozen=True)
+class SweepJob:
+    """One experiment: a kind, a seed and the options of that kind (defaults filled in)."""
+
+    kind: Kind
+    seed: int
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def config_key(self) -> str:
+        """The options as canonical JSON: jobs differing only in seed share it."""
+        return json.dumps({"kind": self.kind, **self.options}, sort_keys=True)
+
+    @property
+    def job_key(self) -> str:
+        text = json.dumps({"seed": self.seed, "config": self.config_key}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def expand_grid(spec: Mapping[str, Any]) -> list[SweepJob]:
+    """Jobs for every combination of the listed values.
+
+    ``spec`` holds ``kind`` (a kind or a list), ``seeds`` (a list, or an int ``n`` for
+    ``0..n-1``) and any options of the kinds, each a value or a list of values; options a
+    kind does not take are ignored for it.
+    """
+    kinds = _as_list(spec.get("kind", "shrink"))
+    for kind in kinds:
+        if kind not in DEFAULTS:
+            raise DataError(f"kind: expected one of {sorted(DEFAULTS)}, got {kind!r}")
+    seeds = spec.get("seeds", 3)
+    seeds = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
+    known = set().union(*DEFAULTS.values())
+    unknown = set(spec) - known - {"kind", "seeds"}
+    if unknown:
+        raise DataError(f"grid: unknown options {sorted(unknown)}; known: {sorted(known)}")
+    jobs = []
+    for kind in kinds:
+        defaults = DEFAULTS[kind]
+        axes = {name: _as_list(spec.get(name, default)) for name, default in defaults.items()}
+        for values in itertools.product(*axes.values()):
+            options = dict(zip(axes, values, strict=True))
+            jobs.extend(SweepJob(kind, seed, options) for seed in seeds)
+    return jobs
+
+
+def _as_list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list | tuple) else [value]
+
+
+def read_grid(path: Path) -> dict[str, Any]:
+    """A grid spec from a ``.toml`` or ``.yaml``/``.yml`` file (table ``[grid]`` or top level)."""
+    if not path.exists():
+        raise DataError(f"grid file: {path} does not exist")
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".toml":
+        data = tomllib.loads(text)
+    elif path.suffix in (".yaml", ".yml"):
+        try:
+            import yaml
+        except ImportError as exc:
+            raise DataError(
+                "grid file: YAML needs PyYAML (pip install pyyaml); or use TOML"
+            ) from exc
+        data = yaml.safe_load(text)
+    else:
+        raise DataError(f"grid file: expected .toml, .yaml or .yml, got {path.suffix!r}")
+    return dict(data.get("grid", data))
+
+
+def run_job(job: SweepJob) -> dict[str, Any]:
+    """Run one job; returns its metrics (the function workers execute)."""
+    o = dict(job.options)
+    if job.kind == "shrink":
+        from e2e_portfolio.models.decision_shrinkage import ShrinkageConfig, edge_across_seeds
+
+        config = ShrinkageConfig(window=o["window"], score_months=o["score_months"], tc=o["tc"],
+                                 target=o["target"])  # fmt: skip
+        row = edge_across_seeds([job.seed], o["n_assets"], o["n_months"], config)["rows"][0]
+        return {k: v for k, v in row.items() if k != "seed"}
+    from e2e_portfolio.data.synthetic import simulate_universe
+    from e2e_portfolio.experiments import compare_strategies
+    from e2e_portfolio.models.train import TrainConfig
+
+    panel = simulate_universe(n_assets=o["n_assets"], n_months=o["n_months"], seed=job.seed)
+    config = TrainConfig(gamma=o["gamma"], w_max=o["w_max"], kappa=o["kappa"], tc=o["tc"],
+                         epochs=o["epochs"], seed=job.seed, device=o["device"])  # fmt: skip
+    comparison, _, _ = compare_strategies(panel, config, o["window"], o["refit_every"])
+    return {f"sharpe_{name}": r.stats.sharpe for name, r in comparison.results.items()}
+
+
+def _guarded(job: SweepJob) -> tuple[SweepJob, dict[str, Any] | None, str | None]:
+    try:
+        return job, run_job(job), None
+    except Exception as exc:  # a failing job must not take the sweep down
+        return job, None, f"{type(exc).__name__}: {exc}"
+
+
+def _results(
+    jobs: list[SweepJob], backend: Backend, n_workers: int, address: str | None, runner
+) -> Iterator[tuple[SweepJob, dict[str, Any] | None, str | None]]:
+    if backend == "serial" or (backend == "local" and n_workers == 1):
+        yield from (runner(job) for job in jobs)
+    elif backend == "local":
+        from joblib import Parallel, delayed
+
+        parallel = Parallel(n_jobs=n_workers, return_as="generator_unordered")
+        yield from parallel(delayed(runner)(job) for job in jobs)
+    elif backend == "ray":
+        yield from _ray_results(jobs, n_workers, address, runner)
+    else:
+        raise DataError(f"backend: expected 'local', 'serial' or 'ray', got {backend!r}")
+
+
+def _ray_results(jobs, n_workers, address, runner):
+    try:
+        import ray
+    except ImportError as exc:
+        raise DataError("backend 'ray' needs ray: pip install 'e2e-portfolio[ray]'") from exc
+    started_here = not ray.is_initialized()
+    if started_here:
+        options = {"address": address} if address else {"num_cpus": n_workers}
+        ray.init(include_dashboard=False, log_to_driver=False, **options)
+    remote = ray.remote(runner)
+    pending = [remote.remote(job) for job in jobs]
+    try:
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            yield ray.get(done[0])
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+@dataclass
+class SweepOutcome:
+    """What a sweep did: jobs run, skipped (already stored) and failed (with their error)."""
+
+    ran: list[SweepJob] = field(default_factory=list)
+    skipped: list[SweepJob] = field(default_factory=list)
+    failed: list[tuple[SweepJob, str]] = field(default_factory=list)
+
+
+def run_sweep(
+    jobs: Iterable[SweepJob],
+    store: Store,
+    backend: Backend = "local",
+    n_workers: int = 2,
+    address: str | None = None,
+    on_done: Callable[[SweepJob, str | None], None] | None = None,
+    runner: Callable[[SweepJob], tuple] = _guarded,
+) -> SweepOutcome:
+    """Run the jobs not yet stored, storing each result from this (the driver) process."""
+    jobs = list(jobs)
+    if n_workers < 1:
+        raise DataError(f"n_workers: expected at least 1, got {n_workers}")
+    stored = store.job_keys() if store.path.exists() else set()
+    outcome = SweepOutcome(skipped=[j for j in jobs if j.job_key in stored])
+    todo = [j for j in jobs if j.job_key not in stored]
+    for job, metrics, error in _results(todo, backend, n_workers, address, runner):
+        if error is None:
+            record = RunRecord(
+                kind=f"sweep-{job.kind}",
+                config={"job_key": job.job_key, "config_key": job.config_key, "seed": job.seed,
+                        "data": "synthetic", **job.options},
+                metrics=metrics,
+            )  # fmt: skip
+            store.save_run(record)
+            outcome.ran.append(job)
+        else:
+            outcome.failed.append((job, error))
+        if on_done is not None:
+            on_done(job, error)
+    return outcome
+
+
+def summarise(store: Store, jobs: Iterable[SweepJob], confidence: float = 0.95) -> pd.DataFrame:
+    """Mean and t-interval half-width of every metric per configuration, over its seeds."""
+    wanted = {j.job_key: j for j in jobs}
+    rows = []
+    for job_key, metrics in store.job_metrics(set(wanted)).items():
+        job = wanted[job_key]
+        rows.append({"config": job.config_key, "seed": job.seed, **metrics})
+    if not rows:
+        return pd.DataFrame()
+    frame = pd.DataFrame(rows)
+    numeric = [c for c in frame.columns if c not in ("config", "seed")]
+    out = []
+    for config, group in frame.groupby("config", sort=False):
+        entry: dict[str, Any] = {"config": config, "n_seeds": len(group)}
+        for column in numeric:
+            values = group[column].to_numpy(dtype=np.float64)
+            half = float("nan")
+            if len(values) > 1:
+                t = stats.t.ppf(0.5 + confidence / 2, len(values) - 1)
+                half = float(t * values.std(ddof=1) / math.sqrt(len(values)))
+            entry[column] = float(values.mean())
+            entry[f"{column}_ci"] = half
+        out.append(entry)
+    return pd.DataFrame(out)

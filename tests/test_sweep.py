@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from e2e_portfolio.data.store import Store
+from e2e_portfolio.exceptions import DataError
+from e2e_portfolio.models.train import TrainConfig
+from e2e_portfolio.sweep import expand_grid, read_grid, run_sweep, summarise
+
+SMALL = {
+    "kind": "shrink",
+    "seeds": 3,
+    "n_assets": 8,
+    "n_months": 60,
+    "window": 20,
+    "score_months": 12,
+}
+
+
+def _metrics(store, jobs):
+    return store.job_metrics({j.job_key for j in jobs})
+
+
+def test_grid_expansion_and_keys():
+    jobs = expand_grid({**SMALL, "tc": [0.001, 0.005]})
+    assert len(jobs) == 6
+    assert len({j.job_key for j in jobs}) == 6
+    assert len({j.config_key for j in jobs}) == 2
+    assert expand_grid(SMALL)[0].job_key == expand_grid(SMALL)[0].job_key
+    both = expand_grid({"kind": ["shrink", "compare"], "seeds": [7], "gamma": [4.0, 8.0]})
+    assert sorted(j.kind for j in both) == ["compare", "compare", "shrink"]  # gamma: compare only
+    with pytest.raises(DataError, match=r"grid: unknown options \['alpha'\]"):
+        expand_grid({"alpha": 1})
+    with pytest.raises(
+        DataError, match=r"kind: expected one of \['compare', 'shrink'\], got 'fit'"
+    ):
+        expand_grid({"kind": "fit"})
+
+
+def test_grid_file(tmp_path):
+    path = tmp_path / "grid.toml"
+    path.write_text('[grid]\nkind = "shrink"\nseeds = 2\nn_assets = [8, 10]\n')
+    assert len(expand_grid(read_grid(path))) == 4
+    with pytest.raises(DataError, match=r"grid file: expected .toml, .yaml or .yml"):
+        (tmp_path / "grid.ini").write_text("x")
+        read_grid(tmp_path / "grid.ini")
+
+
+def test_two_workers_give_the_serial_numbers(tmp_path):
+    jobs = expand_grid(SMALL)
+    serial, parallel = Store(tmp_path / "serial.duckdb"), Store(tmp_path / "parallel.duckdb")
+    run_sweep(jobs, serial, backend="serial")
+    outcome = run_sweep(jobs, parallel, backend="local", n_workers=2)
+    assert len(outcome.ran) == 3 and not outcome.failed
+    assert _metrics(serial, jobs) == _metrics(parallel, jobs)
+
+
+def test_ray_local_mode_gives_the_serial_numbers(tmp_path):
+    pytest.importorskip("ray", reason="ray is not installed (pip install 'e2e-portfolio[ray]')")
+    jobs = expand_grid({**SMALL, "seeds": 2})
+    serial, distributed = Store(tmp_path / "serial.duckdb"), Store(tmp_path / "ray.duckdb")
+    run_sweep(jobs, serial, backend="serial")
+    run_sweep(jobs, distributed, backend="ray", n_workers=2)
+    assert _metrics(serial, jobs) == _metrics(distributed, jobs)
+
+
+def test_failed_job_is_reported_and_others_kept(tmp_path):
+    store = Store(tmp_path / "s.duckdb")
+    jobs = expand_grid({**SMALL, "seeds": 2, "window": [5, 20]})  # window 5 < n_assets + 2
+    reported = []
+    outcome = run_sweep(
+        jobs, store, backend="serial", on_done=lambda job, error: reported.append(error)
+    )
+    assert len(outcome.ran) == 2 and len(outcome.failed) == 2
+    assert all("window: expected at least n_assets + 2" in error for _, error in outcome.failed)
+    assert sum(e is not None for e in reported) == 2
+    assert len(store.job_keys()) == 2
+
+
+def test_rerun_skips_stored_jobs_and_summarises(tmp_path):
+    store = Store(tmp_path / "s.duckdb")
+    first = expand_grid({**SMALL, "seeds": 2})
+    run_sweep(first, store, backend="serial")
+    more = expand_grid({**SMALL, "seeds": 3})
+    outcome = run_sweep(more, store, backend="serial")
+    assert len(outcome.skipped) == 2 and len(outcome.ran) == 1
+    summary = summarise(store, more)
+    assert summary["n_seeds"].tolist() == [3]
+    assert {"sharpe_plug-in", "sharpe_decision-aware_ci"} <= set(summary.columns)
+
+
+def test_cuda_device_is_validated():
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present: the CPU-only message cannot be checked")
+    with pytest.raises(DataError, match=r"device: expected an available device, got 'cuda'"):
+        TrainConfig(device="cuda").validate(10)
+    with pytest.raises(DataError, match=r"device: expected a torch device"):
+        TrainConfig(device="abacus").validate(10)
