@@ -26,3 +26,21 @@ def chromium_path() -> str:
 def screenshot_path(name: str) -> str:
     ARTIFACTS.mkdir(exist_ok=True)
     return str(ARTIFACTS / name)
+
+
+LOCAL_SCHEMES = ("file:", "data:", "blob:")
+
+
+def offline_page(page, errors: list[str], blocked: list[str]) -> None:
+    """Abort every request that leaves the machine (recording it) and record page errors."""
+
+    def route(request_route):
+        if request_route.request.url.startswith(LOCAL_SCHEMES):
+            request_route.continue_()
+        else:
+            blocked.append(request_route.request.url)
+            request_route.abort()
+
+    page.route("**/*", route)
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))

@@ -30,3 +30,21 @@ def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Keep every test away from the user's DuckDB file and .env."""
     monkeypatch.setenv("DB_PATH", str(tmp_path / "default.duckdb"))
     monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def without_module(monkeypatch: pytest.MonkeyPatch):
+    """Make ``import NAME`` fail as if the optional package were not installed."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def block(name: str) -> None:
+        def fake_import(module, *args, **kwargs):
+            if module == name:
+                raise ImportError(f"No module named {name!r}")
+            return real_import(module, *args, **kwargs)
+
+        monkeypatch.setattr(builtins, "__import__", fake_import)
+
+    return block

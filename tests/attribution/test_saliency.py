@@ -44,17 +44,8 @@ def test_shap_of_linear_model_is_proportional_to_weight_magnitudes():
     )
 
 
-def test_missing_shap_is_explained(monkeypatch):
-    import builtins
-
-    real_import = builtins.__import__
-
-    def no_shap(name, *args, **kwargs):
-        if name == "shap":
-            raise ImportError("No module named 'shap'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_shap)
+def test_missing_shap_is_explained(without_module):
+    without_module("shap")
     with pytest.raises(ImportError, match=r"pip install 'e2e-portfolio\[shap\]'"):
         shap_importance(LinearForecast(WEIGHTS), np.zeros((3, 4, 4)))
 

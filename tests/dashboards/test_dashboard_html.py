@@ -28,7 +28,13 @@ from e2e_portfolio.dashboard_build import (
     build_dashboard_html,
     build_static_page,
 )
-from tests.browser import CHROMIUM_ARGS, chromium_path, screenshot_path
+from tests.browser import (
+    CHROMIUM_ARGS,
+    LOCAL_SCHEMES,
+    chromium_path,
+    offline_page,
+    screenshot_path,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "src" / "e2e_portfolio"
@@ -130,7 +136,7 @@ def test_stlite_mounts_with_locally_served_assets(stlite_build):
                     path=str(file), content_type=kind or "application/octet-stream"
                 )
                 return
-        if url.startswith(("file:", "data:", "blob:")):
+        if url.startswith(LOCAL_SCHEMES):
             request_route.continue_()
         else:
             request_route.abort()
@@ -163,20 +169,10 @@ def test_static_page_slider_changes_numbers_offline(static_page):
     from playwright.sync_api import sync_playwright
 
     errors, blocked = [], []
-
-    def route(request_route):
-        if request_route.request.url.startswith(("file:", "data:", "blob:")):
-            request_route.continue_()
-        else:
-            blocked.append(request_route.request.url)
-            request_route.abort()
-
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1000, "height": 900})
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.route("**/*", route)
+        offline_page(page, errors, blocked)
         page.goto(static_page.as_uri())
         page.wait_for_selector("#chart .main-svg")
         before = page.inner_text("#numbers")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import builtins
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -40,15 +38,8 @@ def test_empty_download_gives_clear_message():
         fetch_prices(["AAPL", "MSFT"], download=lambda *a, **k: pd.DataFrame())
 
 
-def test_missing_yfinance_names_the_extra(monkeypatch):
-    real_import = builtins.__import__
-
-    def no_yfinance(name, *args, **kwargs):
-        if name == "yfinance":
-            raise ImportError("No module named 'yfinance'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_yfinance)
+def test_missing_yfinance_names_the_extra(without_module):
+    without_module("yfinance")
     with pytest.raises(DataSourceError, match=r"pip install 'e2e-portfolio\[yfinance\]'"):
         fetch_prices(["AAPL", "MSFT"])
 

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from e2e_portfolio.cli import app
 from e2e_portfolio.data.store import Store
-from tests.browser import CHROMIUM_ARGS, chromium_path, screenshot_path
+from tests.browser import CHROMIUM_ARGS, chromium_path, offline_page, screenshot_path
 
 
 @pytest.fixture(scope="module")
@@ -78,17 +78,7 @@ def test_report_draws_offline_in_chromium(reports, kind):
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1200, "height": 900})
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(str(e)))
-
-        def route(request_route):
-            if request_route.request.url.startswith(("file:", "data:", "blob:")):
-                request_route.continue_()
-            else:
-                blocked.append(request_route.request.url)
-                request_route.abort()
-
-        page.route("**/*", route)
+        offline_page(page, errors, blocked)
         page.goto(reports[kind].as_uri())
         expected = 7 if kind == "compare" else 5
         page.wait_for_function(
