@@ -16,10 +16,9 @@ import streamlit as st
 
 from e2e_portfolio.attribution.saliency import gradient_saliency, importance_shares
 from e2e_portfolio.config import get_settings
-from e2e_portfolio.data.datasets import load_french, load_sp500
 from e2e_portfolio.data.store import Store
-from e2e_portfolio.data.synthetic import DGPParams, simulate_arrays, simulate_universe
-from e2e_portfolio.experiments import compare_strategies
+from e2e_portfolio.data.synthetic import DGPParams, simulate_arrays
+from e2e_portfolio.experiments import compare_strategies, resolve_panel
 from e2e_portfolio.models.decision_shrinkage import METHODS, ShrinkageConfig, walk_forward
 from e2e_portfolio.models.train import TrainConfig
 from e2e_portfolio.report import plots
@@ -45,14 +44,7 @@ def run_compare(
     kappa: float, tc: float, epochs: int,
 ) -> dict:  # fmt: skip
     """Walk-forward comparison; returns picklable frames for the page."""
-    if data == "synthetic":
-        panel = simulate_universe(n_assets=n_assets, n_months=n_months, seed=seed)
-    elif data == "french":
-        panel = load_french()
-    elif data == "sp500":
-        panel = load_sp500()
-    else:
-        panel = _store().read_panel(data)
+    panel = resolve_panel(data, _store(), n_assets=n_assets, n_months=n_months, seed=seed)
     config = TrainConfig(gamma=gamma, w_max=w_max, kappa=kappa, tc=tc, epochs=epochs, seed=seed)
     window = min(48, panel.n_dates // 2)
     comparison, record, models = compare_strategies(panel, config, window, refit_every=12)

@@ -26,14 +26,17 @@ from e2e_portfolio.config import get_settings
 from e2e_portfolio.data.datasets import (
     BUILTIN_DATASETS,
     FRENCH_UNIVERSES,
-    load_french,
-    load_sp500,
 )
 from e2e_portfolio.data.panel import FactorPanel
 from e2e_portfolio.data.store import Store
-from e2e_portfolio.data.synthetic import simulate_universe
 from e2e_portfolio.exceptions import E2EPortfolioError
-from e2e_portfolio.experiments import compare_strategies, shrink_history, shrink_synthetic
+from e2e_portfolio.experiments import (
+    COMPARED_STRATEGIES,
+    compare_strategies,
+    resolve_panel,
+    shrink_history,
+    shrink_synthetic,
+)
 from e2e_portfolio.models.decision_shrinkage import ShrinkageConfig
 from e2e_portfolio.models.train import TrainConfig
 
@@ -118,7 +121,9 @@ def data_load(
     store = _store(ctx)
     target = name or dataset
     try:
-        panel = _build_panel(dataset, target, n_assets, n_months, seed, universe, tickers, start)
+        panel = _build_panel(
+            store, dataset, target, n_assets, n_months, seed, universe, tickers, start
+        )
         store.write_panel(panel, replace=replace)
     except (E2EPortfolioError, ValueError) as exc:
         raise _fail(exc) from exc
@@ -129,6 +134,7 @@ def data_load(
 
 
 def _build_panel(
+    store: Store,
     dataset: str,
     name: str,
     n_assets: int,
@@ -138,12 +144,8 @@ def _build_panel(
     tickers: str | None,
     start: str,
 ) -> FactorPanel:
-    if dataset == "synthetic":
-        return simulate_universe(n_assets=n_assets, n_months=n_months, seed=seed, name=name)
-    if dataset == "french":
-        return load_french(universe, name=name)  # type: ignore[arg-type]
-    if dataset == "sp500":
-        return load_sp500(name=name)
+    if dataset in ("synthetic", "french", "sp500"):
+        return resolve_panel(dataset, store, universe, n_assets, n_months, seed, name=name)
     if dataset == "yfinance":
         from e2e_portfolio.data.fetchers import fetch_prices, prices_to_panel
 
@@ -182,20 +184,6 @@ def data_delete(
     except (E2EPortfolioError, ValueError) as exc:
         raise _fail(exc) from exc
     console.print(f"Deleted panel [bold]{name}[/] from {store.path}")
-
-
-def _real_panel(store: Store, data: str, universe: str) -> FactorPanel:
-    """A built-in real dataset, or a panel stored under that name."""
-    if data not in ("french", "sp500") and not store.has_panel(data):
-        raise ValueError(
-            f"--data: expected synthetic, french, sp500 or a stored panel, got {data!r} "
-            f"(stored panels: e2e data list)"
-        )
-    if data == "french":
-        return load_french(universe)  # type: ignore[arg-type]
-    if data == "sp500":
-        return load_sp500()
-    return store.read_panel(data)
 
 
 @app.command()
@@ -250,7 +238,7 @@ def shrink(
                 )
             tables = shrink_tables(summary)
         else:
-            panel = _real_panel(store, data, universe)
+            panel = resolve_panel(data, store, universe)
             with err_console.status(f"walk-forward on {panel.name}"):
                 summary, record = shrink_history(panel, config)
             tables = history_tables(summary, panel)
@@ -297,11 +285,8 @@ def compare(
         gamma=gamma, w_max=w_max, kappa=kappa, tc=tc, epochs=epochs, seed=seed, device=device
     )
     try:
-        if data == "synthetic":
-            panel = simulate_universe(n_assets=n_assets, n_months=n_months, seed=seed)
-        else:
-            panel = _real_panel(store, data, universe)
-        steps = 5 * (panel.n_dates - 1 - window)
+        panel = resolve_panel(data, store, universe, n_assets, n_months, seed)
+        steps = len(COMPARED_STRATEGIES) * (panel.n_dates - 1 - window)
         with Progress(console=err_console, transient=True) as progress:
             task = progress.add_task("walk-forward", total=max(steps, 1))
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict
 
-import numpy as np
 import pandas as pd
 
 from e2e_portfolio.backtest.metrics import strategy_stats
@@ -21,9 +20,10 @@ from e2e_portfolio.backtest.strategies import (
     equal_weight,
 )
 from e2e_portfolio.backtest.walkforward import ComparisonResult, run_comparison
+from e2e_portfolio.data.datasets import load_french, load_sp500
 from e2e_portfolio.data.panel import FactorPanel
-from e2e_portfolio.data.store import RunRecord
-from e2e_portfolio.data.synthetic import DGPParams
+from e2e_portfolio.data.store import RunRecord, Store
+from e2e_portfolio.data.synthetic import DGPParams, simulate_universe
 from e2e_portfolio.exceptions import DataError
 from e2e_portfolio.models.decision_shrinkage import (
     METHODS,
@@ -38,6 +38,7 @@ from e2e_portfolio.models.train import TrainConfig
 
 TRAIN_MONTHS = 120
 """Learned strategies train on at most the last ten years of pairs."""
+COMPARED_STRATEGIES = ("equal weight", "min variance (LW)", "plug-in MV", "decoupled", "end-to-end")
 
 
 def shrink_synthetic(
@@ -110,9 +111,31 @@ def _record_parts(result: WalkForwardResult, dates: pd.DatetimeIndex, suffix: st
     return stats, pd.concat(frames, ignore_index=True)
 
 
-def n_over_window(n_assets: int, window: int) -> float:
-    """The ratio that decides the regime: near 1, the sample covariance is near singular."""
-    return float(np.round(n_assets / window, 2))
+def resolve_panel(
+    data: str,
+    store: Store,
+    universe: str = "industries",
+    n_assets: int = 40,
+    n_months: int = 96,
+    seed: int = 42,
+    name: str | None = None,
+) -> FactorPanel:
+    """The panel an experiment's ``data`` option names: ``synthetic`` (simulated with
+    ``n_assets``, ``n_months``, ``seed``), ``french`` (``universe``), ``sp500``, or a panel
+    stored under that name. ``name`` renames a built-in panel."""
+    named = {"name": name} if name else {}
+    if data == "synthetic":
+        return simulate_universe(n_assets=n_assets, n_months=n_months, seed=seed, **named)
+    if data == "french":
+        return load_french(universe, **named)  # type: ignore[arg-type]
+    if data == "sp500":
+        return load_sp500(**named)
+    if not store.has_panel(data):
+        raise DataError(
+            f"--data: expected synthetic, french, sp500 or a stored panel, got {data!r} "
+            f"(stored panels: e2e data list)"
+        )
+    return store.read_panel(data)
 
 
 def compare_strategies(
@@ -143,6 +166,7 @@ def compare_strategies(
                                covariance_window=window),
         "end-to-end": EndToEnd(c, refit_every=refit_every, train_months=TRAIN_MONTHS),
     }  # fmt: skip
+    assert tuple(strategies) == COMPARED_STRATEGIES
     comparison = run_comparison(panel, strategies, start=window, tc=c.tc, on_step=on_step)
     learned = {name: strategies[name].histories for name in ("decoupled", "end-to-end")}
     record = RunRecord(

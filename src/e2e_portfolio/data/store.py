@@ -323,19 +323,15 @@ class Store:
 
     def job_keys(self) -> set[str]:
         """``job_key`` of every stored sweep job (see :mod:`e2e_portfolio.sweep`)."""
-        with self._connect(write=False) as con:
-            rows = con.execute(
-                "SELECT config->>'job_key' FROM runs WHERE config->>'job_key' IS NOT NULL"
-            ).fetchall()
-        return {r[0] for r in rows}
+        return set(self.job_metrics())
 
-    def job_metrics(self, keys: set[str]) -> dict[str, dict[str, Any]]:
-        """Metrics of the stored sweep jobs whose ``job_key`` is in ``keys``."""
+    def job_metrics(self, keys: set[str] | None = None) -> dict[str, dict[str, Any]]:
+        """Metrics of the stored sweep jobs, by ``job_key`` (only ``keys`` if given)."""
         with self._connect(write=False) as con:
             rows = con.execute(
                 "SELECT config->>'job_key', metrics FROM runs WHERE config->>'job_key' IS NOT NULL"
             ).fetchall()
-        return {key: json.loads(metrics) for key, metrics in rows if key in keys}
+        return {k: json.loads(m) for k, m in rows if keys is None or k in keys}
 
     def latest_run_id(self, kind: str | None = None) -> str:
         """Id of the newest run (of ``kind`` if given)."""

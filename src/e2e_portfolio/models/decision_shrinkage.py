@@ -175,6 +175,14 @@ class ScoringData:
     realised: np.ndarray
 
 
+def _block_net_returns(weights: np.ndarray, realised: np.ndarray, tc: float) -> np.ndarray:
+    """Net returns (..., S) of weights (..., S, N) on realised (S, N); turnover is charged
+    between consecutive months of the block, not into its first month."""
+    net = (weights * realised).sum(axis=-1)
+    net[..., 1:] -= tc * np.abs(np.diff(weights, axis=-2)).sum(axis=-1)
+    return net
+
+
 def scored_sharpe(
     theta: np.ndarray, delta: float, data: ScoringData, tc: float
 ) -> tuple[float, np.ndarray, float]:
@@ -194,8 +202,7 @@ def scored_sharpe(
     gross = np.abs(direction).sum(axis=-1, keepdims=True)
     weights = direction / gross
     trades = np.diff(weights, axis=0)
-    net = (weights * data.realised).sum(axis=-1)
-    net[1:] -= tc * np.abs(trades).sum(axis=-1)
+    net = _block_net_returns(weights, data.realised, tc)
     count = net.size
     mean, std = net.mean(), net.std(ddof=1)
     sharpe = math.sqrt(PERIODS_PER_YEAR) * mean / std
@@ -224,9 +231,7 @@ def _grid_sharpes(
     covariance = (1.0 - d) * data.sample[None] + d * data.target[None]
     mu = np.broadcast_to((data.design @ theta)[None, ..., None], (*covariance.shape[:-1], 1))
     weights = unit_gross_weights(np.linalg.solve(covariance, mu)[..., 0])
-    net = (weights * data.realised[None]).sum(axis=-1)
-    net[:, 1:] -= tc * np.abs(np.diff(weights, axis=1)).sum(axis=-1)
-    return annualised_sharpe(net)
+    return annualised_sharpe(_block_net_returns(weights, data.realised, tc))
 
 
 def _learn_theta(

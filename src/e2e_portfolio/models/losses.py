@@ -15,7 +15,7 @@ import math
 
 import torch
 
-PERIODS_PER_YEAR = 12
+from e2e_portfolio.backtest.metrics import PERIODS_PER_YEAR
 
 
 def mse_loss(predicted: torch.Tensor, realised: torch.Tensor) -> torch.Tensor:
