@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import torch
 
 from e2e_portfolio.exceptions import SolverError
-from e2e_portfolio.models.risk import RiskOperator, as_risk_operator
+from e2e_portfolio.models.risk import FactorRisk, RiskOperator, as_risk_operator
 
 MAX_IPM_ITERATIONS = 60
 MAX_POLISH_ROUNDS = 20
@@ -174,7 +174,7 @@ def _newton_directions(problem: Problem, rows: _Rows, point: _Iterate):
         b, c = below - above, above + below
         # a - b^2 / c without cancellation: the kink contributes 4 W3 W4 / (W3 + W4)
         diagonal = diagonal + 4.0 * above * below / c
-    solve_system = problem.risk.solver(2.0 * problem.gamma, diagonal, torch.ones_like(point.w))
+    solve_system = problem.risk.solver(2.0 * problem.gamma, diagonal)
     ones_solution = solve_system(torch.ones_like(point.w).unsqueeze(-1)).squeeze(-1)
     ones_total = ones_solution.sum(dim=1)
 
@@ -196,9 +196,12 @@ def _newton_directions(problem: Problem, rows: _Rows, point: _Iterate):
 
 def _step_length(point: _Iterate, step: _Iterate) -> torch.Tensor:
     """Largest step in [0, 1] keeping slacks and duals non-negative, per problem."""
-    values = torch.cat([point.s, point.z], dim=1)
-    decrease = torch.cat([step.s, step.z], dim=1).neg_().clamp_(min=1e-300)
-    return (values / decrease).amin(dim=(1, 2)).clamp(max=1.0)
+    return torch.minimum(_ratio(point.s, step.s), _ratio(point.z, step.z)).clamp_(max=1.0)
+
+
+def _ratio(values: torch.Tensor, change: torch.Tensor) -> torch.Tensor:
+    """Largest step keeping ``values + step * change >= 0``, (batch,)."""
+    return (values / change.neg().clamp_(min=1e-300)).amin(dim=(1, 2))
 
 
 def _mehrotra_step(problem: Problem, rows: _Rows, point: _Iterate) -> tuple[_Iterate, torch.Tensor]:
@@ -206,7 +209,8 @@ def _mehrotra_step(problem: Problem, rows: _Rows, point: _Iterate) -> tuple[_Ite
     directions = _newton_directions(problem, rows, point)
     affine = directions(-point.s * point.z)
     gap = _mean_gap(point)
-    gap_affine = _mean_gap(point.moved(_step_length(point, affine), affine))
+    alpha = _step_length(point, affine).view(-1, 1, 1)
+    gap_affine = ((point.s + alpha * affine.s) * (point.z + alpha * affine.z)).mean(dim=(1, 2))
     sigma = (gap_affine / gap.clamp(min=1e-300)).clamp(0.0, 1.0) ** 3
     target = (sigma * gap).view(-1, 1, 1)
     step = directions(target - point.s * point.z - affine.s * affine.z)
@@ -439,11 +443,14 @@ class NativeMeanVarianceFunction(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             grad_mu = a
         if ctx.needs_input_grad[1]:
-            risk_a = risk @ a.unsqueeze(-1)  # (b, m, 1)
-            risk_w = risk @ weights.unsqueeze(-1)
-            grad_risk = (
-                -2.0 * problem.gamma * (risk_a @ weights.unsqueeze(-2) + risk_w @ a.unsqueeze(-2))
+            # dL/dR = -2 gamma (R a w' + R w a'): one product of (b, m, 2) by (b, 2, n)
+            pair = torch.stack([a, weights], dim=-1)  # (b, n, 2)
+            risk_pair = (
+                problem.risk.root_matvec(pair)
+                if isinstance(problem.risk, FactorRisk)
+                else risk @ pair
             )
+            grad_risk = risk_pair @ (-2.0 * problem.gamma * pair.flip(-1).transpose(-1, -2))
         if ctx.needs_input_grad[2]:
             through_held = grad_w - 2.0 * problem.gamma * problem.risk.matvec(a) - b.unsqueeze(1)
             grad_prev = torch.where(ctx.active.at_previous, through_held, torch.zeros_like(grad_w))
