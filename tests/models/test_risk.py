@@ -51,8 +51,34 @@ def test_operators_agree_with_dense_products(problems):
     torch.testing.assert_close(
         operator.solver(2.0, diagonal, mask)(rhs), dense.solver(2.0, diagonal, mask)(rhs)
     )
+    # no mask: the whole of Q
+    torch.testing.assert_close(
+        operator.solver(2.0, diagonal)(rhs), dense.solver(2.0, diagonal)(rhs)
+    )
+    system = torch.diag_embed(diagonal) + 2.0 * dense.matrix
+    torch.testing.assert_close(system @ dense.solver(2.0, diagonal)(rhs), rhs)
 
 
 def test_unstructured_risk_is_dense(problems):
     _, risk, _ = problems(2, 6, 2, dense=True)
     assert isinstance(as_risk_operator(risk), DenseRisk)
+
+
+@pytest.mark.parametrize("n", [1, 4])
+def test_any_off_diagonal_entry_makes_the_risk_dense(problems, n):
+    _, risk, _ = problems(2, n, 2)
+    assert isinstance(as_risk_operator(risk), FactorRisk)
+    for i in range(n):
+        for j in range(n):
+            if i != j:
+                perturbed = risk.clone()
+                perturbed[1, 2 + i, j] = 1e-3
+                assert isinstance(as_risk_operator(perturbed), DenseRisk), (i, j)
+
+
+def test_root_matvec_is_the_risk_matrix_product(problems):
+    _, risk, _ = problems(3, 7, 2)
+    operator = as_risk_operator(risk)
+    assert isinstance(operator, FactorRisk)
+    v = torch.randn(3, 7, 2, dtype=torch.float64)
+    torch.testing.assert_close(operator.root_matvec(v), risk @ v, rtol=1e-13, atol=1e-15)

@@ -91,10 +91,12 @@ class FactorRisk:
         if bool(info.any()):
             raise torch.linalg.LinAlgError("Woodbury capacitance matrix is singular")
         gain = inverse @ scaled  # (b, k, n)
-        scaled_t, inverse_base = scaled.transpose(-1, -2), inverse_base.unsqueeze(-1)
+        inverse_base = inverse_base.unsqueeze(-1)
 
         def solve(rhs: torch.Tensor) -> torch.Tensor:
-            return rhs * inverse_base - scaled_t @ (gain @ rhs)
+            # (c' S)' rather than S' c: the product runs along the contiguous assets axis
+            correction = ((gain @ rhs).transpose(-1, -2) @ scaled).transpose(-1, -2)
+            return rhs * inverse_base - correction
 
         return solve
 
@@ -148,9 +150,9 @@ def as_risk_operator(risk: torch.Tensor) -> RiskOperator:
     if m >= n:
         bottom = risk[..., m - n :, :]
         diagonal = torch.diagonal(bottom, dim1=-2, dim2=-1)
-        if n == 1 or not bool(_off_diagonal(bottom).any()):
-            if bool((diagonal.abs() > 1e-12).all()):
-                return FactorRisk(risk[..., : m - n, :], diagonal.square())
+        nonzero_diagonal = bool((diagonal.abs() > 1e-12).all())
+        if nonzero_diagonal and not bool(_off_diagonal(bottom).any()):
+            return FactorRisk(risk[..., : m - n, :], diagonal.square())
     return DenseRisk(risk.transpose(-1, -2) @ risk)
 
 
