@@ -15,11 +15,13 @@ with :math:`Q = R^\top R`, in three steps:
    \Delta\nu = r`, solved by Woodbury in :math:`O(nk^2)` when ``Q`` is low-rank plus diagonal,
    by Cholesky otherwise. All problems of the batch iterate in lockstep on the device of the
    inputs.
-2. **Active-set polish.** The interior point identifies, for each asset, whether it is free,
-   at 0, at ``w_max`` or at its previous weight (the kink of the L1 term). The equality-
-   constrained QP on the free assets is then solved exactly, and the KKT conditions
-   (multiplier signs, strict feasibility of the free assets) are checked; a violated condition
-   moves that asset between sets and the polish is repeated. The result is exact to rounding.
+2. **Active-set polish.** Once every gap is small (``POLISH_GAP``), the point the full
+   predictor step would reach tells, for each asset, whether it is free, at 0, at ``w_max``
+   or at its previous weight (the kink of the L1 term). The equality-constrained QP on the
+   free assets is then solved exactly, and the KKT conditions (multiplier signs, strict
+   feasibility of the free assets) are checked; a violated condition moves that asset
+   between sets and the polish is repeated. Verified problems stop; the others iterate on.
+   The result is exact to rounding.
 3. **Backward.** Implicit differentiation of the KKT conditions at that active set: one more
    solve with the same reduced matrix gives :math:`\partial L/\partial\mu`,
    :math:`\partial L/\partial R` (a rank-2 update, never an ``n x n`` product) and
@@ -31,6 +33,7 @@ with :math:`Q = R^\top R`, in three steps:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 from torch.autograd.function import once_differentiable
@@ -83,6 +86,11 @@ class Problem:
     w_max: float | None
     kappa: float
     w_prev: torch.Tensor | None
+
+    @cached_property
+    def mu_size(self) -> torch.Tensor:
+        """(batch, 1) largest |mu|, the scale of the KKT tolerances."""
+        return self.mu.abs().amax(dim=1, keepdim=True)
 
     @property
     def upper(self) -> float:
@@ -194,8 +202,8 @@ def _newton_directions(problem: Problem, rows: _Rows, point: _Iterate):
         # a - b^2 / c without cancellation: the kink contributes 4 W3 W4 / (W3 + W4)
         diagonal = diagonal + 4.0 * above * below / c
     solve_system = problem.risk.solver(2.0 * problem.gamma, diagonal)
-    ones_solution = solve_system(torch.ones_like(point.w).unsqueeze(-1)).squeeze(-1)
-    ones_total = ones_solution.sum(dim=1)
+    ones = torch.ones_like(point.w)
+    budget: list[torch.Tensor] = []  # M^-1 1 and its sum, solved with the first direction
 
     def directions(r_c: torch.Tensor) -> _Iterate:
         e = (r_c + z * r_p) / s
@@ -203,7 +211,12 @@ def _newton_directions(problem: Problem, rows: _Rows, point: _Iterate):
         if gt is not None:
             rho_t = -r_t - (gt * e).sum(dim=1)
             rho_w = rho_w - b * rho_t / c
-        u = solve_system(rho_w.unsqueeze(-1)).squeeze(-1)
+        if budget:
+            u = solve_system(rho_w.unsqueeze(-1)).squeeze(-1)
+        else:
+            u, ones_solution = solve_system(torch.stack([rho_w, ones], dim=-1)).unbind(-1)
+            budget.extend([ones_solution, ones_solution.sum(dim=1)])
+        ones_solution, ones_total = budget
         dy = (u.sum(dim=1) + r_e) / ones_total
         dw = torch.addcmul(u, dy.unsqueeze(1), ones_solution, value=-1.0)
         moves = gw * dw.unsqueeze(1)
@@ -261,8 +274,10 @@ def _active_set(
         fixed = torch.where(upper, problem.w_max, fixed)
     if problem.w_prev is not None:
         fixed = torch.where(at_previous, problem.w_prev, fixed)
+    if problem.kappa == 0:
+        return ActiveSet(free, fixed, at_previous, torch.zeros_like(w))
     if sign is None:
-        sign = torch.sign(w - problem.w_prev) if problem.kappa > 0 else torch.zeros_like(w)
+        sign = torch.sign(w - problem.w_prev)
     return ActiveSet(free, fixed, at_previous, torch.where(free, sign, 0.0))
 
 
@@ -308,20 +323,42 @@ def solve_active_set(
     return free_part + held, torch.where(has_free, nu, fallback_dual)
 
 
+@dataclass(frozen=True)
+class _KKTCheck:
+    """Assets of an active-set solution that break a KKT condition, as (batch, n) masks."""
+
+    to_lower: torch.Tensor
+    """free but below 0"""
+    to_upper: torch.Tensor
+    """free but above ``w_max``"""
+    to_previous: torch.Tensor
+    """free but past its previous weight, against its sign"""
+    release: torch.Tensor
+    """held, with a multiplier of the wrong sign (or above ``kappa`` at the kink)"""
+    gradient: torch.Tensor
+    """``-mu + 2 gamma Q w + nu``"""
+
+    @property
+    def failing(self) -> torch.Tensor:
+        """(batch,) problems with at least one violation."""
+        masks = self.to_lower | self.to_upper | self.to_previous | self.release
+        return masks.any(dim=1)
+
+
 def _violations(problem: Problem, w: torch.Tensor, nu: torch.Tensor, active: ActiveSet):
-    """Masks of assets breaking a KKT condition: (to_lower, to_upper, to_previous, release)."""
+    """Check the KKT conditions of an active-set solution; see :class:`_KKTCheck`."""
     grad = problem.gradient(w) + nu.unsqueeze(1)
     kappa, upper_bound = problem.kappa, problem.upper
-    size = problem.mu.abs().amax(dim=1, keepdim=True) + grad.abs().amax(dim=1, keepdim=True)
-    tol = 1e-9 * (1.0 + size)
-    prev = problem.w_prev if problem.w_prev is not None else torch.zeros_like(w)
+    tol = 1e-9 * (1.0 + problem.mu_size + grad.abs().amax(dim=1, keepdim=True))
     free = active.free
     to_lower = free & (w < 0)
-    to_upper = free & (w > upper_bound)
-    to_previous = torch.zeros_like(free)
-    if kappa > 0:
-        to_previous = free & (active.sign * (w - prev) <= 0) & ~to_lower & ~to_upper
+    to_upper = free & (w > upper_bound) if problem.w_max is not None else torch.zeros_like(free)
     lower, upper = _held_at_bounds(active)
+    if kappa == 0:
+        release = (lower & (grad < -tol)) | (upper & (grad > tol))
+        return _KKTCheck(to_lower, to_upper, torch.zeros_like(free), release, grad)
+    prev = problem.w_prev
+    to_previous = free & (active.sign * (w - prev) <= 0) & ~to_lower & ~to_upper
     lower_mult = grad + kappa * torch.where(prev <= 0, 1.0, -1.0)
     upper_mult = grad + kappa * torch.where(prev < upper_bound, 1.0, -1.0)
     release = (
@@ -329,7 +366,7 @@ def _violations(problem: Problem, w: torch.Tensor, nu: torch.Tensor, active: Act
         | (upper & (upper_mult > tol))
         | (active.at_previous & (grad.abs() > kappa + tol))
     )
-    return to_lower, to_upper, to_previous, release
+    return _KKTCheck(to_lower, to_upper, to_previous, release, grad)
 
 
 def _held_at_bounds(active: ActiveSet) -> tuple[torch.Tensor, torch.Tensor]:
@@ -338,30 +375,24 @@ def _held_at_bounds(active: ActiveSet) -> tuple[torch.Tensor, torch.Tensor]:
     return lower, held & ~lower
 
 
-def _exchange(problem: Problem, w, nu, active: ActiveSet, violations) -> ActiveSet:
+def _exchange(problem: Problem, w, active: ActiveSet, check: _KKTCheck) -> ActiveSet:
     """One primal-dual active-set exchange: move every violating asset to its other set."""
-    to_lower, to_upper, to_previous, release = violations
-    grad = problem.gradient(w) + nu.unsqueeze(1)
-    prev = problem.w_prev if problem.w_prev is not None else torch.zeros_like(w)
+    release = check.release
     held_lower, held_upper = _held_at_bounds(active)
-    lower = (held_lower & ~release) | to_lower
-    upper = (held_upper & ~release) | to_upper
-    at_previous = (active.at_previous & ~release) | to_previous
+    lower = (held_lower & ~release) | check.to_lower
+    upper = (held_upper & ~release) | check.to_upper
+    at_previous = (active.at_previous & ~release) | check.to_previous
     sign = active.sign
     if problem.kappa > 0:
         # a released asset moves into the direction that lowers the objective
+        prev = problem.w_prev
         from_bound = torch.where(held_lower, torch.where(prev > 0, -1.0, 1.0), 0.0)
         from_bound = torch.where(
             held_upper, torch.where(prev >= problem.upper, -1.0, 1.0), from_bound
         )
-        released = torch.where(active.at_previous, -torch.sign(grad), from_bound)
+        released = torch.where(active.at_previous, -torch.sign(check.gradient), from_bound)
         sign = torch.where(release, released, sign)
     return _active_set(problem, w, lower, upper, at_previous, sign=sign)
-
-
-def _any_violation(violations) -> torch.Tensor:
-    to_lower, to_upper, to_previous, release = violations
-    return (to_lower | to_upper | to_previous | release).any(dim=1)
 
 
 def solve(problem: Problem) -> Solution:
@@ -392,15 +423,15 @@ def solve(problem: Problem) -> Solution:
                 trial = _identify(problem, point.moved(torch.ones_like(gap), affine))
                 for _ in range(EXCHANGES_PER_TRIAL + 1):
                     w_trial, nu_trial = solve_active_set(problem, trial, point.y)
-                    violations = _violations(problem, w_trial, nu_trial, trial)
-                    passed = ~solved & ~_any_violation(violations)
+                    check = _violations(problem, w_trial, nu_trial, trial)
+                    passed = ~solved & ~check.failing
                     weights = torch.where(passed.unsqueeze(1), w_trial, weights)
                     nu = torch.where(passed, nu_trial, nu)
                     active = _merge(passed, trial, active)
                     solved = solved | passed
                     if bool(solved.all()):
                         break
-                    trial = _exchange(problem, w_trial, nu_trial, trial, violations)
+                    trial = _exchange(problem, w_trial, trial, check)
                 polish_below = RETRY_FACTOR * largest_gap
             if bool(solved.all()):
                 break
@@ -420,12 +451,12 @@ def _finish_by_exchange(problem, point, solved, weights, nu, active):
     trial = _merge(solved, active, _identify(problem, point))
     for round_ in range(MAX_POLISH_ROUNDS + 1):
         w_trial, nu_trial = solve_active_set(problem, trial, point.y)
-        violations = _violations(problem, w_trial, nu_trial, trial)
-        failing = _any_violation(violations)
+        check = _violations(problem, w_trial, nu_trial, trial)
+        failing = check.failing
         if not bool(failing.any()):
             return w_trial, nu_trial, trial
         if round_ < MAX_POLISH_ROUNDS:
-            trial = _exchange(problem, w_trial, nu_trial, trial, violations)
+            trial = _exchange(problem, w_trial, trial, check)
     raise SolverError(
         f"the native QP solver did not converge on {int(failing.sum())} of "
         f"{len(failing)} problems within {MAX_IPM_ITERATIONS} iterations",

@@ -84,7 +84,7 @@ class FactorRisk:
         scaled = masked * inverse_base.unsqueeze(-2)
         k = rows.shape[-2]
         eye = torch.eye(k, dtype=rows.dtype, device=rows.device)
-        capacitance = eye / scale + masked @ scaled.transpose(-1, -2)
+        capacitance = torch.baddbmm(eye, masked, scaled.transpose(-1, -2), beta=1.0 / scale)
         # k x k and well conditioned (>= I / scale): an explicit inverse is accurate, and
         # folding it into ``scaled`` makes each solve two small batched products
         inverse, info = torch.linalg.inv_ex(capacitance)
