@@ -42,7 +42,7 @@ def test_operators_agree_with_dense_products(problems):
     _, risk, _ = problems(3, 9, 2)
     operator = as_risk_operator(risk)
     assert isinstance(operator, FactorRisk)
-    dense = DenseRisk(risk.transpose(-1, -2) @ risk)
+    dense = DenseRisk(risk)
     v = torch.randn(3, 9, dtype=torch.float64)
     torch.testing.assert_close(operator.matvec(v), dense.matvec(v))
     diagonal = torch.rand(3, 9, dtype=torch.float64) + 0.5

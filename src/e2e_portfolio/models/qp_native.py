@@ -39,7 +39,7 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from e2e_portfolio.exceptions import SolverError
-from e2e_portfolio.models.risk import FactorRisk, RiskOperator, as_risk_operator
+from e2e_portfolio.models.risk import RiskOperator, as_risk_operator
 
 MAX_IPM_ITERATIONS = 60
 MAX_POLISH_ROUNDS = 20
@@ -187,7 +187,12 @@ def _mean_gap(point: _Iterate) -> torch.Tensor:
 
 
 def _newton_directions(problem: Problem, rows: _Rows, point: _Iterate):
-    """Factorise the reduced Newton system once; return a function of the centring target."""
+    """Factorise the reduced Newton system once.
+
+    Returns the affine (predictor) direction and a function from a centring target to the
+    corrected direction; ``M^-1 1``, which every direction needs, is solved together with the
+    affine right-hand side.
+    """
     s, z, gw, gt = point.s, point.z, rows.gw, rows.gt
     r_w = problem.gradient(point.w) + point.y.unsqueeze(1) + (gw * z).sum(dim=1)
     r_p = gw * point.w.unsqueeze(1) + s - rows.h
@@ -202,21 +207,19 @@ def _newton_directions(problem: Problem, rows: _Rows, point: _Iterate):
         # a - b^2 / c without cancellation: the kink contributes 4 W3 W4 / (W3 + W4)
         diagonal = diagonal + 4.0 * above * below / c
     solve_system = problem.risk.solver(2.0 * problem.gamma, diagonal)
-    ones = torch.ones_like(point.w)
-    budget: list[torch.Tensor] = []  # M^-1 1 and its sum, solved with the first direction
 
-    def directions(r_c: torch.Tensor) -> _Iterate:
+    def reduced(r_c: torch.Tensor):
+        """Eliminate s, z and t: the right-hand side of the system in w."""
         e = (r_c + z * r_p) / s
         rho_w = -r_w - (gw * e).sum(dim=1)
+        rho_t = None
         if gt is not None:
             rho_t = -r_t - (gt * e).sum(dim=1)
             rho_w = rho_w - b * rho_t / c
-        if budget:
-            u = solve_system(rho_w.unsqueeze(-1)).squeeze(-1)
-        else:
-            u, ones_solution = solve_system(torch.stack([rho_w, ones], dim=-1)).unbind(-1)
-            budget.extend([ones_solution, ones_solution.sum(dim=1)])
-        ones_solution, ones_total = budget
+        return e, rho_w, rho_t
+
+    def recovered(e: torch.Tensor, rho_t: torch.Tensor | None, u: torch.Tensor) -> _Iterate:
+        """The full direction from ``u = M^-1 rho_w`` and the budget row."""
         dy = (u.sum(dim=1) + r_e) / ones_total
         dw = torch.addcmul(u, dy.unsqueeze(1), ones_solution, value=-1.0)
         moves = gw * dw.unsqueeze(1)
@@ -226,7 +229,17 @@ def _newton_directions(problem: Problem, rows: _Rows, point: _Iterate):
             moves = moves + gt * dt.unsqueeze(1)
         return _Iterate(dw, dt, dy, torch.cat([-r_p - moves, weight * moves + e], dim=1))
 
-    return directions
+    e, rho_w, rho_t = reduced(-s * z)
+    both = solve_system(torch.stack([rho_w, torch.ones_like(rho_w)], dim=-1))
+    u, ones_solution = both.unbind(-1)
+    ones_total = ones_solution.sum(dim=1)
+    affine = recovered(e, rho_t, u)
+
+    def directions(r_c: torch.Tensor) -> _Iterate:
+        e, rho_w, rho_t = reduced(r_c)
+        return recovered(e, rho_t, solve_system(rho_w.unsqueeze(-1)).squeeze(-1))
+
+    return affine, directions
 
 
 def _step_length(point: _Iterate, step: _Iterate) -> torch.Tensor:
@@ -413,69 +426,84 @@ def solve(problem: Problem) -> Solution:
     """Interior point with exact, KKT-verified polish; raises :class:`SolverError` on failure.
 
     Once the duality gap of every unverified problem is below ``POLISH_GAP``, the active set
-    is guessed from the full affine (predictor) step (:func:`_identify`), and the reduced QP
-    is solved exactly, followed by up to
-    ``EXCHANGES_PER_TRIAL`` primal-dual active-set exchanges. A problem whose solution passes
-    every KKT check stops iterating. The rest iterate on, and are polished again once their
-    largest gap has fallen by ``RETRY_FACTOR`` (exchanges can cycle at the kink of the L1
-    term; the interior point breaks the cycle).
+    is guessed from the full affine (predictor) step (:func:`_identify`) and polished
+    (:func:`_polish`, up to ``EXCHANGES_PER_TRIAL`` exchanges). A problem whose solution
+    passes every KKT check stops iterating. The rest iterate on, and are polished again once
+    their largest gap has fallen by ``RETRY_FACTOR`` (exchanges can cycle at the kink of the
+    L1 term; the interior point breaks the cycle).
     """
     rows = _constraints(problem)
     point = _start(problem, rows)
-    batch = problem.mu.shape[0]
-    solved = torch.zeros(batch, dtype=torch.bool, device=problem.mu.device)
-    weights, nu = torch.zeros_like(problem.mu), torch.zeros_like(point.y)
-    active = _identify(problem, point)
+    solved = torch.zeros(problem.mu.shape[0], dtype=torch.bool, device=problem.mu.device)
+    verified = _Verified(solved, torch.zeros_like(problem.mu), torch.zeros_like(point.y),
+                         _identify(problem, point))  # fmt: skip
     polish_below, iteration = POLISH_GAP, 0
     try:
         for iteration in range(1, MAX_IPM_ITERATIONS + 1):  # noqa: B007 - reported below
-            directions = _newton_directions(problem, rows, point)
-            affine = directions(-point.s * point.z)
+            affine, directions = _newton_directions(problem, rows, point)
             gap = _mean_gap(point)
-            largest_gap = float(gap[~solved].max())
+            largest_gap = float(gap[~verified.solved].max())
             if largest_gap <= polish_below:
                 trial = _identify(problem, point, point.moved(torch.ones_like(gap), affine))
-                for _ in range(EXCHANGES_PER_TRIAL + 1):
-                    w_trial, nu_trial = solve_active_set(problem, trial, point.y)
-                    check = _violations(problem, w_trial, nu_trial, trial)
-                    passed = ~solved & ~check.failing
-                    weights = torch.where(passed.unsqueeze(1), w_trial, weights)
-                    nu = torch.where(passed, nu_trial, nu)
-                    active = _merge(passed, trial, active)
-                    solved = solved | passed
-                    if bool(solved.all()):
-                        break
-                    trial = _exchange(problem, w_trial, trial, check)
+                verified = _polish(problem, trial, point.y, verified, EXCHANGES_PER_TRIAL)
                 polish_below = RETRY_FACTOR * largest_gap
-            if bool(solved.all()):
+            if verified.done:
                 break
             step, alpha = _corrected_step(point, directions, affine, gap)
-            point = point.moved(alpha * ~solved, step)
+            point = point.moved(alpha * ~verified.solved, step)
             if not bool(torch.isfinite(point.w).all()):
                 raise SolverError("the native QP solver diverged", status="nan_iterate")
-        if not bool(solved.all()):
-            weights, nu, active = _finish_by_exchange(problem, point, solved, weights, nu, active)
+        if not verified.done:
+            # last resort: exchanges from the active set of the last iterate
+            trial = _merge(verified.solved, verified.active, _identify(problem, point))
+            verified = _polish(problem, trial, point.y, verified, MAX_POLISH_ROUNDS)
     except torch.linalg.LinAlgError as exc:
         raise SolverError(f"native QP solver: singular system: {exc}", status="singular") from exc
-    return Solution(weights, nu, active, iteration)
+    if not verified.done:
+        raise SolverError(
+            f"the native QP solver did not converge on {int((~verified.solved).sum())} of "
+            f"{len(verified.solved)} problems within {MAX_IPM_ITERATIONS} iterations",
+            status="max_iterations",
+        )
+    return Solution(verified.weights, verified.budget_dual, verified.active, iteration)
 
 
-def _finish_by_exchange(problem, point, solved, weights, nu, active):
-    """Active-set exchanges from the last iterate for the problems not yet verified."""
-    trial = _merge(solved, active, _identify(problem, point))
-    for round_ in range(MAX_POLISH_ROUNDS + 1):
-        w_trial, nu_trial = solve_active_set(problem, trial, point.y)
+@dataclass(frozen=True)
+class _Verified:
+    """The problems whose polished solution passed the KKT check, and those solutions."""
+
+    solved: torch.Tensor
+    """(batch,) bool"""
+    weights: torch.Tensor
+    budget_dual: torch.Tensor
+    active: ActiveSet
+
+    @property
+    def done(self) -> bool:
+        return bool(self.solved.all())
+
+
+def _polish(
+    problem: Problem, trial: ActiveSet, dual: torch.Tensor, verified: _Verified, exchanges: int
+) -> _Verified:
+    """Solve the QP exactly on the ``trial`` active set and check the KKT conditions; up to
+    ``exchanges`` times, move the violating assets and try again. Problems that pass join
+    ``verified``; ``dual`` is the budget dual where no asset is free."""
+    for exchange in range(exchanges + 1):
+        w_trial, nu_trial = solve_active_set(problem, trial, dual)
         check = _violations(problem, w_trial, nu_trial, trial)
-        failing = check.failing
-        if not bool(failing.any()):
-            return w_trial, nu_trial, trial
-        if round_ < MAX_POLISH_ROUNDS:
+        passed = ~verified.solved & ~check.failing
+        verified = _Verified(
+            verified.solved | passed,
+            torch.where(passed.unsqueeze(1), w_trial, verified.weights),
+            torch.where(passed, nu_trial, verified.budget_dual),
+            _merge(passed, trial, verified.active),
+        )
+        if verified.done:
+            break
+        if exchange < exchanges:
             trial = _exchange(problem, w_trial, trial, check)
-    raise SolverError(
-        f"the native QP solver did not converge on {int(failing.sum())} of "
-        f"{len(failing)} problems within {MAX_IPM_ITERATIONS} iterations",
-        status="max_iterations",
-    )
+    return verified
 
 
 # ------------------------------------------------------------------------------ backward
@@ -507,13 +535,13 @@ class NativeMeanVarianceFunction(torch.autograd.Function):
         weights = solution.weights.clone()
         ctx.problem = problem
         ctx.active = ActiveSet(*(field.clone() for field in _fields(solution.active)))
-        ctx.save_for_backward(risk, weights)
+        ctx.save_for_backward(weights)
         return weights
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_w):
-        risk, weights = ctx.saved_tensors
+        (weights,) = ctx.saved_tensors
         problem: Problem = ctx.problem
         a, b = adjoint(problem, ctx.active, grad_w)
         grad_mu = grad_risk = grad_prev = None
@@ -522,12 +550,8 @@ class NativeMeanVarianceFunction(torch.autograd.Function):
         if ctx.needs_input_grad[1]:
             # dL/dR = -2 gamma (R a w' + R w a'): one product of (b, m, 2) by (b, 2, n)
             pair = torch.stack([a, weights], dim=-1)  # (b, n, 2)
-            risk_pair = (
-                problem.risk.root_matvec(pair)
-                if isinstance(problem.risk, FactorRisk)
-                else risk @ pair
-            )
-            grad_risk = risk_pair @ (-2.0 * problem.gamma * pair.flip(-1).transpose(-1, -2))
+            scaled_pair = -2.0 * problem.gamma * pair.flip(-1).transpose(-1, -2)
+            grad_risk = problem.risk.root_matvec(pair) @ scaled_pair
         if ctx.needs_input_grad[2]:
             through_held = grad_w - 2.0 * problem.gamma * problem.risk.matvec(a) - b.unsqueeze(1)
             grad_prev = torch.where(ctx.active.at_previous, through_held, torch.zeros_like(grad_w))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -103,12 +104,20 @@ class FactorRisk:
 
 @dataclass(frozen=True)
 class DenseRisk:
-    """``Q = R'R`` formed explicitly, (batch, n, n)."""
+    """Any ``R`` (batch, m, n), with ``Q = R'R`` formed explicitly, (batch, n, n)."""
 
-    matrix: torch.Tensor
+    root: torch.Tensor
+
+    @cached_property
+    def matrix(self) -> torch.Tensor:
+        return self.root.transpose(-1, -2) @ self.root
 
     def matvec(self, v: torch.Tensor) -> torch.Tensor:
         return (self.matrix @ v.unsqueeze(-1)).squeeze(-1)
+
+    def root_matvec(self, v: torch.Tensor) -> torch.Tensor:
+        """``R v`` for v (batch, n, r), (batch, m, r)."""
+        return self.root @ v
 
     def solver(
         self, scale: float, diagonal: torch.Tensor, mask: torch.Tensor | None = None
@@ -153,7 +162,7 @@ def as_risk_operator(risk: torch.Tensor) -> RiskOperator:
         nonzero_diagonal = bool((diagonal.abs() > 1e-12).all())
         if nonzero_diagonal and not bool(_off_diagonal(bottom).any()):
             return FactorRisk(risk[..., : m - n, :], diagonal.square())
-    return DenseRisk(risk.transpose(-1, -2) @ risk)
+    return DenseRisk(risk)
 
 
 def ledoit_wolf_covariance(returns) -> torch.Tensor:
