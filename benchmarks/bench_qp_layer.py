@@ -35,15 +35,21 @@ COLUMNS = (
 )  # fmt: skip
 
 
-def make_batch(batch: int, n: int, k: int, seed: int = 42):
-    """mu (batch, n), R = [F'; diag(sqrt d)] (batch, k + n, n), w_prev on the simplex."""
+def make_batch(batch: int, n: int, k: int, seed: int = 42, dense: bool = False):
+    """mu (batch, n), R (batch, k + n, n), w_prev on the simplex.
+
+    ``R = [F'; diag(sqrt d)]``, or with ``dense`` an unstructured Gaussian matrix.
+    """
     generator = torch.Generator().manual_seed(seed)
     kw = {"dtype": torch.float64, "generator": generator}
     mu = 0.01 + 0.02 * torch.randn(batch, n, **kw)
     loadings = 0.05 * torch.randn(batch, n, k, **kw)
     idiosyncratic = 0.002 + 0.006 * torch.rand(batch, n, **kw)
     previous = torch.rand(batch, n, **kw)
-    return mu, risk_matrix(loadings, idiosyncratic), previous / previous.sum(dim=1, keepdim=True)
+    risk = (
+        0.05 * torch.randn(batch, n + k, n, **kw) if dense else risk_matrix(loadings, idiosyncratic)
+    )
+    return mu, risk, previous / previous.sum(dim=1, keepdim=True)
 
 
 def time_layer(layer, mu, risk, previous, repeats: int) -> tuple[float, float, torch.Tensor]:

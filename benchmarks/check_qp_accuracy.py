@@ -1,16 +1,16 @@
 #!/usr/bin/env python3
 """Accuracy of the native QP layer against cvxpy/Clarabel over a grid of problem shapes.
 
-Solves batches of random problems for every combination of size, factor count, risk
-aversion, cap, turnover cost, scale of ``mu`` (and ``kappa``) and risk shape (factor or
-dense ``R``), with the native backend and with Clarabel (tolerance 1e-10, or 1e-8 where
-Clarabel fails at 1e-10), and prints, per group, the largest weight difference and the
-largest objective excess of native over Clarabel. Clarabel's points are feasible only to
-its tolerance (weights of -3e-11 were seen), which buys it objective excesses of up to
-about 1e-10 (1e-9 where it needed the looser tolerance); a larger excess would mean that
-native returned a non-optimal point. Weight differences alone can come from Clarabel's
-tolerance on flat problems. This sweep found an all-held polish that missed the budget
-(sum 0.989), now rejected by the KKT check and pinned by a test.
+Solves batches of random problems (``bench_qp_layer.make_batch``) for every combination of
+size, factor count, risk aversion, cap, turnover cost, scale of ``mu`` (and ``kappa``) and
+risk shape (factor or dense ``R``), with the native backend and with Clarabel (tolerance
+1e-10, or 1e-8 where Clarabel fails at 1e-10), and prints, per group, the largest weight
+difference and the largest objective excess of native over Clarabel. Clarabel's points
+are feasible only to its tolerance (weights of -3e-11 were seen), which buys it objective
+excesses of up to about 1e-10 (1e-9 where it needed the looser tolerance); a larger excess
+would mean that native returned a non-optimal point. Weight differences alone can come
+from Clarabel's tolerance on flat problems. This sweep found an all-held polish that missed
+the budget (sum 0.989), now rejected by the KKT check and pinned by a test.
 
     python benchmarks/check_qp_accuracy.py              # 1,080 configurations, about 1 min
     python benchmarks/check_qp_accuracy.py --seeds 0    # a third of them
@@ -23,6 +23,7 @@ import itertools
 from collections import defaultdict
 
 import torch
+from bench_qp_layer import make_batch
 from rich.console import Console
 from rich.progress import track
 from rich.table import Table
@@ -31,7 +32,6 @@ from e2e_portfolio.exceptions import SolverError
 from e2e_portfolio.models import qp_native
 from e2e_portfolio.models.qp_layer import MeanVarianceQP
 from e2e_portfolio.models.qp_reference import solve_with_cvxpy
-from e2e_portfolio.models.risk import risk_matrix
 
 GRID = {
     "n": [3, 12, 40],
@@ -42,20 +42,6 @@ GRID = {
     "scale": [1e-3, 1.0],
     "dense": [False, True],
 }
-
-
-def random_batch(seed: int, batch: int, n: int, k: int, scale: float, dense: bool):
-    generator = torch.Generator().manual_seed(seed)
-    kw = {"dtype": torch.float64, "generator": generator}
-    mu = scale * (0.01 + 0.03 * torch.randn(batch, n, **kw))
-    if dense:
-        risk = 0.05 * torch.randn(batch, n + k, n, **kw)
-    else:
-        risk = risk_matrix(
-            0.06 * torch.randn(batch, n, k, **kw), 0.002 + 0.01 * torch.rand(batch, n, **kw)
-        )
-    previous = torch.rand(batch, n, **kw)
-    return mu, risk, previous / previous.sum(dim=1, keepdim=True)
 
 
 def objective(w, mu, risk, previous, gamma, kappa):
@@ -94,8 +80,8 @@ def main() -> None:
     ]
     configs = [c for c in configs if c[4] is None or c[1] * c[4] >= 1]
     for seed, n, k, gamma, w_max, kappa, scale, dense in track(configs, "native vs Clarabel"):
-        mu, risk, previous = random_batch(seed, args.batch, n, k, scale, dense)
-        kappa = kappa * scale
+        mu, risk, previous = make_batch(args.batch, n, k, seed, dense)
+        mu, kappa = scale * mu, scale * kappa
         layer = MeanVarianceQP(n, risk.shape[1], gamma, w_max=w_max, kappa=kappa)
         w = layer(mu, risk, previous)
         w_ref, tolerance = reference(mu, risk, previous if kappa > 0 else None, gamma, w_max, kappa)

@@ -17,8 +17,8 @@ import streamlit as st
 from e2e_portfolio.attribution.saliency import gradient_saliency, importance_shares
 from e2e_portfolio.config import get_settings
 from e2e_portfolio.data.store import Store
-from e2e_portfolio.data.synthetic import DGPParams, simulate_arrays
-from e2e_portfolio.experiments import compare_strategies, resolve_panel
+from e2e_portfolio.data.synthetic import month_ends, simulate_arrays
+from e2e_portfolio.experiments import compare_strategies, resolve_panel, walk_forward_frames
 from e2e_portfolio.models.decision_shrinkage import METHODS, ShrinkageConfig, walk_forward
 from e2e_portfolio.models.train import TrainConfig
 from e2e_portfolio.report import plots
@@ -68,14 +68,7 @@ def run_shrinkage(seed: int, n_assets: int, n_months: int, window: int, tc: floa
     """One synthetic universe through the shrinkage walk-forward."""
     exposures, returns = simulate_arrays(n_assets=n_assets, n_months=n_months, seed=seed)
     result = walk_forward(returns, exposures, ShrinkageConfig(window=window, tc=tc))
-    dates = pd.date_range(DGPParams().start, periods=n_months, freq="ME")[
-        result.decision_months + 1
-    ]
-    series = pd.concat(
-        [pd.DataFrame({"strategy": m, "date": dates, "net_return": result.net_returns[m],
-                       "turnover": result.turnover[m]}) for m in METHODS],
-        ignore_index=True,
-    )  # fmt: skip
+    _, series = walk_forward_frames(result, month_ends(n_months))
     sharpe = result.sharpe()
     table = pd.DataFrame(
         {

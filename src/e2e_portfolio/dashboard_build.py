@@ -18,8 +18,7 @@ from pathlib import Path
 
 from plotly.offline import get_plotlyjs
 
-from e2e_portfolio.data.synthetic import simulate_arrays
-from e2e_portfolio.models.decision_shrinkage import METHODS, ShrinkageConfig, walk_forward
+from e2e_portfolio.models.decision_shrinkage import METHODS, ShrinkageConfig, edge_across_seeds
 
 STLITE_VERSION = "1.9.2"
 PYODIDE_VERSION = "0.29.3"
@@ -81,17 +80,15 @@ mount(
 
 def precompute(seeds: Iterable[int], n_assets: int = 40, tc: float = 0.001) -> list[dict]:
     """Out-of-sample Sharpe of the three methods and the mean delta* per seed."""
-    rows = []
-    for seed in seeds:
-        exposures, returns = simulate_arrays(n_assets=n_assets, n_months=96, seed=int(seed))
-        result = walk_forward(returns, exposures, ShrinkageConfig(window=48, tc=tc))
-        sharpe = result.sharpe()
-        rows.append({
-            "seed": int(seed),
-            "sharpe": {m: round(sharpe[m], 4) for m in METHODS},
-            "delta": round(float(result.delta["decision-aware"].mean()), 4),
-        })  # fmt: skip
-    return rows
+    summary = edge_across_seeds(seeds, n_assets, 96, ShrinkageConfig(window=48, tc=tc))
+    return [
+        {
+            "seed": row["seed"],
+            "sharpe": {m: round(row[f"sharpe_{m}"], 4) for m in METHODS},
+            "delta": round(row["delta_star"], 4),
+        }
+        for row in summary["rows"]
+    ]
 
 
 def build_static_page(seeds: Iterable[int] = range(20), n_assets: int = 40) -> str:

@@ -23,7 +23,7 @@ from e2e_portfolio.backtest.walkforward import ComparisonResult, run_comparison
 from e2e_portfolio.data.datasets import load_french, load_sp500
 from e2e_portfolio.data.panel import FactorPanel
 from e2e_portfolio.data.store import RunRecord, Store
-from e2e_portfolio.data.synthetic import DGPParams, simulate_universe
+from e2e_portfolio.data.synthetic import month_ends, simulate_universe
 from e2e_portfolio.exceptions import DataError
 from e2e_portfolio.models.decision_shrinkage import (
     METHODS,
@@ -50,10 +50,10 @@ def shrink_synthetic(
 ) -> tuple[dict, RunRecord]:
     """:func:`edge_across_seeds` plus a run record with per-seed statistics and series."""
     summary = edge_across_seeds(seeds, n_assets, n_months, config, on_seed=on_seed)
-    dates = pd.date_range(DGPParams().start, periods=n_months, freq="ME")
+    dates = month_ends(n_months)
     stats, series = {}, []
     for seed, result in summary["results"].items():
-        seed_stats, seed_series = _record_parts(result, dates, suffix=f"/seed={seed}")
+        seed_stats, seed_series = walk_forward_frames(result, dates, suffix=f"/seed={seed}")
         stats.update(seed_stats)
         series.append(seed_series)
     metrics = {k: v for k, v in summary.items() if k not in ("results", "config")}
@@ -81,7 +81,7 @@ def shrink_history(panel: FactorPanel, config: ShrinkageConfig) -> tuple[dict, R
         "first_month": str(panel.dates[result.decision_months[0] + 1].date()),
         "last_month": str(panel.dates[result.decision_months[-1] + 1].date()),
     }
-    stats, series = _record_parts(result, panel.dates, suffix="")
+    stats, series = walk_forward_frames(result, panel.dates)
     record = RunRecord(
         kind="shrink",
         config={"data": panel.name, "n_assets": panel.n_assets, **asdict(config)},
@@ -92,7 +92,12 @@ def shrink_history(panel: FactorPanel, config: ShrinkageConfig) -> tuple[dict, R
     return summary, record
 
 
-def _record_parts(result: WalkForwardResult, dates: pd.DatetimeIndex, suffix: str):
+def walk_forward_frames(
+    result: WalkForwardResult, dates: pd.DatetimeIndex, suffix: str = ""
+) -> tuple[dict, pd.DataFrame]:
+    """Statistics per method and the long series frame (strategy, date, net_return,
+    turnover) of a shrinkage walk-forward; ``dates`` are the panel's, ``suffix`` is appended
+    to the method names."""
     realised_dates = dates[result.decision_months + 1]
     stats, frames = {}, []
     for method in METHODS:

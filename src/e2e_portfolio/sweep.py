@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import math
 import tomllib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -21,10 +20,10 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from e2e_portfolio.data.store import RunRecord, Store
 from e2e_portfolio.exceptions import DataError
+from e2e_portfolio.models.decision_shrinkage import ShrinkageConfig, edge_across_seeds, t_half_width
 
 Kind = Literal["shrink", "compare"]
 Backend = Literal["local", "serial", "ray"]
@@ -110,8 +109,6 @@ def run_job(job: SweepJob) -> dict[str, Any]:
     """Run one job; returns its metrics (the function workers execute)."""
     o = dict(job.options)
     if job.kind == "shrink":
-        from e2e_portfolio.models.decision_shrinkage import ShrinkageConfig, edge_across_seeds
-
         config = ShrinkageConfig(window=o["window"], score_months=o["score_months"], tc=o["tc"],
                                  target=o["target"])  # fmt: skip
         row = edge_across_seeds([job.seed], o["n_assets"], o["n_months"], config)["rows"][0]
@@ -228,11 +225,7 @@ def summarise(store: Store, jobs: Iterable[SweepJob], confidence: float = 0.95) 
         entry: dict[str, Any] = {"config": config, "n_seeds": len(group)}
         for column in numeric:
             values = group[column].to_numpy(dtype=np.float64)
-            half = float("nan")
-            if len(values) > 1:
-                t = stats.t.ppf(0.5 + confidence / 2, len(values) - 1)
-                half = float(t * values.std(ddof=1) / math.sqrt(len(values)))
             entry[column] = float(values.mean())
-            entry[f"{column}_ci"] = half
+            entry[f"{column}_ci"] = t_half_width(values, confidence)
         out.append(entry)
     return pd.DataFrame(out)

@@ -18,13 +18,14 @@ unpriced, low-correlation diversifier exposures relative to the MSE-trained one,
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from e2e_portfolio.data.synthetic import PRICED_FACTORS, simulate_arrays
+from e2e_portfolio.data.synthetic import PRICED_FACTORS, simulate_universe
 from e2e_portfolio.models.train import TrainConfig, train_decoupled, train_e2e
 
 Forecaster = Callable[[torch.Tensor], Any]
@@ -106,17 +107,14 @@ def attribution_across_seeds(
     rows = []
     features: list[str] = []
     for seed in seeds:
-        exposures, returns = simulate_arrays(n_assets=n_assets, n_months=n_months, seed=int(seed))
-        x, y = exposures[:-1], returns[1:]
-        seed_config = TrainConfig(**{**config.__dict__, "seed": int(seed)})
+        panel = simulate_universe(n_assets=n_assets, n_months=n_months, seed=int(seed))
+        x, y = panel.supervised_pairs()
+        seed_config = replace(config, seed=int(seed))
         decoupled = train_decoupled(x, y, seed_config).model
         end_to_end = train_e2e(x, y, seed_config).model
         models = {"decoupled": decoupled, "end-to-end": end_to_end}
         shares = {m: importance_shares(gradient_saliency(model, x)) for m, model in models.items()}
-        features = [
-            *PRICED_FACTORS,
-            *(f"diversifier_{j + 1}" for j in range(x.shape[-1] - n_priced)),
-        ]
+        features = list(panel.features)
         row = {
             "seed": int(seed),
             **{f"{m}_shares": s.tolist() for m, s in shares.items()},

@@ -126,6 +126,13 @@ def simulate_arrays(
     return exposures[1:], returns
 
 
+def month_ends(n_months: int, params: DGPParams | None = None):
+    """The month-end dates of a simulated universe of ``n_months`` (a pandas DatetimeIndex)."""
+    import pandas as pd
+
+    return pd.date_range((params or DGPParams()).start, periods=n_months, freq="ME")
+
+
 def simulate_universe(
     n_assets: int = 40,
     n_months: int = 96,
@@ -157,7 +164,6 @@ def simulate_universe(
         ``exposures`` (T, N, 4 + n_diversifying) known at each month end and ``returns``
         (T, N) realised over each month, monthly, not in excess of a risk-free rate.
     """
-    import pandas as pd
 
     from e2e_portfolio.data.panel import FactorPanel
 
@@ -166,7 +172,7 @@ def simulate_universe(
     features = (*PRICED_FACTORS, *(f"diversifier_{j + 1}" for j in range(n_diversifying)))
     return FactorPanel(
         name=name,
-        dates=pd.date_range((params or DGPParams()).start, periods=n_months, freq="ME"),
+        dates=month_ends(n_months, params),
         assets=tuple(f"A{i:0{width}d}" for i in range(n_assets)),
         features=features,
         exposures=exposures,

@@ -358,6 +358,16 @@ def _checked_arrays(returns: np.ndarray, exposures: np.ndarray) -> tuple[np.ndar
 
 
 # ------------------------------------------------------------------------------ verdicts
+def t_half_width(values: np.ndarray, confidence: float = 0.95) -> float:
+    """Half-width of the Student-t confidence interval of the mean; NaN below two values."""
+    values = np.asarray(values, dtype=np.float64)
+    count = values.size
+    if count < 2:
+        return float("nan")
+    quantile = stats.t.ppf(0.5 + confidence / 2, count - 1)
+    return float(quantile * values.std(ddof=1) / math.sqrt(count))
+
+
 def paired_comparison(a: np.ndarray, b: np.ndarray, confidence: float = 0.95) -> dict[str, float]:
     """Paired statistics of ``a - b`` across seeds.
 
@@ -368,9 +378,7 @@ def paired_comparison(a: np.ndarray, b: np.ndarray, confidence: float = 0.95) ->
     count = diff.size
     mean = float(diff.mean())
     if count > 1 and diff.std(ddof=1) > 0:
-        half = float(
-            stats.t.ppf(0.5 + confidence / 2, count - 1) * diff.std(ddof=1) / math.sqrt(count)
-        )
+        half = t_half_width(diff, confidence)
         wilcoxon = float(stats.wilcoxon(diff).pvalue)
     else:
         half, wilcoxon = float("nan"), float("nan")

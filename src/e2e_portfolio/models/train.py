@@ -102,13 +102,18 @@ def _tensors(exposures, next_returns, device: str = "cpu") -> tuple[torch.Tensor
     return x, y
 
 
-def _split(n_months: int, fraction: float) -> int:
-    n_validation = max(2, round(fraction * n_months))
+def _split(exposures, next_returns, config: TrainConfig):
+    """Validated tensors, split chronologically: ``{"train": (x, y), "validation": (x, y)}``."""
+    config.validate(np.shape(next_returns)[-1])
+    x, y = _tensors(exposures, next_returns, config.device)
+    n_months = x.shape[0]
+    n_validation = max(2, round(config.validation_fraction * n_months))
     if n_months - n_validation < 3:
         raise DataError(
             f"exposures: expected at least 5 months to train and validate, got {n_months}"
         )
-    return n_months - n_validation
+    cut = n_months - n_validation
+    return {"train": (x[:cut], y[:cut]), "validation": (x[cut:], y[cut:])}
 
 
 def _new_model(n_features: int, config: TrainConfig) -> ReturnPredictor:
@@ -158,17 +163,15 @@ def train_decoupled(exposures, next_returns, config: TrainConfig | None = None) 
     config : TrainConfig
     """
     config = config or TrainConfig()
-    config.validate(np.shape(next_returns)[-1])
-    x, y = _tensors(exposures, next_returns, config.device)
-    cut = _split(x.shape[0], config.validation_fraction)
-    parts = {"train": (x[:cut], y[:cut]), "validation": (x[cut:], y[cut:])}
+    parts = _split(exposures, next_returns, config)
 
     def objective(model, part):
         features, target = parts[part]
         loss = mse_loss(model(features)[0], target)
         return loss, loss.item()
 
-    return _fit(_new_model(x.shape[-1], config), objective, config, higher_is_better=False)
+    n_features = parts["train"][0].shape[-1]
+    return _fit(_new_model(n_features, config), objective, config, higher_is_better=False)
 
 
 def solve_path(
@@ -203,18 +206,15 @@ def train_e2e(
     training from given weights, e.g. a decoupled fit.
     """
     config = config or TrainConfig()
-    config.validate(np.shape(next_returns)[-1])
-    x, y = _tensors(exposures, next_returns, config.device)
-    n_assets = x.shape[1]
-    cut = _split(x.shape[0], config.validation_fraction)
-    parts = {"train": (x[:cut], y[:cut]), "validation": (x[cut:], y[cut:])}
+    parts = _split(exposures, next_returns, config)
+    _, n_assets, n_features = parts["train"][0].shape
     layer = MeanVarianceQP(
         n_assets, config.n_risk_factors + n_assets, config.gamma, config.w_max, config.kappa
     )
     if initial_model is not None:
         model = copy.deepcopy(initial_model).double().to(config.device)
     else:
-        model = _new_model(x.shape[-1], config)
+        model = _new_model(n_features, config)
 
     def objective(model, part):
         features, target = parts[part]
