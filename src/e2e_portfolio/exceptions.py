@@ -29,8 +29,10 @@ class DataSourceError(E2EPortfolioError):
 
 
 class SolverError(E2EPortfolioError, RuntimeError):
-    """An optimisation solver failed; ``status`` holds the solver's own status."""
+    """An optimisation solver failed; ``status`` holds the solver's own status and
+    ``indices`` the batch indices of the failed problems (empty when not known)."""
 
-    def __init__(self, message: str, status: str) -> None:
+    def __init__(self, message: str, status: str, indices: list[int] | None = None) -> None:
         super().__init__(f"{message} (solver status: {status})")
         self.status = status
+        self.indices = list(indices or [])

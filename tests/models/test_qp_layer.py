@@ -17,6 +17,7 @@ import torch
 from e2e_portfolio.exceptions import SolverError
 from e2e_portfolio.models import qp_native
 from e2e_portfolio.models.qp_layer import MeanVarianceQP
+from e2e_portfolio.models.qp_native import solver
 from e2e_portfolio.models.risk import as_risk_operator, risk_matrix
 
 CASES = [(None, 0.0), (0.25, 0.0), (0.25, 0.01), (None, 0.005)]
@@ -65,19 +66,26 @@ def test_tight_cap_with_turnover_matches_clarabel():
     )
 
 
+def _problem(mu, risk, gamma, w_max, kappa, previous):
+    caps = None if w_max is None else torch.full_like(mu, w_max)
+    prev = previous if kappa else None
+    return qp_native.build_problem(mu, as_risk_operator(risk), gamma, kappa, prev, caps)
+
+
 def test_polish_with_every_asset_held_off_budget_fails_the_check(problems):
     mu, risk, previous = problems(1, 5, 2)
-    problem = qp_native.Problem(mu, as_risk_operator(risk), 4.0, 0.3, 0.01, previous)
+    problem = _problem(mu, risk, 4.0, 0.3, 0.01, previous)
     at_previous = torch.tensor([[False, False, True, False, False]])
+    at_upper = torch.tensor([[False, True, False, False, False]])
     fixed = torch.tensor([[0.0, 0.3, 0.0, 0.0, 0.0]], dtype=torch.float64)
     fixed = torch.where(at_previous, previous, fixed)
     held = qp_native.ActiveSet(
-        torch.zeros_like(at_previous), fixed, at_previous, torch.zeros_like(fixed)
+        torch.zeros_like(at_previous), fixed, at_upper, at_previous, torch.zeros_like(fixed)
     )
-    w, nu = qp_native.solve_active_set(problem, held, torch.zeros(1, dtype=torch.float64))
+    w, nu, _ = qp_native.solve_active_set(problem, held, torch.zeros(1, dtype=torch.float64))
     assert (w.sum() - 1).abs() > 1e-3
-    check = qp_native._violations(problem, w, nu, held)
-    assert check.off_budget.all() and check.failing.all()
+    check = qp_native.certify(problem, w, nu, held)
+    assert (check.primal > 1e-3).all() and check.failing.all()
 
 
 @pytest.mark.parametrize(("w_max", "kappa"), CASES, ids=CASE_IDS)
@@ -86,15 +94,15 @@ def test_feasible_and_kkt(problems, w_max, kappa):
     layer = MeanVarianceQP(40, 44, 4.0, w_max=w_max, kappa=kappa)
     w = layer(mu, risk, previous)
     assert (w.sum(dim=1) - 1).abs().max() < 1e-9
-    assert w.min() >= -1e-9
+    assert w.min() >= 0
     if w_max is not None:
-        assert w.max() <= w_max + 1e-9
-    problem = qp_native.Problem(
-        mu, qp_native.as_risk_operator(risk), 4.0, w_max, kappa, previous if kappa else None
-    )
+        assert w.max() <= w_max
+    problem = _problem(mu, risk, 4.0, w_max, kappa, previous)
     solution = qp_native.solve(problem)
-    check = qp_native._violations(problem, solution.weights, solution.budget_dual, solution.active)
+    assert not solution.failed.any()
+    check = qp_native.certify(problem, solution.weights, solution.budget_dual, solution.active)
     assert not check.failing.any()
+    assert check.stationarity.max() < 1e-12
 
 
 @pytest.mark.parametrize(("w_max", "kappa"), CASES, ids=CASE_IDS)
@@ -209,10 +217,17 @@ def test_degenerate_points_give_finite_gradients(problems):
         for grad in grads:
             assert grad is None or torch.isfinite(grad).all()
     torch.testing.assert_close(sticky(mu, risk, previous), previous, rtol=0, atol=1e-12)
-    prev = previous.clone().requires_grad_()
-    w = sticky(mu, risk, prev)
-    (grad_prev,) = torch.autograd.grad((w * torch.arange(6.0)).sum(), prev)
-    torch.testing.assert_close(grad_prev, torch.arange(6.0, dtype=torch.float64).expand(3, 6))
+    # inside the no-trade region the map is piecewise linear in w_prev: the backward returns
+    # the piece for perturbations that raise sum(w_prev) (the asset cheapest to sell absorbs)
+    jacobian = torch.autograd.functional.jacobian(lambda p: sticky(mu[0], risk[0], p), previous[0])
+    g = torch.Generator().manual_seed(5)
+    for shift in (0.0, 1.0):  # keeping the sum, raising it
+        direction = torch.randn(6, dtype=torch.float64, generator=g)
+        direction = direction - direction.mean() + shift / 6
+        eps = 1e-7
+        moved = sticky(mu[0], risk[0], previous[0] + eps * direction)
+        one_sided = (moved - sticky(mu[0], risk[0], previous[0])) / eps
+        torch.testing.assert_close(jacobian @ direction, one_sided, rtol=0, atol=1e-6)
 
 
 def test_cvxpy_backend_has_no_gradient(problems):
@@ -223,14 +238,18 @@ def test_cvxpy_backend_has_no_gradient(problems):
         w.sum().backward()
 
 
-def test_non_convergence_raises_with_status(problems, monkeypatch):
+def test_non_convergence_raises_with_status_and_indices(problems, monkeypatch):
     mu, risk, previous = problems(4, 20, 3)
-    monkeypatch.setattr(qp_native, "MAX_IPM_ITERATIONS", 2)
-    monkeypatch.setattr(qp_native, "MAX_POLISH_ROUNDS", 0)
+    monkeypatch.setattr(solver, "MAX_IPM_ITERATIONS", 2)
+    monkeypatch.setattr(solver, "MAX_POLISH_ROUNDS", 0)
     layer = MeanVarianceQP(20, 23, 3.0, w_max=0.1, kappa=0.01)
-    with pytest.raises(SolverError, match="did not converge") as info:
+    with pytest.raises(
+        SolverError,
+        match=r"failed on 4 of 4 problems; batch index \(status\): 0 \(max_iterations\)",
+    ) as info:
         layer(mu, risk, previous)
     assert info.value.status == "max_iterations"
+    assert info.value.indices == [0, 1, 2, 3]
 
 
 @pytest.mark.parametrize(
@@ -242,10 +261,13 @@ def test_non_convergence_raises_with_status(problems, monkeypatch):
         ({"w_max": 0.1}, r"w_max: infeasible, expected n \* w_max >= 1 .* got 5 \* 0.1 = 0.5"),
         ({"w_max": -0.5}, r"w_max: expected a positive cap or None, got -0.5"),
         ({"backend": "mosek"}, r"backend: expected one of .*, got 'mosek'"),
-        ({"n": 1}, r"n: expected at least 2 assets, got 1"),
+        ({"n": 0}, r"n: expected a positive integer, got 0"),
+        ({"n_factors": 0}, r"n_factors: expected a positive integer or None, got 0"),
+        ({"gamma": None}, r"gamma: expected a finite risk aversion > 0, got None"),
+        ({"on_failure": "ignore"}, r"on_failure: expected one of \('raise', 'fallback'\), got 'ignore'"),
     ],
     ids=["negative-gamma", "zero-gamma", "negative-kappa", "infeasible-cap", "negative-cap",
-         "unknown-backend", "one-asset"],
+         "unknown-backend", "no-assets", "no-factors", "missing-gamma", "unknown-on-failure"],
 )  # fmt: skip
 def test_bad_construction(kwargs, match):
     arguments = {"n": 5, "n_factors": 7, "gamma": 3.0, **kwargs}

@@ -49,14 +49,42 @@ def test_operators_agree_with_dense_products(problems):
     mask = (torch.rand(3, 9) > 0.3).to(torch.float64)
     rhs = torch.randn(3, 9, 2, dtype=torch.float64)
     torch.testing.assert_close(
-        operator.solver(2.0, diagonal, mask)(rhs), dense.solver(2.0, diagonal, mask)(rhs)
+        operator.factorise(diagonal, mask).solve(rhs), dense.factorise(diagonal, mask).solve(rhs)
     )
-    # no mask: the whole of Q
+    # no mask: the whole of H
     torch.testing.assert_close(
-        operator.solver(2.0, diagonal)(rhs), dense.solver(2.0, diagonal)(rhs)
+        operator.factorise(diagonal).solve(rhs), dense.factorise(diagonal).solve(rhs)
     )
-    system = torch.diag_embed(diagonal) + 2.0 * dense.matrix
-    torch.testing.assert_close(system @ dense.solver(2.0, diagonal)(rhs), rhs)
+    system = torch.diag_embed(diagonal) + dense.matrix
+    torch.testing.assert_close(system @ dense.factorise(diagonal).solve(rhs), rhs)
+    torch.testing.assert_close(operator.diagonal(), torch.diagonal(dense.matrix, dim1=-2, dim2=-1))
+    # scaling by c scales H
+    c = torch.tensor([0.5, 2.0, 3.0], dtype=torch.float64)
+    torch.testing.assert_close(operator.scaled(c).matvec(v), c.unsqueeze(1) * dense.matvec(v))
+    torch.testing.assert_close(dense.scaled(c).matvec(v), c.unsqueeze(1) * dense.matvec(v))
+
+
+def test_root_keeps_the_sign_of_the_diagonal(problems):
+    _, risk, _ = problems(2, 5, 2)
+    flipped = risk.clone()
+    flipped[:, 2:] = -flipped[:, 2:]  # R = [F'; diag(-sqrt d)]: the same Sigma
+    operator = as_risk_operator(flipped)
+    assert isinstance(operator, FactorRisk)
+    v = torch.randn(2, 5, 1, dtype=torch.float64)
+    torch.testing.assert_close(operator.root_matvec(v), flipped @ v, rtol=1e-13, atol=1e-15)
+
+
+def test_a_failed_factorisation_is_reported_per_problem():
+    rows = torch.zeros(3, 1, 4, dtype=torch.float64)
+    operator = FactorRisk(rows, torch.ones(3, 4, dtype=torch.float64))
+    diagonal = torch.ones(3, 4, dtype=torch.float64)
+    diagonal[1, 0] = float("nan")
+    dense = DenseRisk(torch.eye(4, dtype=torch.float64).expand(3, 4, 4))
+    result = dense.factorise(diagonal)
+    assert result.failed.tolist() == [False, True, False]
+    rhs = torch.ones(3, 4, 1, dtype=torch.float64)
+    torch.testing.assert_close(result.solve(rhs)[0], rhs[0] / 2)
+    assert not operator.factorise(torch.ones(3, 4, dtype=torch.float64)).failed.any()
 
 
 def test_unstructured_risk_is_dense(problems):

@@ -8,13 +8,26 @@ r"""The mean-variance QP as a differentiable ``torch.nn.Module``.
         + \kappa\,\lVert w - w_{prev}\rVert_1
     \quad\text{s.t.}\quad \mathbf 1^\top w = 1,\; 0 \le w \le w_{max}
 
-and differentiates :math:`w^\star` with respect to ``mu``, ``R`` and ``w_prev``.
+and differentiates :math:`w^\star` with respect to ``mu``, the risk model and ``w_prev``.
+
+The risk model comes in one of two forms:
+
+- ``R`` (batch, k, n) with :math:`\Sigma = R^\top R` (any ``R``; one of the shape
+  ``[F'; diag(s)]`` is recognised and handled in factor form);
+- ``F`` (batch, n, k) loadings and ``d`` (batch, n) idiosyncratic variances, :math:`\Sigma =
+  F F^\top + \mathrm{diag}(d)`: time and memory :math:`O(B n k)`, gradients to ``F`` and
+  ``d`` directly, and nothing of size ``n x n`` is ever formed.
+
+``upper`` (batch, n) adds per-asset caps (combined with ``w_max``); a cap of 0 excludes an
+asset.
 
 Backends:
 
 - ``"native"`` (default): :mod:`e2e_portfolio.models.qp_native`, a batched interior point
-  plus exact active-set polish in torch, on the inputs' device, with an exact implicit-KKT
-  backward pass.
+  plus exact, KKT-certified active-set polish in torch, on the inputs' device, with an
+  exact implicit-KKT backward pass. Problems it cannot solve raise
+  :class:`~e2e_portfolio.exceptions.SolverError` naming their batch indices, or with
+  ``on_failure="fallback"`` are re-solved by cvxpy/Clarabel with a warning.
 - ``"cvxpylayers"``: the same problem in DPP form through cvxpylayers, solved by Clarabel
   inside diffcp; the reference implementation.
 - ``"cvxpy"``: forward only, one cvxpy/Clarabel solve per problem (works without
@@ -32,10 +45,12 @@ import torch
 from torch import nn
 
 from e2e_portfolio.models import qp_reference
-from e2e_portfolio.models.qp_native import NativeMeanVarianceFunction
+from e2e_portfolio.models.qp_inputs import LayerInputs
+from e2e_portfolio.models.qp_native import NativeMeanVarianceFunction, OnFailure, Settings
 
 Backend = Literal["native", "cvxpylayers", "cvxpy"]
 BACKENDS: tuple[Backend, ...] = ("native", "cvxpylayers", "cvxpy")
+ON_FAILURE: tuple[OnFailure, ...] = ("raise", "fallback")
 
 
 class MeanVarianceQP(nn.Module):
@@ -45,33 +60,41 @@ class MeanVarianceQP(nn.Module):
     ----------
     n : int
         Number of assets.
-    n_factors : int
-        Number of rows of ``R`` (for ``R = [F'; diag(sqrt d)]`` that is ``k + n``).
+    n_factors : int, optional
+        Rows of ``R`` (for ``R = [F'; diag(sqrt d)]`` that is ``k + n``) or columns of ``F``;
+        ``None`` infers it from the inputs, otherwise the inputs must match it.
     gamma : float
-        Risk aversion, > 0.
+        Risk aversion, > 0 (required).
     w_max : float, optional
         Per-asset cap; ``None`` for none. Must satisfy ``n * w_max >= 1``.
     kappa : float
         L1 turnover penalty against ``w_prev``, >= 0.
     backend : {"native", "cvxpylayers", "cvxpy"}
         Solver, see the module docstring.
+    on_failure : {"raise", "fallback"}
+        What the native backend does with problems it cannot solve: raise
+        :class:`~e2e_portfolio.exceptions.SolverError` naming them, or re-solve them with
+        cvxpy/Clarabel (with a :class:`~e2e_portfolio.models.qp_native.QPFallbackWarning`).
     """
 
     def __init__(
         self,
         n: int,
-        n_factors: int,
-        gamma: float,
+        n_factors: int | None = None,
+        gamma: float | None = None,
         w_max: float | None = None,
         kappa: float = 0.0,
         backend: Backend = "native",
+        *,
+        on_failure: OnFailure = "raise",
     ) -> None:
         super().__init__()
-        for argument, value in (("n", n), ("n_factors", n_factors)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{argument}: expected a positive integer, got {value!r}")
-        if n < 2:
-            raise ValueError(f"n: expected at least 2 assets, got {n}")
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"n: expected a positive integer, got {n!r}")
+        if n_factors is not None and (
+            isinstance(n_factors, bool) or not isinstance(n_factors, int) or n_factors < 1
+        ):
+            raise ValueError(f"n_factors: expected a positive integer or None, got {n_factors!r}")
         if not (isinstance(gamma, int | float) and gamma > 0 and gamma < float("inf")):
             raise ValueError(f"gamma: expected a finite risk aversion > 0, got {gamma!r}")
         if not (isinstance(kappa, int | float) and 0 <= kappa < float("inf")):
@@ -86,24 +109,30 @@ class MeanVarianceQP(nn.Module):
                 )
         if backend not in BACKENDS:
             raise ValueError(f"backend: expected one of {BACKENDS}, got {backend!r}")
+        if on_failure not in ON_FAILURE:
+            raise ValueError(f"on_failure: expected one of {ON_FAILURE}, got {on_failure!r}")
         self.n, self.n_factors = n, n_factors
         self.gamma, self.kappa = float(gamma), float(kappa)
         self.w_max = None if w_max is None else float(w_max)
-        self.backend = backend
-        self._reference = (
-            qp_reference.CvxpyLayerSolver(n, n_factors, self.gamma, self.w_max, self.kappa)
-            if backend == "cvxpylayers"
-            else None
-        )
+        self.backend: Backend = backend
+        self.on_failure: OnFailure = on_failure
+        self._references: dict[int, qp_reference.CvxpyLayerSolver] = {}
 
     def extra_repr(self) -> str:
         return (
             f"n={self.n}, n_factors={self.n_factors}, gamma={self.gamma}, w_max={self.w_max}, "
-            f"kappa={self.kappa}, backend={self.backend!r}"
+            f"kappa={self.kappa}, backend={self.backend!r}, on_failure={self.on_failure!r}"
         )
 
     def forward(
-        self, mu: torch.Tensor, R: torch.Tensor, w_prev: torch.Tensor | None = None
+        self,
+        mu: torch.Tensor,
+        R: torch.Tensor | None = None,
+        w_prev: torch.Tensor | None = None,
+        *,
+        F: torch.Tensor | None = None,
+        d: torch.Tensor | None = None,
+        upper: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Optimal weights.
 
@@ -111,80 +140,52 @@ class MeanVarianceQP(nn.Module):
         ----------
         mu : Tensor, (n,) or (batch, n)
             Expected returns.
-        R : Tensor, (n_factors, n) or (batch, n_factors, n)
-            Risk factor matrix, ``Sigma = R' R``.
+        R : Tensor, (k, n) or (batch, k, n), optional
+            Risk root, ``Sigma = R' R``. Give either ``R`` or ``F`` and ``d``.
         w_prev : Tensor, (n,) or (batch, n), optional
             Previous weights; required when ``kappa > 0``.
+        F : Tensor, (n, k) or (batch, n, k), optional
+            Factor loadings, ``Sigma = F F' + diag(d)``.
+        d : Tensor, (n,) or (batch, n), optional
+            Idiosyncratic variances, >= 0.
+        upper : Tensor, (n,) or (batch, n), optional
+            Per-asset caps >= 0 (``inf`` for none), combined with ``w_max``; 0 excludes
+            an asset. Their sum (each at most 1) must reach 1 in every problem.
 
         Returns
         -------
         Tensor, (n,) or (batch, n)
             On the device and dtype of ``mu``; batched if any input is batched.
         """
-        mu_b, risk_b, prev_b, batched = self._validate(mu, R, w_prev)
-        if self.backend == "native":
+        inputs = LayerInputs.checked(self, mu, R, w_prev, F, d, upper)
+        if inputs.batch == 0 or self.n == 1:
+            # nothing to solve: an empty batch, or one asset that must hold everything
+            weights = inputs.mu * 0.0 + 1.0
+        elif self.backend == "native":
+            settings = Settings(self.gamma, self.kappa, self.on_failure)
             weights = NativeMeanVarianceFunction.apply(
-                mu_b, risk_b, prev_b, self.gamma, self.w_max, self.kappa
+                inputs.mu, inputs.R, inputs.F, inputs.d, inputs.w_prev, inputs.caps, settings
             )
         elif self.backend == "cvxpylayers":
-            assert self._reference is not None
-            weights = self._reference(mu_b, risk_b, prev_b)
+            weights = self._cvxpylayers(inputs)
         else:
             weights = qp_reference.solve_with_cvxpy(
-                mu_b, risk_b, prev_b, self.gamma, self.w_max, self.kappa
-            )
+                inputs.mu, inputs.R, inputs.w_prev, self.gamma, None, self.kappa,
+                upper=inputs.caps, loadings=inputs.F, idiosyncratic=inputs.d,
+            )  # fmt: skip
         weights = weights.to(dtype=mu.dtype)
-        return weights if batched else weights.squeeze(0)
+        return weights if inputs.batched else weights.squeeze(0)
 
-    def _validate(
-        self, mu: torch.Tensor, R: torch.Tensor, w_prev: torch.Tensor | None
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, bool]:
-        """Check types, shapes and values; return float64 tensors with a common batch."""
-        inputs = {"mu": mu, "R": R} if w_prev is None else {"mu": mu, "R": R, "w_prev": w_prev}
-        for name, tensor in inputs.items():
-            if not isinstance(tensor, torch.Tensor):
-                raise TypeError(f"{name}: expected a torch.Tensor, got {type(tensor).__name__}")
-            if not tensor.is_floating_point():
-                raise TypeError(f"{name}: expected a floating-point tensor, got {tensor.dtype}")
-            if tensor.device != mu.device:
-                raise ValueError(f"{name}: expected device {mu.device}, got {tensor.device}")
-            if not _all_finite(tensor):
-                raise ValueError(f"{name}: expected finite values, got NaN or inf")
-        n, k = self.n, self.n_factors
-        if mu.ndim not in (1, 2) or mu.shape[-1] != n:
-            raise ValueError(f"mu: expected shape ({n},) or (batch, {n}), got {tuple(mu.shape)}")
-        if R.ndim not in (2, 3) or tuple(R.shape[-2:]) != (k, n):
-            raise ValueError(
-                f"R: expected shape ({k}, {n}) or (batch, {k}, {n}), got {tuple(R.shape)}"
+    def _cvxpylayers(self, inputs: LayerInputs) -> torch.Tensor:
+        if inputs.upper_given:
+            raise ValueError("upper: per-asset caps need backend 'native' or 'cvxpy'")
+        root = inputs.R
+        if root is None:
+            assert inputs.F is not None and inputs.d is not None
+            root = torch.cat([inputs.F.transpose(-1, -2), torch.diag_embed(inputs.d.sqrt())], -2)
+        k = root.shape[-2]
+        if k not in self._references:
+            self._references[k] = qp_reference.CvxpyLayerSolver(
+                self.n, k, self.gamma, self.w_max, self.kappa
             )
-        if self.kappa > 0 and w_prev is None:
-            raise ValueError(f"w_prev: required when kappa > 0 (kappa={self.kappa}), got None")
-        if w_prev is not None and (w_prev.ndim not in (1, 2) or w_prev.shape[-1] != n):
-            raise ValueError(
-                f"w_prev: expected shape ({n},) or (batch, {n}), got {tuple(w_prev.shape)}"
-            )
-        sizes = {
-            t.shape[0]
-            for t, flat in ((mu, 1), (R, 2), (w_prev, 1))
-            if t is not None and t.ndim > flat
-        }
-        if len(sizes) > 1:
-            raise ValueError(f"mu, R, w_prev: expected one batch size, got {sorted(sizes)}")
-        batched = bool(sizes)
-        batch = sizes.pop() if sizes else 1
-        mu_b = mu.to(torch.float64).expand(batch, n)
-        risk_b = R.to(torch.float64).expand(batch, k, n)
-        prev_b = None
-        if self.kappa > 0 and w_prev is not None:
-            prev_b = w_prev.to(torch.float64).expand(batch, n)
-        return mu_b, risk_b, prev_b, batched
-
-
-def _all_finite(tensor: torch.Tensor) -> bool:
-    """Whether every entry is finite; one reduction instead of three elementwise passes.
-
-    A NaN or inf entry makes the sum non-finite, so a finite sum settles it; only a sum that
-    overflows (or holds a NaN) needs the exact elementwise check.
-    """
-    with torch.no_grad():
-        return bool(torch.isfinite(tensor.sum())) or bool(torch.isfinite(tensor).all())
+        return self._references[k](inputs.mu, root, inputs.w_prev)

@@ -66,23 +66,36 @@ class CvxpyLayerSolver:
 
 def solve_with_cvxpy(
     mu: torch.Tensor,
-    risk: torch.Tensor,
+    risk: torch.Tensor | None,
     w_prev: torch.Tensor | None,
     gamma: float,
     w_max: float | None,
     kappa: float,
     tolerance: float = 1e-10,
+    *,
+    upper: torch.Tensor | None = None,
+    loadings: torch.Tensor | None = None,
+    idiosyncratic: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Solve each problem of the batch with cvxpy and Clarabel; forward only.
 
-    Each problem is built with its data as constants (no parameters), which keeps large
-    ``R`` cheap to canonicalise. The result carries no gradient: if an input requires one,
-    calling ``backward`` through the result raises a clear error.
+    The risk model is either ``risk`` (batch, m, n) or ``loadings`` (batch, n, k) and
+    ``idiosyncratic`` (batch, n); ``upper`` (batch, n) holds per-asset caps (``inf`` for
+    none) on top of ``w_max``. Each problem is built with its data as constants (no
+    parameters), which keeps large ``R`` cheap to canonicalise. The result carries no
+    gradient: if an input requires one, calling ``backward`` through the result raises a
+    clear error.
     """
     rows = []
     for i in range(mu.shape[0]):
         prev = None if w_prev is None else _numpy(w_prev[i])
-        problem, w = _constant_problem(_numpy(mu[i]), _numpy(risk[i]), prev, gamma, w_max, kappa)
+        if risk is not None:
+            model: np.ndarray | tuple[np.ndarray, np.ndarray] = _numpy(risk[i])
+        else:
+            assert loadings is not None and idiosyncratic is not None
+            model = (_numpy(loadings[i]), _numpy(idiosyncratic[i]))
+        caps = _caps(mu.shape[1], w_max, None if upper is None else _numpy(upper[i]))
+        problem, w = _constant_problem(_numpy(mu[i]), model, prev, gamma, caps, kappa)
         try:
             problem.solve(
                 solver=cp.CLARABEL,
@@ -99,7 +112,8 @@ def solve_with_cvxpy(
             raise SolverError(f"cvxpy/Clarabel did not solve problem {i}", status=problem.status)
         rows.append(np.asarray(w.value, dtype=np.float64))
     weights = torch.as_tensor(np.stack(rows), dtype=mu.dtype, device=mu.device)
-    needing = [t for t in (mu, risk, w_prev) if t is not None and t.requires_grad]
+    inputs = (mu, risk, w_prev, loadings, idiosyncratic, upper)
+    needing = [t for t in inputs if t is not None and t.requires_grad]
     if needing:
         return _NoGradient.apply(weights, needing[0])
     return weights
@@ -109,21 +123,35 @@ def _numpy(tensor: torch.Tensor) -> np.ndarray:
     return tensor.detach().cpu().numpy().astype(np.float64)
 
 
+def _caps(n: int, w_max: float | None, upper: np.ndarray | None) -> np.ndarray | None:
+    """Per-asset caps from a scalar and a vector (``inf`` for none); None when no cap."""
+    caps = np.full(n, np.inf) if upper is None else np.asarray(upper, dtype=np.float64)
+    if w_max is not None:
+        caps = np.minimum(caps, w_max)
+    return caps if np.isfinite(caps).any() else None
+
+
 def _constant_problem(
     mu: np.ndarray,
-    risk: np.ndarray,
+    risk: np.ndarray | tuple[np.ndarray, np.ndarray],
     w_prev: np.ndarray | None,
     gamma: float,
-    w_max: float | None,
+    caps: np.ndarray | None,
     kappa: float,
 ) -> tuple[cp.Problem, cp.Variable]:
     w = cp.Variable(mu.shape[0], name="w")
-    objective = -mu @ w + gamma * cp.sum_squares(risk @ w)
+    if isinstance(risk, tuple):  # F (n, k), d (n,): never forms the (k + n) x n root
+        loadings, idiosyncratic = risk
+        variance = cp.sum_squares(loadings.T @ w) + cp.sum(cp.multiply(idiosyncratic, w**2))
+    else:
+        variance = cp.sum_squares(risk @ w)
+    objective = -mu @ w + gamma * variance
     if kappa > 0 and w_prev is not None:
         objective = objective + kappa * cp.norm1(w - w_prev)
     constraints = [cp.sum(w) == 1, w >= 0]
-    if w_max is not None:
-        constraints.append(w <= w_max)
+    if caps is not None:
+        finite = np.isfinite(caps)
+        constraints.append(w[np.flatnonzero(finite)] <= caps[finite])
     return cp.Problem(cp.Minimize(objective), constraints), w
 
 

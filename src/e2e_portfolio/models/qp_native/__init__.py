@@ -1,0 +1,47 @@
+"""Native batched solver of the mean-variance QP, with an exact implicit-KKT backward pass.
+
+The package reads in the order of the algorithm:
+
+- :mod:`.problem`: the batch in scale-free form, active sets;
+- :mod:`.operators`: risk operators (dense ``R``, factor ``F, d``), regularised factorisations;
+- :mod:`.interior_point`: Mehrotra predictor-corrector on the epigraph form;
+- :mod:`.polish`: exact solve on an active set, KKT certificate, exchanges;
+- :mod:`.solver`: the loop, per-problem statuses;
+- :mod:`.backward`: implicit differentiation at the certified active set;
+- :mod:`.function`: the autograd function and failure handling (raise or fallback).
+"""
+
+from e2e_portfolio.models.qp_native.function import (
+    NativeMeanVarianceFunction,
+    OnFailure,
+    QPFallbackWarning,
+    Settings,
+)
+from e2e_portfolio.models.qp_native.operators import (
+    DenseRisk,
+    FactorRisk,
+    as_risk_operator,
+    factor_operator,
+)
+from e2e_portfolio.models.qp_native.polish import certify, solve_active_set
+from e2e_portfolio.models.qp_native.problem import ActiveSet, Problem, build_problem
+from e2e_portfolio.models.qp_native.solver import STATUSES, Solution, solve
+
+__all__ = [
+    "STATUSES",
+    "ActiveSet",
+    "DenseRisk",
+    "FactorRisk",
+    "NativeMeanVarianceFunction",
+    "OnFailure",
+    "Problem",
+    "QPFallbackWarning",
+    "Settings",
+    "Solution",
+    "as_risk_operator",
+    "build_problem",
+    "certify",
+    "factor_operator",
+    "solve",
+    "solve_active_set",
+]

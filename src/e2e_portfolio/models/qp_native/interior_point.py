@@ -1,0 +1,279 @@
+r"""Mehrotra predictor-corrector interior point on the epigraph form of the scale-free problem.
+
+With :math:`t_i \ge |w_i - w_{prev,i}|` the problem becomes a smooth QP in ``(w, t)``:
+
+.. math::
+
+    \min\; -m^\top w + \tfrac12 w^\top H w + k\,\mathbf 1^\top t \quad\text{s.t.}\quad
+    \mathbf 1^\top w = 1,\; G_w w + G_t t + s = h,\; s \ge 0,
+
+with rows ``-w <= 0``, ``w <= u`` (if capped) and ``w - t <= w_prev``,
+``-w - t <= -w_prev`` (if ``k > 0``). Every Newton system reduces, after eliminating the
+slacks ``s``, the duals ``z`` and the per-asset ``t``, to
+
+.. math::
+
+    (\mathrm{diag}(D) + \rho I + H)\,\Delta w + \mathbf 1\,\Delta\nu = r,
+
+solved by the risk operator (Woodbury for factor models) plus one more solve for
+:math:`M^{-1}\mathbf 1`. The proximal term :math:`\rho` (``REGULARISATION``) keeps the
+system definite when ``H`` is singular; the interior point only has to get close enough for
+the active set to be read off (see :mod:`~e2e_portfolio.models.qp_native.polish`), so the
+slightly inexact direction costs nothing in accuracy. Excluded assets carry
+``EXCLUSION_PENALTY`` as their return here and no cap row, so they go to 0.
+
+All problems iterate in lockstep, but every quantity (step length, centring, gaps) is per
+problem: a problem's iterates do not depend on its batch mates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from e2e_portfolio.models.qp_native.problem import (
+    EXCLUSION_PENALTY,
+    REGULARISATION,
+    Problem,
+)
+
+STEP_FRACTION = 0.99
+IPM_CAP_OFF = 2.0
+"""Cap used inside the interior point for uncapped and excluded assets: never binding."""
+
+
+@dataclass(frozen=True)
+class Rows:
+    """Inequalities ``gw * w_i + gt * t_i <= h_i``, stacked on dim 1.
+
+    ``gw``, ``gt``: (m, 1), ``gt`` None without the turnover term (then there is no ``t``);
+    ``h``: (batch, m, n); ``mu``: the returns the interior point uses (excluded assets
+    penalised).
+    """
+
+    gw: torch.Tensor
+    gt: torch.Tensor | None
+    h: torch.Tensor
+    n_bounds: int
+    mu: torch.Tensor
+
+    def gradient(self, problem: Problem, w: torch.Tensor) -> torch.Tensor:
+        return problem.risk.matvec(w) - self.mu
+
+
+def constraint_rows(problem: Problem) -> Rows:
+    mu = problem.mu
+    gw, gt, h = [-1.0], [0.0], [torch.zeros_like(mu)]
+    if problem.upper is not None:
+        upper = problem.upper
+        inside = (upper > 0) & (upper < 1)
+        gw, gt, h = [*gw, 1.0], [*gt, 0.0], [*h, torch.where(inside, upper, IPM_CAP_OFF)]
+    n_bounds = len(gw)
+    if problem.has_turnover:
+        assert problem.w_prev is not None
+        gw, gt, h = [*gw, 1.0, -1.0], [*gt, -1.0, -1.0], [*h, problem.w_prev, -problem.w_prev]
+    if problem.excluded is not None:
+        mu = torch.where(problem.excluded, -EXCLUSION_PENALTY, mu)
+    column = {"dtype": mu.dtype, "device": mu.device}
+    return Rows(
+        torch.tensor(gw, **column).unsqueeze(1),
+        torch.tensor(gt, **column).unsqueeze(1) if problem.has_turnover else None,
+        torch.stack(h, dim=1),
+        n_bounds,
+        mu,
+    )
+
+
+@dataclass
+class Iterate:
+    """Primal-dual point: weights w (batch, n), epigraph t (batch, n) or None without the
+    turnover term, budget dual y (batch,), and slacks s and duals z (batch, m, n) stacked as
+    ``sz`` (batch, 2m, n), so that a step and its length take one operation each."""
+
+    w: torch.Tensor
+    t: torch.Tensor | None
+    y: torch.Tensor
+    sz: torch.Tensor
+
+    @property
+    def s(self) -> torch.Tensor:
+        return self.sz[:, : self.sz.shape[1] // 2]
+
+    @property
+    def z(self) -> torch.Tensor:
+        return self.sz[:, self.sz.shape[1] // 2 :]
+
+    def moved(self, alpha: torch.Tensor, step: Iterate) -> Iterate:
+        a = alpha.unsqueeze(1)
+        return Iterate(
+            torch.addcmul(self.w, a, step.w),
+            None if self.t is None or step.t is None else torch.addcmul(self.t, a, step.t),
+            torch.addcmul(self.y, alpha, step.y),
+            torch.addcmul(self.sz, alpha.view(-1, 1, 1), step.sz),
+        )
+
+    def where(self, keep: torch.Tensor, other: Iterate) -> Iterate:
+        """This point for the problems in ``keep`` (batch,), ``other`` elsewhere."""
+        rows = keep.unsqueeze(1)
+        t = None if self.t is None or other.t is None else torch.where(rows, self.t, other.t)
+        return Iterate(
+            torch.where(rows, self.w, other.w),
+            t,
+            torch.where(keep, self.y, other.y),
+            torch.where(keep.view(-1, 1, 1), self.sz, other.sz),
+        )
+
+
+def start(problem: Problem, rows: Rows) -> Iterate:
+    """Equal weights, slacks of at least ``1/n``, duals on the scale of the problem.
+
+    Bound duals start at the mean size of the objective's gradient (the starting gap is
+    then near the one the problem needs); the two turnover rows of an asset start at
+    ``k / 2`` each, which satisfies the stationarity condition of ``t`` exactly, so a
+    dominant turnover penalty does not start far from dual feasibility.
+    """
+    batch, n = problem.mu.shape
+    w = torch.full_like(problem.mu, 1.0 / n)
+    s = rows.h - rows.gw * w.unsqueeze(1)
+    t = None
+    if rows.gt is not None:
+        assert problem.w_prev is not None
+        t = (w - problem.w_prev).abs() + 1.0 / n
+        s = s - rows.gt * t.unsqueeze(1)
+    s = s.clamp(min=1.0 / n)
+    y = torch.zeros(batch, dtype=w.dtype, device=w.device)
+    scale = rows.gradient(problem, w).abs().mean(dim=1).clamp(min=1e-3)
+    z = scale.view(-1, 1, 1).expand_as(s).clone()
+    if rows.gt is not None:
+        z[:, rows.n_bounds :] = torch.maximum(z[:, rows.n_bounds :], problem.kappa.unsqueeze(1) / 2)
+    return Iterate(w, t, y, torch.cat([s, z], dim=1))
+
+
+def mean_gap(point: Iterate) -> torch.Tensor:
+    """(batch,) mean complementarity ``s * z``."""
+    return (point.s * point.z).mean(dim=(1, 2))
+
+
+Directions = Callable[[torch.Tensor], Iterate]
+
+
+@dataclass(frozen=True)
+class NewtonSystem:
+    affine: Iterate
+    """the predictor direction"""
+    directions: Directions
+    """from a centring target to the corrected direction"""
+    failed: torch.Tensor
+    """(batch,) problems whose factorisation failed"""
+
+
+def newton_system(problem: Problem, rows: Rows, point: Iterate) -> NewtonSystem:
+    """Factorise the reduced Newton system once; ``M^-1 1`` is solved with the affine step."""
+    s, z, gw, gt = point.s, point.z, rows.gw, rows.gt
+    r_w = rows.gradient(problem, point.w) + point.y.unsqueeze(1) + (gw * z).sum(dim=1)
+    r_p = gw * point.w.unsqueeze(1) + s - rows.h
+    r_e = point.w.sum(dim=1) - 1.0
+    weight = z / s
+    diagonal = weight[:, : rows.n_bounds].sum(dim=1) + REGULARISATION
+    b = c = r_t = None
+    if gt is not None:
+        assert point.t is not None
+        r_t = problem.kappa + (gt * z).sum(dim=1)
+        r_p = r_p + gt * point.t.unsqueeze(1)
+        above, below = weight[:, -2], weight[:, -1]
+        b, c = below - above, above + below
+        # a - b^2 / c without cancellation: the kink contributes 4 W3 W4 / (W3 + W4)
+        diagonal = diagonal + 4.0 * above * below / c
+    factorisation = problem.risk.factorise(diagonal)
+    solve_system = factorisation.solve
+
+    def reduced(r_c: torch.Tensor):
+        """Eliminate s, z and t: the right-hand side of the system in w."""
+        e = (r_c + z * r_p) / s
+        rho_w = -r_w - (gw * e).sum(dim=1)
+        rho_t = None
+        if gt is not None:
+            rho_t = -r_t - (gt * e).sum(dim=1)
+            rho_w = rho_w - b * rho_t / c
+        return e, rho_w, rho_t
+
+    def recovered(e, rho_t, u, ones_solution, ones_total) -> Iterate:
+        """The full direction from ``u = M^-1 rho_w`` and the budget row."""
+        dy = (u.sum(dim=1) + r_e) / ones_total
+        dw = torch.addcmul(u, dy.unsqueeze(1), ones_solution, value=-1.0)
+        moves = gw * dw.unsqueeze(1)
+        dt = None
+        if gt is not None:
+            dt = (rho_t - b * dw) / c
+            moves = moves + gt * dt.unsqueeze(1)
+        return Iterate(dw, dt, dy, torch.cat([-r_p - moves, weight * moves + e], dim=1))
+
+    e, rho_w, rho_t = reduced(-s * z)
+    both = solve_system(torch.stack([rho_w, torch.ones_like(rho_w)], dim=-1))
+    u, ones_solution = both.unbind(-1)
+    ones_total = ones_solution.sum(dim=1)
+    affine = recovered(e, rho_t, u, ones_solution, ones_total)
+
+    def directions(r_c: torch.Tensor) -> Iterate:
+        e, rho_w, rho_t = reduced(r_c)
+        u = solve_system(rho_w.unsqueeze(-1)).squeeze(-1)
+        return recovered(e, rho_t, u, ones_solution, ones_total)
+
+    return NewtonSystem(affine, directions, factorisation.failed)
+
+
+def step_length(point: Iterate, step: Iterate) -> torch.Tensor:
+    """Largest step in [0, 1] keeping slacks and duals non-negative, per problem."""
+    decrease = step.sz.neg().clamp_(min=1e-300)
+    return (point.sz / decrease).amin(dim=(1, 2)).clamp_(max=1.0)
+
+
+def corrected_step(
+    point: Iterate, system: NewtonSystem, gap: torch.Tensor
+) -> tuple[Iterate, torch.Tensor]:
+    """Mehrotra's centred and corrected direction from the affine one, and its step length."""
+    affine = system.affine
+    alpha = step_length(point, affine).view(-1, 1, 1)
+    reached = torch.addcmul(point.sz, alpha, affine.sz)
+    m = reached.shape[1] // 2
+    gap_affine = (reached[:, :m] * reached[:, m:]).mean(dim=(1, 2))
+    sigma = (gap_affine / gap.clamp(min=1e-300)).clamp(0.0, 1.0) ** 3
+    target = (sigma * gap).view(-1, 1, 1) - point.s * point.z
+    step = system.directions(torch.addcmul(target, affine.s, affine.z, value=-1.0))
+    return step, (STEP_FRACTION * step_length(point, step)).clamp(max=1.0)
+
+
+@dataclass(frozen=True)
+class Guess:
+    """Held-asset masks read off an iterate, (batch, n) bool, and the weights they came from."""
+
+    lower: torch.Tensor
+    upper: torch.Tensor
+    at_previous: torch.Tensor
+    w: torch.Tensor
+
+
+def guess_active(
+    problem: Problem, rows: Rows, point: Iterate, predicted: Iterate | None = None
+) -> Guess:
+    """Guess the active set at the limit of the interior point.
+
+    With the ``predicted`` point of a full affine step, by Tapia's indicators: along the
+    central path the slack of an active constraint shrinks to 0 while its dual settles, so
+    ``z_pred / z > s_pred / s`` marks it active. The ratios are scale-free. Without a
+    prediction, a constraint is taken as active where its dual exceeds its slack.
+    """
+    if predicted is None:
+        active, predicted = point.z > point.s, point
+    else:
+        active = predicted.z * point.s > predicted.s * point.z
+    lower = active[:, 0]
+    upper = torch.zeros_like(lower)
+    if problem.upper is not None:
+        upper = active[:, 1] & ~lower & (rows.h[:, 1] < IPM_CAP_OFF)
+    at_previous = torch.zeros_like(lower)
+    if problem.has_turnover:
+        at_previous = active[:, -2] & active[:, -1] & ~lower & ~upper
+    return Guess(lower, upper, at_previous, predicted.w)
