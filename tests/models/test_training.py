@@ -70,7 +70,7 @@ def test_gradients_reach_every_parameter(pairs):
     x, y = pairs
     torch.manual_seed(42)
     model = ReturnPredictor(x.shape[-1]).double()
-    layer = MeanVarianceQP(12, 15, gamma=8.0, w_max=0.2)
+    layer = MeanVarianceQP(12, 3, gamma=8.0, w_max=0.2)
     weights = solve_path(model, layer, torch.tensor(x[:20]))
     negative_sharpe_loss(weights, torch.tensor(y[:20]), tc=0.005).backward()
     for name, parameter in model.named_parameters():
@@ -87,7 +87,7 @@ def test_e2e_with_turnover_coupling_runs_month_by_month(pairs):
     x, y = pairs
     config = TrainConfig(epochs=2, kappa=0.0005, w_max=0.25)
     result = train_e2e(x[:24], y[:24], config)
-    layer = MeanVarianceQP(12, 15, 8.0, w_max=0.25, kappa=0.0005)
+    layer = MeanVarianceQP(12, 3, 8.0, w_max=0.25, kappa=0.0005)
     with torch.no_grad():
         path = solve_path(result.model, layer, torch.tensor(x[:6]))
     assert torch.allclose(path.sum(dim=1), torch.ones(6, dtype=torch.float64))

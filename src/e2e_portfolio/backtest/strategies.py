@@ -55,12 +55,16 @@ def _solve_qp(
     risk_t = torch.as_tensor(risk, dtype=torch.float64).to(device)
     n = mu_t.shape[-1]
     layer = MeanVarianceQP(n, risk_t.shape[-2], gamma, w_max=w_max, kappa=kappa)
-    previous = None
-    if kappa > 0:
-        start = w_prev if w_prev is not None else np.full(n, 1.0 / n)
-        previous = torch.as_tensor(start, dtype=torch.float64, device=device)
+    previous = _previous_weights(w_prev, mu_t) if kappa > 0 else None
     with torch.no_grad():
         return layer(mu_t, risk_t, previous).cpu().numpy()
+
+
+def _previous_weights(w_prev: np.ndarray | None, mu: torch.Tensor) -> torch.Tensor:
+    """The previous book as a tensor beside ``mu``; equal weights before the first decision."""
+    n = mu.shape[-1]
+    start = w_prev if w_prev is not None else np.full(n, 1.0 / n)
+    return torch.as_tensor(start, dtype=torch.float64, device=mu.device)
 
 
 @dataclass
@@ -167,6 +171,9 @@ class EndToEnd(_Learned):
         model = self._maybe_refit(view)
         with torch.no_grad():
             mu, loadings, idiosyncratic = model(_tensor(view.exposures[-1], self.config.device))
-            risk = model.risk_matrix(loadings, idiosyncratic)
         c = self.config
-        return self._remember(_solve_qp(mu, risk, c.gamma, c.w_max, c.kappa, self._previous))
+        layer = MeanVarianceQP(mu.shape[-1], loadings.shape[-1], c.gamma, c.w_max, c.kappa)
+        previous = _previous_weights(self._previous, mu) if c.kappa > 0 else None
+        with torch.no_grad():
+            weights = layer(mu, None, previous, F=loadings, d=idiosyncratic)
+        return self._remember(weights.cpu().numpy())

@@ -180,16 +180,19 @@ def solve_path(
     exposures: torch.Tensor,
     w_start: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Weights (T, n) for every month: one batch, or chained through ``w_prev`` if kappa > 0."""
+    """Weights (T, n) for every month: one batch, or chained through ``w_prev`` if kappa > 0.
+
+    The risk model goes to the layer in factor form (``F``, ``d``): gradients reach the
+    loadings and variances directly and nothing of size ``n x n`` is formed.
+    """
     mu, loadings, idiosyncratic = model(exposures)
-    risk = model.risk_matrix(loadings, idiosyncratic)
     if layer.kappa == 0:
-        return layer(mu, risk)
+        return layer(mu, F=loadings, d=idiosyncratic)
     n = exposures.shape[1]
     previous = w_start if w_start is not None else mu.new_full((n,), 1.0 / n)
     path = []
     for t in range(exposures.shape[0]):
-        previous = layer(mu[t], risk[t], previous)
+        previous = layer(mu[t], None, previous, F=loadings[t], d=idiosyncratic[t])
         path.append(previous)
     return torch.stack(path)
 
@@ -209,7 +212,7 @@ def train_e2e(
     parts = _split(exposures, next_returns, config)
     _, n_assets, n_features = parts["train"][0].shape
     layer = MeanVarianceQP(
-        n_assets, config.n_risk_factors + n_assets, config.gamma, config.w_max, config.kappa
+        n_assets, config.n_risk_factors, config.gamma, config.w_max, config.kappa
     )
     if initial_model is not None:
         model = copy.deepcopy(initial_model).double().to(config.device)

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
-from torch.autograd.function import once_differentiable
 
 from e2e_portfolio.exceptions import SolverError
 from e2e_portfolio.models.qp_native.backward import (
@@ -156,8 +155,12 @@ class NativeMeanVarianceFunction(torch.autograd.Function):
         return weights
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad_w):
+        if torch.is_grad_enabled():
+            raise RuntimeError(
+                "the native QP layer's backward is not itself differentiable: double backward "
+                "(create_graph=True) is unsupported; use backend='cvxpylayers' for it"
+            )
         (weights,) = ctx.saved_tensors
         problem: Problem = ctx.problem
         adj = adjoint(problem, ctx.active, grad_w)

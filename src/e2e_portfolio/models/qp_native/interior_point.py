@@ -145,9 +145,12 @@ def start(problem: Problem, rows: Rows) -> Iterate:
     s = s.clamp(min=1.0 / n)
     y = torch.zeros(batch, dtype=w.dtype, device=w.device)
     scale = rows.gradient(problem, w).abs().mean(dim=1).clamp(min=1e-3)
-    z = scale.view(-1, 1, 1).expand_as(s).clone()
     if rows.gt is not None:
-        z[:, rows.n_bounds :] = torch.maximum(z[:, rows.n_bounds :], problem.kappa.unsqueeze(1) / 2)
+        scale = torch.maximum(scale, problem.kappa.squeeze(1) / 2)
+    # a centred start: every product s * z equals the same target, so that no row limits
+    # the first steps (slacks range from 1/n on the lower bounds to ~1 on the caps)
+    target = scale * s.mean(dim=(1, 2))
+    z = target.view(-1, 1, 1) / s
     return Iterate(w, t, y, torch.cat([s, z], dim=1))
 
 

@@ -76,6 +76,11 @@ class FactorRisk:
         root = self.root_diagonal if self.root_diagonal is not None else self.idiosyncratic.sqrt()
         return torch.cat([self.factor_rows @ v, root.unsqueeze(-1) * v], dim=-2)
 
+    def take(self, index: torch.Tensor) -> FactorRisk:
+        """The problems at ``index`` (1-D)."""
+        root = None if self.root_diagonal is None else self.root_diagonal[index]
+        return FactorRisk(self.factor_rows[index], self.idiosyncratic[index], root)
+
     def scaled(self, factor: torch.Tensor) -> FactorRisk:
         """The operator of ``factor * H``; ``factor`` (batch,) > 0."""
         root = factor.sqrt().view(-1, 1, 1)
@@ -142,6 +147,13 @@ class DenseRisk:
     def root_matvec(self, v: torch.Tensor) -> torch.Tensor:
         """``R v`` for v (batch, n, r), (batch, m, r)."""
         return self.root @ v
+
+    def take(self, index: torch.Tensor) -> DenseRisk:
+        """The problems at ``index`` (1-D)."""
+        taken = DenseRisk(self.root[index])
+        if "matrix" in self.__dict__:
+            taken.__dict__["matrix"] = self.matrix[index]
+        return taken
 
     def scaled(self, factor: torch.Tensor) -> DenseRisk:
         scaled = DenseRisk(self.root * factor.sqrt().view(-1, 1, 1))

@@ -254,6 +254,21 @@ class Verified:
             merge(passed, active, self.active),
         )
 
+    def take(self, index: torch.Tensor) -> Verified:
+        return Verified(
+            self.solved[index], self.weights[index], self.budget_dual[index],
+            self.active.take(index),
+        )  # fmt: skip
+
+    def scattered(self, index: torch.Tensor, part: Verified) -> Verified:
+        """These results with the problems at ``index`` replaced by ``part``'s."""
+        fields = [self.solved, self.weights, self.budget_dual, *self.active.fields()]
+        parts = [part.solved, part.weights, part.budget_dual, *part.active.fields()]
+        merged = [
+            whole.index_copy(0, index, piece) for whole, piece in zip(fields, parts, strict=True)
+        ]
+        return Verified(merged[0], merged[1], merged[2], ActiveSet(*merged[3:]))
+
 
 def polish(
     problem: Problem,
@@ -264,9 +279,31 @@ def polish(
     due: torch.Tensor,
 ) -> Verified:
     """Solve exactly on ``trial`` and certify; up to ``exchanges`` times, move the violating
-    assets and try again. Only the ``due`` problems (batch,) may join ``verified``: each
-    problem's outcome depends on its own data alone. ``dual`` is the budget multiplier used
-    where nothing is free."""
+    assets and try again. Only the ``due`` problems (batch,) are polished and may join
+    ``verified``: each problem's outcome depends on its own data alone. ``dual`` is the budget
+    multiplier used where nothing is free. When few problems are due, they are polished as a
+    batch of their own."""
+    count = int(due.sum())
+    if count == 0:
+        return verified
+    if count < due.shape[0]:
+        index = due.nonzero().squeeze(1)
+        part = _polish(
+            problem.take(index), trial.take(index), dual[index], verified.take(index),
+            exchanges, torch.ones_like(index, dtype=torch.bool),
+        )  # fmt: skip
+        return verified.scattered(index, part)
+    return _polish(problem, trial, dual, verified, exchanges, due)
+
+
+def _polish(
+    problem: Problem,
+    trial: ActiveSet,
+    dual: torch.Tensor,
+    verified: Verified,
+    exchanges: int,
+    due: torch.Tensor,
+) -> Verified:
     for round_ in range(exchanges + 1):
         w, nu, failed = solve_active_set(problem, trial, dual)
         check = certify(problem, w, nu, trial)

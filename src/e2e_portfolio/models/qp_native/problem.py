@@ -82,6 +82,19 @@ class Problem:
         """Gradient of the smooth part, ``-m + H w``."""
         return self.risk.matvec(w) - self.mu
 
+    def take(self, index: torch.Tensor) -> Problem:
+        """The problems at ``index`` (1-D), as a batch of their own."""
+        return Problem(
+            mu=self.mu[index],
+            risk=self.risk.take(index),
+            kappa=self.kappa[index],
+            has_turnover=self.has_turnover,
+            w_prev=None if self.w_prev is None else self.w_prev[index],
+            upper=None if self.upper is None else self.upper[index],
+            scale=self.scale[index],
+            curvature=self.curvature[index],
+        )
+
 
 def build_problem(
     mu: torch.Tensor,
@@ -130,6 +143,9 @@ class ActiveSet:
 
     def fields(self) -> tuple[torch.Tensor, ...]:
         return self.free, self.fixed_value, self.at_upper, self.at_previous, self.sign
+
+    def take(self, index: torch.Tensor) -> ActiveSet:
+        return ActiveSet(*(field[index] for field in self.fields()))
 
     @property
     def at_lower(self) -> torch.Tensor:
