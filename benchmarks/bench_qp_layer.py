@@ -1,25 +1,40 @@
 #!/usr/bin/env python3
-"""Speed of the native QP layer against cvxpylayers (Clarabel), measured in the same run.
+"""Speed and memory of the native QP layer against its peers, measured in the same run.
 
-For each size, a batch of long-only mean-variance problems on a capped simplex
-(``0 <= w <= max(0.1, 2/n)``, ``sum(w) = 1``) with ``R = [F'; diag(sqrt d)]`` (``k`` factors
-plus the diagonal), float64: first without a turnover term (the reference problem of
-ENVIRONMENT.md), then with ``kappa = --kappa``. Forward and backward (through ``sum(w * c)``
-for a random ``c``) are timed separately; each figure is the median of ``--repeats`` runs.
-The last columns are the ratios cvxpylayers / native per problem.
+Problems: long-only mean-variance on a capped simplex (``0 <= w <= max(0.1, 2/n)``,
+``sum(w) = 1``) with ``Sigma = F F' + diag(d)``, float64, first without a turnover term, then
+with ``kappa = --kappa``. Each figure is the median of ``--repeats`` runs; "fwd+bwd" is the
+forward solve plus the backward through ``sum(w * c)`` for a random ``c``. Ratios are
+peer / native per problem, so above 1 means native is faster.
 
-    python benchmarks/bench_qp_layer.py                  # n = 40, 200, 1000; batch 96
-    python benchmarks/bench_qp_layer.py --sizes 40 --batch 16
+Sections:
 
-cvxpylayers is not run above ``--reference-max-n`` (default 200): canonicalising the
-parameter ``R`` of 1010 x 1000 entries needs more than 16 GiB of memory (measured here).
+1. ``R`` path against cvxpylayers (Clarabel inside diffcp) at n = 40 and 200 (batch 96): the
+   layer's reference, forward and backward.
+2. Factor path (``F``, ``d`` in, gradients to ``mu``, ``F``, ``d``) at n = 1000 (k = 10,
+   batch 96) and n = 3000 (k = 50, batch 16), with the peak memory of a fresh process running
+   that configuration alone. cvxpylayers cannot run there (canonicalising a 1010 x 1000
+   parameter needs more than 16 GiB, measured), so the forward is compared with Clarabel
+   through cvxpy in a loop (factor form, constants).
+3. Optional peers (``pip install 'e2e-portfolio[bench]'``): proxsuite's QP layer
+   (``QPFunction``, dense ``Q``; forward and backward) and the Moreau solver called directly
+   (CPU, forward only; its weights are checked for feasibility, which its active-set mode has
+   been seen to violate).
+
+    python benchmarks/bench_qp_layer.py                 # everything, one thread
+    python benchmarks/bench_qp_layer.py --sections 1 --repeats 5
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import resource
 import statistics
+import subprocess
+import sys
 import time
+from collections.abc import Callable
 
 import torch
 from rich.console import Console
@@ -28,11 +43,8 @@ from rich.table import Table
 from e2e_portfolio.models.qp_layer import MeanVarianceQP
 from e2e_portfolio.models.risk import risk_matrix
 
-FACTORS = {40: 5, 200: 5, 1000: 10}
-COLUMNS = (
-    "kappa", "n", "k", "backend", "forward s", "backward s", "ms / problem",
-    "max |w - w_ref|", "fwd ratio", "fwd+bwd ratio",
-)  # fmt: skip
+SMALL = ((40, 5, 96), (200, 5, 96))
+LARGE = ((1000, 10, 96), (3000, 50, 16))
 
 
 def make_batch(batch: int, n: int, k: int, seed: int = 42, dense: bool = False):
@@ -40,26 +52,255 @@ def make_batch(batch: int, n: int, k: int, seed: int = 42, dense: bool = False):
 
     ``R = [F'; diag(sqrt d)]``, or with ``dense`` an unstructured Gaussian matrix.
     """
+    mu, loadings, idiosyncratic, previous = make_factor_batch(batch, n, k, seed)
+    generator = torch.Generator().manual_seed(seed + 1)
+    risk = (
+        0.05 * torch.randn(batch, n + k, n, dtype=torch.float64, generator=generator)
+        if dense
+        else risk_matrix(loadings, idiosyncratic)
+    )
+    return mu, risk, previous
+
+
+def make_factor_batch(batch: int, n: int, k: int, seed: int = 42):
+    """mu (batch, n), F (batch, n, k), d (batch, n), w_prev (batch, n) on the simplex."""
     generator = torch.Generator().manual_seed(seed)
     kw = {"dtype": torch.float64, "generator": generator}
     mu = 0.01 + 0.02 * torch.randn(batch, n, **kw)
     loadings = 0.05 * torch.randn(batch, n, k, **kw)
     idiosyncratic = 0.002 + 0.006 * torch.rand(batch, n, **kw)
     previous = torch.rand(batch, n, **kw)
-    risk = (
-        0.05 * torch.randn(batch, n + k, n, **kw) if dense else risk_matrix(loadings, idiosyncratic)
-    )
-    return mu, risk, previous / previous.sum(dim=1, keepdim=True)
+    return mu, loadings, idiosyncratic, previous / previous.sum(dim=1, keepdim=True)
 
 
-def time_layer(layer, mu, risk, previous, repeats: int) -> tuple[float, float, torch.Tensor]:
-    """Median forward and backward seconds, and the weights."""
-    direction = torch.randn(mu.shape, dtype=mu.dtype, generator=torch.Generator().manual_seed(0))
-    forward, backward = [], []
+def cap(n: int) -> float:
+    return max(0.1, 2.0 / n)
+
+
+def timed(run: Callable[[], torch.Tensor], repeats: int) -> tuple[float, torch.Tensor]:
+    """Median seconds of ``run`` and its last result."""
+    times, result = [], torch.empty(0)
     for _ in range(repeats):
-        mu_, risk_ = mu.clone().requires_grad_(), risk.clone().requires_grad_()
         start = time.perf_counter()
-        weights = layer(mu_, risk_, previous)
+        result = run()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), result
+
+
+def forward_backward(layer, inputs: dict, repeats: int) -> tuple[float, float, torch.Tensor]:
+    """Median forward and backward seconds through ``layer(**inputs)``, and the weights."""
+    differentiable = [name for name in ("mu", "R", "F", "d") if inputs.get(name) is not None]
+    direction = torch.randn(inputs["mu"].shape, dtype=torch.float64,
+                            generator=torch.Generator().manual_seed(0))  # fmt: skip
+    forward, backward, weights = [], [], None
+    for _ in range(repeats):
+        given = dict(inputs)
+        for name in differentiable:
+            given[name] = inputs[name].clone().requires_grad_()
+        start = time.perf_counter()
+        weights = layer(given.pop("mu"), given.pop("R", None), given.pop("w_prev", None), **given)
+        middle = time.perf_counter()
+        (weights * direction).sum().backward()
+        forward.append(middle - start)
+        backward.append(time.perf_counter() - middle)
+    assert weights is not None
+    return statistics.median(forward), statistics.median(backward), weights.detach()
+
+
+def section_reference(console: Console, repeats: int, kappa_value: float) -> Table:
+    table = Table("kappa", "n", "k", "backend", "fwd ms/pb", "bwd ms/pb", "fwd+bwd ms/pb",
+                  "max |w - w_native|", "fwd ratio", "fwd+bwd ratio",
+                  title="1. R path: native vs cvxpylayers (batch 96)")  # fmt: skip
+    for kappa in (0.0, kappa_value):
+        for n, k, batch in SMALL:
+            mu, risk, previous = make_batch(batch, n, k)
+            inputs = {"mu": mu, "R": risk, "w_prev": previous}
+            options = {"w_max": cap(n), "kappa": kappa}
+            rows = {}
+            for backend in ("native", "cvxpylayers"):
+                layer = MeanVarianceQP(n, k + n, 5.0, backend=backend, **options)
+                with console.status(f"kappa={kappa} n={n}: {backend}"):
+                    forward_backward(layer, inputs, 1)  # warm-up
+                    rows[backend] = forward_backward(layer, inputs, repeats)
+            nat_f, nat_b, w_nat = rows["native"]
+            for backend, (f, b, w) in rows.items():
+                ratio_f = f"{f / nat_f:.1f}x" if backend != "native" else ""
+                ratio = f"{(f + b) / (nat_f + nat_b):.1f}x" if backend != "native" else ""
+                diff = f"{(w - w_nat).abs().max().item():.1e}" if backend != "native" else ""
+                table.add_row(str(kappa), str(n), str(k), backend, f"{1e3 * f / batch:.3f}",
+                              f"{1e3 * b / batch:.3f}", f"{1e3 * (f + b) / batch:.3f}", diff,
+                              ratio_f, ratio)  # fmt: skip
+            table.add_section()
+    return table
+
+
+def run_one(n: int, k: int, batch: int, kappa: float, repeats: int) -> dict:
+    """The factor path alone in this process: times and the peak memory it added."""
+    mu, loadings, idiosyncratic, previous = make_factor_batch(batch, n, k)
+    layer = MeanVarianceQP(n, k, 5.0, w_max=cap(n), kappa=kappa)
+    inputs = {"mu": mu, "F": loadings, "d": idiosyncratic, "w_prev": previous}
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    forward, backward, weights = forward_backward(layer, inputs, repeats)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    return {"forward": forward, "backward": backward, "peak_kib": peak,
+            "weights": weights.tolist()}  # fmt: skip
+
+
+def clarabel_forward(mu, loadings, idiosyncratic, previous, kappa, count: int):
+    from e2e_portfolio.models.qp_reference import solve_with_cvxpy
+
+    index = slice(0, count)
+    caps = torch.full_like(mu[index], cap(mu.shape[1]))
+    return timed(
+        lambda: solve_with_cvxpy(
+            mu[index],
+            None,
+            previous[index] if kappa else None,
+            5.0,
+            None,
+            kappa,
+            tolerance=1e-8,
+            upper=caps,
+            loadings=loadings[index],
+            idiosyncratic=idiosyncratic[index],
+        ),  # fmt: skip
+        1,
+    )
+
+
+def section_factor(console: Console, repeats: int, kappa_value: float, threads: int) -> Table:
+    table = Table("kappa", "n", "k", "batch", "native fwd ms/pb", "native bwd ms/pb",
+                  "fwd+bwd ms/pb", "peak MiB", "peak bytes / (B n k)",
+                  "Clarabel loop fwd ms/pb", "fwd ratio", "max |w - w_clarabel|",
+                  title="2. factor path (F, d in; gradients to mu, F, d)")  # fmt: skip
+    for kappa in (0.0, kappa_value):
+        for n, k, batch in LARGE:
+            with console.status(f"kappa={kappa} n={n}: native (own process)"):
+                command = [sys.executable, __file__, "--one", json.dumps([n, k, batch, kappa]),
+                           "--repeats", str(repeats), "--threads", str(threads)]  # fmt: skip
+                output = subprocess.run(command, check=True, capture_output=True, text=True)
+                result = json.loads(output.stdout.strip().splitlines()[-1])
+            mu, loadings, idiosyncratic, previous = make_factor_batch(batch, n, k)
+            count = min(batch, 4)
+            with console.status(f"kappa={kappa} n={n}: Clarabel loop on {count} problems"):
+                seconds, w_ref = clarabel_forward(
+                    mu, loadings, idiosyncratic, previous, kappa, count
+                )
+            w_native = torch.tensor(result["weights"], dtype=torch.float64)[:count]
+            per_native = result["forward"] / batch
+            per_ref = seconds / count
+            peak = 1024 * result["peak_kib"]
+            table.add_row(
+                str(kappa), str(n), str(k), str(batch), f"{1e3 * per_native:.2f}",
+                f"{1e3 * result['backward'] / batch:.2f}",
+                f"{1e3 * (result['forward'] + result['backward']) / batch:.2f}",
+                f"{peak / 2**20:.0f}", f"{peak / (batch * n * k):.0f}",
+                f"{1e3 * per_ref:.1f}", f"{per_ref / per_native:.1f}x",
+                f"{(w_native - w_ref).abs().max().item():.1e}",
+            )  # fmt: skip
+    return table
+
+
+def moreau_forward(mu, loadings, idiosyncratic, previous, kappa):
+    """Each problem with the Moreau solver (CPU), in factor form with ``y = F' w``."""
+    import moreau
+    import numpy as np
+    from scipy import sparse
+
+    batch, n = mu.shape
+    k = loadings.shape[-1]
+    rows = []
+    for i in range(batch):
+        f, d = loadings[i].numpy(), idiosyncratic[i].numpy()
+        n_t = n if kappa else 0
+        size = n + k + n_t
+        p_matrix = sparse.block_diag([sparse.diags(10.0 * d), 10.0 * sparse.eye(k),
+                                      sparse.csr_matrix((n_t, n_t))], format="csc")  # fmt: skip
+        q = np.concatenate([-mu[i].numpy(), np.zeros(k), np.full(n_t, kappa)])
+        equality = sparse.vstack([
+            sparse.hstack([np.ones((1, n)), sparse.csr_matrix((1, k + n_t))]),
+            sparse.hstack([f.T, -sparse.eye(k), sparse.csr_matrix((k, n_t))]),
+        ])  # fmt: skip
+        blocks = [sparse.hstack([-sparse.eye(n), sparse.csr_matrix((n, k + n_t))]),
+                  sparse.hstack([sparse.eye(n), sparse.csr_matrix((n, k + n_t))])]  # fmt: skip
+        rhs = [np.zeros(n), np.full(n, cap(n))]
+        if kappa:
+            prev = previous[i].numpy()
+            blocks += [sparse.hstack([sparse.eye(n), sparse.csr_matrix((n, k)), -sparse.eye(n)]),
+                       sparse.hstack([-sparse.eye(n), sparse.csr_matrix((n, k)), -sparse.eye(n)])]  # fmt: skip
+            rhs += [prev, -prev]
+        a_matrix = sparse.vstack([equality, *blocks], format="csc")
+        b = np.concatenate([[1.0], np.zeros(k), *rhs])
+        cones = moreau.Cones(num_zero_cones=1 + k, num_nonneg_cones=a_matrix.shape[0] - 1 - k)
+        solution = moreau.Solver(p_matrix, q, a_matrix, b, cones).solve()
+        rows.append(np.asarray(solution.x)[:n])
+        assert size == a_matrix.shape[1]
+    return torch.as_tensor(np.stack(rows), dtype=torch.float64)
+
+
+def section_peers(console: Console, repeats: int, kappa_value: float) -> Table:
+    table = Table("kappa", "n", "peer", "fwd ms/pb", "fwd+bwd ms/pb", "native fwd+bwd ms/pb",
+                  "ratio (peer / native)", "max |w - w_native|", "min w",
+                  title="3. optional peers (batch 96 at n <= 200; 16 at n = 1000)")  # fmt: skip
+    try:
+        from proxsuite.torch.qplayer import QPFunction
+    except ImportError:
+        QPFunction = None
+    try:
+        import moreau  # noqa: F401
+
+        has_moreau = True
+    except ImportError:
+        has_moreau = False
+    if QPFunction is None and not has_moreau:
+        table.add_row("", "", "not installed: pip install 'e2e-portfolio[bench]'", *[""] * 6)
+        return table
+    for kappa in (0.0, kappa_value):
+        for n, k, batch in ((40, 5, 96), (200, 5, 96), (1000, 10, 16)):
+            mu, loadings, idiosyncratic, previous = make_factor_batch(batch, n, k)
+            native = MeanVarianceQP(n, k, 5.0, w_max=cap(n), kappa=kappa)
+            inputs = {"mu": mu, "F": loadings, "d": idiosyncratic, "w_prev": previous}
+            forward_backward(native, inputs, 1)
+            nat_f, nat_b, w_nat = forward_backward(native, inputs, repeats)
+            per_native = (nat_f + nat_b) / batch
+            if QPFunction is not None and kappa == 0 and n <= 200:
+                with console.status(f"n={n}: proxsuite"):
+                    f, b, w = _proxsuite(QPFunction, mu, loadings, idiosyncratic, n, repeats)
+                table.add_row(str(kappa), str(n), "proxsuite QPFunction",
+                              f"{1e3 * f / batch:.3f}", f"{1e3 * (f + b) / batch:.3f}",
+                              f"{1e3 * per_native:.3f}", f"{(f + b) / batch / per_native:.1f}x",
+                              f"{(w - w_nat).abs().max().item():.1e}", f"{w.min().item():.1e}")  # fmt: skip
+            if has_moreau:
+                with console.status(f"kappa={kappa} n={n}: Moreau"):
+                    seconds, w = timed(
+                        lambda: moreau_forward(mu, loadings, idiosyncratic, previous, kappa), 1
+                    )
+                table.add_row(str(kappa), str(n), "Moreau (CPU, forward only)",
+                              f"{1e3 * seconds / batch:.3f}", "", f"{1e3 * nat_f / batch:.3f} fwd",
+                              f"{seconds / nat_f:.1f}x (fwd)",
+                              f"{(w - w_nat).abs().max().item():.1e}", f"{w.min().item():.1e}")  # fmt: skip
+        table.add_section()
+    return table
+
+
+def _proxsuite(qp_function, mu, loadings, idiosyncratic, n, repeats):
+    """proxsuite's layer on the dense problem: Q = 2 gamma Sigma, equality 1'w = 1, box."""
+    sigma = loadings @ loadings.transpose(-1, -2) + torch.diag_embed(idiosyncratic)
+    ones = torch.ones(mu.shape[0], 1, n, dtype=torch.float64)
+    box = torch.eye(n, dtype=torch.float64).expand(mu.shape[0], n, n)
+    lower = torch.zeros_like(mu)
+    upper = torch.full_like(mu, cap(n))
+    direction = torch.randn(
+        mu.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(0)
+    )
+    forward, backward, weights = [], [], mu
+    for _ in range(repeats):
+        mu_ = mu.clone().requires_grad_()
+        start = time.perf_counter()
+        weights = qp_function(eps=1e-9, maxIter=1000)(
+            10.0 * sigma, -mu_, ones, torch.ones(mu.shape[0], 1, dtype=torch.float64),
+            box, lower, upper,
+        )[0]  # fmt: skip
         middle = time.perf_counter()
         (weights * direction).sum().backward()
         forward.append(middle - start)
@@ -69,45 +310,25 @@ def time_layer(layer, mu, risk, previous, repeats: int) -> tuple[float, float, t
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[40, 200, 1000])
-    parser.add_argument("--batch", type=int, default=96)
+    parser.add_argument("--sections", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--gamma", type=float, default=5.0)
     parser.add_argument("--kappa", type=float, default=0.002)
-    parser.add_argument("--reference-max-n", type=int, default=200)
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    console = Console()
-    threads = torch.get_num_threads()
-    title = f"mean-variance QP layer, float64, batch {args.batch}, {threads} threads"
-    table = Table(*COLUMNS, title=title)
-    for kappa in (0.0, args.kappa):
-        for n in args.sizes:
-            k = FACTORS.get(n, 5)
-            mu, risk, previous = make_batch(args.batch, n, k)
-            options = {"w_max": max(0.1, 2.0 / n), "kappa": kappa}
-            native = MeanVarianceQP(n, k + n, args.gamma, **options)
-            with console.status(f"kappa={kappa} n={n}: native"):
-                nat_f, nat_b, w_nat = time_layer(native, mu, risk, previous, args.repeats)
-            per_nat = (nat_f + nat_b) / args.batch
-            table.add_row(
-                str(kappa), str(n), str(k), "native", f"{nat_f:.4f}", f"{nat_b:.4f}",
-                f"{1e3 * per_nat:.3f}", "", "", "",
-            )  # fmt: skip
-            if n > args.reference_max_n:
-                table.add_row("", "", "", "cvxpylayers", "not run: > 16 GiB to build", *[""] * 5)
-                table.add_section()
-                continue
-            reference = MeanVarianceQP(n, k + n, args.gamma, backend="cvxpylayers", **options)
-            with console.status(f"kappa={kappa} n={n}: cvxpylayers"):
-                ref_f, ref_b, w_ref = time_layer(reference, mu, risk, previous, args.repeats)
-            per_ref = (ref_f + ref_b) / args.batch
-            table.add_row(
-                "", "", "", "cvxpylayers", f"{ref_f:.4f}", f"{ref_b:.4f}", f"{1e3 * per_ref:.3f}",
-                f"{(w_nat - w_ref).abs().max().item():.1e}", f"{ref_f / nat_f:.1f}x",
-                f"{per_ref / per_nat:.1f}x",
-            )  # fmt: skip
-            table.add_section()
-    console.print(table)
+    torch.set_num_threads(args.threads)
+    if args.one:
+        n, k, batch, kappa = json.loads(args.one)
+        print(json.dumps(run_one(n, k, batch, kappa, args.repeats)))
+        return
+    console = Console(width=200)
+    console.print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), float64")
+    if 1 in args.sections:
+        console.print(section_reference(console, args.repeats, args.kappa))
+    if 2 in args.sections:
+        console.print(section_factor(console, args.repeats, args.kappa, args.threads))
+    if 3 in args.sections:
+        console.print(section_peers(console, args.repeats, args.kappa))
 
 
 if __name__ == "__main__":

@@ -116,7 +116,10 @@ class FactorRisk:
         failed = info != 0
         if bool(failed.any()):
             chol = torch.where(failed.view(-1, 1, 1), eye, chol)
-        whitened = torch.linalg.solve_triangular(chol, scaled, upper=False)  # W' (b, k, n)
+        # W' = L^-1 G~': the k x k inverse then one batched product is several times faster
+        # than a triangular solve with n right-hand sides
+        chol_inverse = torch.linalg.solve_triangular(chol, eye.expand_as(chol), upper=False)
+        whitened = chol_inverse @ scaled  # (b, k, n)
         root_inverse = root_inverse.unsqueeze(-1)
 
         def solve(rhs: torch.Tensor) -> torch.Tensor:
