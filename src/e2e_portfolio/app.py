@@ -15,7 +15,7 @@ import pandas as pd
 import streamlit as st
 
 from e2e_portfolio.attribution.saliency import gradient_saliency, importance_shares
-from e2e_portfolio.config import get_settings
+from e2e_portfolio.config import configure_threads, get_settings
 from e2e_portfolio.data.store import Store
 from e2e_portfolio.data.synthetic import month_ends, simulate_arrays
 from e2e_portfolio.experiments import compare_strategies, resolve_panel, walk_forward_frames
@@ -145,6 +145,7 @@ def runs_tab() -> None:
 
 
 def main() -> None:
+    configure_threads()
     st.set_page_config(page_title="e2e-portfolio", layout="wide")
     st.title("e2e-portfolio: does training for decisions beat training for accuracy?")
     compare, shrink, stored = st.tabs(["Compare", "Decision-aware shrinkage", "Stored runs"])

@@ -22,7 +22,7 @@ from e2e_portfolio.cli_tables import (
     shrink_tables,
     sweep_table,
 )
-from e2e_portfolio.config import get_settings
+from e2e_portfolio.config import configure_threads, get_settings
 from e2e_portfolio.data.datasets import (
     BUILTIN_DATASETS,
     FRENCH_UNIVERSES,
@@ -80,13 +80,25 @@ def _fail(exc: Exception) -> typer.Exit:
     return typer.Exit(code=1)
 
 
+ThreadsOption = Annotated[
+    int | None,
+    typer.Option(
+        "--threads",
+        min=1,
+        help="torch intra-op threads (default: $E2E_THREADS, else 1: small batched solves "
+        "gain little from more and lose much when cores are busy).",
+    ),
+]
+
+
 @app.callback()
-def main(ctx: typer.Context, db: DbOption = None) -> None:
+def main(ctx: typer.Context, db: DbOption = None, threads: ThreadsOption = None) -> None:
     """End-to-end (decision-focused) portfolio optimisation.
 
     Data live in one local DuckDB file (``--db``, else ``$DB_PATH``, else
     ``./e2e_portfolio.duckdb``).
     """
+    configure_threads(threads)
     ctx.obj = {"db": db or get_settings().db_path}
 
 

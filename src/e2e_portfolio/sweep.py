@@ -107,6 +107,9 @@ def read_grid(path: Path) -> dict[str, Any]:
 
 def run_job(job: SweepJob) -> dict[str, Any]:
     """Run one job; returns its metrics (the function workers execute)."""
+    from e2e_portfolio.config import configure_threads
+
+    configure_threads()  # workers inherit E2E_THREADS from the command
     o = dict(job.options)
     if job.kind == "shrink":
         config = ShrinkageConfig(window=o["window"], score_months=o["score_months"], tc=o["tc"],
