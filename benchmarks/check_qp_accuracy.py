@@ -64,14 +64,14 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     args = parser.parse_args()
     iterations: list[int] = []
-    solve = qp_native.solve
+    solve = qp_native.function.solve
 
     def counted(problem):
         solution = solve(problem)
         iterations.append(solution.iterations)
         return solution
 
-    qp_native.solve = counted
+    qp_native.function.solve = counted
     groups: dict[tuple, dict[str, float]] = defaultdict(
         lambda: {"configs": 0, "loose": 0, "dw": 0.0, "excess": -float("inf")}
     )
@@ -93,7 +93,7 @@ def main() -> None:
         group["loose"] += tolerance > 1e-10
         group["dw"] = max(group["dw"], (w - w_ref).abs().max().item())
         group["excess"] = max(group["excess"], excess.max().item())
-    qp_native.solve = solve
+    qp_native.function.solve = solve
     table = Table(
         "turnover", "capped", "R", "mu scale", "configs", "Clarabel at 1e-8",
         "max |w - w_ref|", "max objective excess",

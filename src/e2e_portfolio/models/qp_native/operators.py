@@ -96,7 +96,10 @@ class FactorRisk:
 
         .. math::
 
-            M^{-1} = B^{-1/2}\,(I - W W^\top)\,B^{-1/2}, \qquad W = \tilde G L^{-\top}.
+            M^{-1} = B^{-1/2}\,(I - W W^\top)\,B^{-1/2}, \qquad W = \tilde G L^{-\top},
+
+        applied as :math:`\tilde G\,(L L^\top)^{-1} \tilde G^\top` with the triangular solves
+        on k-vectors.
 
         The plain Woodbury form :math:`B^{-1} - B^{-1} G C^{-1} G^\top B^{-1}` subtracts two
         huge terms when ``b`` is tiny next to ``F F'`` (a linear program's regularisation, or
@@ -116,16 +119,15 @@ class FactorRisk:
         failed = info != 0
         if bool(failed.any()):
             chol = torch.where(failed.view(-1, 1, 1), eye, chol)
-        # W' = L^-1 G~': the k x k inverse then one batched product is several times faster
-        # than a triangular solve with n right-hand sides
-        chol_inverse = torch.linalg.solve_triangular(chol, eye.expand_as(chol), upper=False)
-        whitened = chol_inverse @ scaled  # (b, k, n)
         root_inverse = root_inverse.unsqueeze(-1)
 
         def solve(rhs: torch.Tensor) -> torch.Tensor:
             v = rhs * root_inverse
-            # (c' W')' rather than W c: the product runs along the contiguous assets axis
-            projected = ((whitened @ v).transpose(-1, -2) @ whitened).transpose(-1, -2)
+            # W W' v = G~ C^-1 G~' v with the two triangular solves on k-vectors: the same
+            # operations as forming W = G~ L^-T, without its O(n k^2) product per factorisation
+            # ((c' G~')' rather than G~ c: the product runs along the contiguous assets axis)
+            exposure = torch.cholesky_solve(scaled @ v, chol)  # (b, k, r)
+            projected = (exposure.transpose(-1, -2) @ scaled).transpose(-1, -2)
             return (v - projected) * root_inverse
 
         return Factorisation(solve, failed)
