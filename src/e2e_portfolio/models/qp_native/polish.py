@@ -44,7 +44,6 @@ from dataclasses import dataclass
 import torch
 
 from e2e_portfolio.models.qp_native.problem import (
-    REGULARISATION,
     ActiveSet,
     Problem,
     make_active_set,
@@ -55,8 +54,11 @@ KKT_TOLERANCE = 1e-9
 """Largest accepted KKT residual, on the unit scale of the problem."""
 MAX_REFINEMENTS = 30
 """Most iterative-refinement steps after the regularised solve."""
-REFINEMENT_TOLERANCE = 1e-14
+REFINEMENT_TOLERANCE = 1e-12
 """A problem stops refining once its KKT residual (unit scale) is below this."""
+POLISH_REGULARISATION = 1e-12
+"""Proximal term of the polish and backward solves (unit scale): small, so that one
+refinement step usually suffices, yet keeping ``H_FF + rho I`` definite."""
 
 
 def kkt_solve(
@@ -68,7 +70,7 @@ def kkt_solve(
     is free (batch,), and whether the factorisation failed (batch,).
     """
     mask = free.to(rhs.dtype)
-    factorisation = problem.risk.factorise((1.0 - mask) + REGULARISATION * mask, mask)
+    factorisation = problem.risk.factorise((1.0 - mask) + POLISH_REGULARISATION * mask, mask)
     both = factorisation.solve(torch.stack([mask * rhs, mask], dim=-1)) * mask.unsqueeze(-1)
     x_rhs, ones = both.unbind(-1)
     ones_total = ones.sum(dim=1)
