@@ -308,3 +308,55 @@ def test_bad_forward_inputs(inputs, error, match):
     layer = MeanVarianceQP(5, 7, 3.0, kappa=0.01)
     with pytest.raises(error, match=match):
         layer(*inputs)
+
+
+def _bad_factor_inputs():
+    loadings, variances = torch.zeros(5, 2), torch.full((5,), 0.01)
+    nan_upper = torch.full((5,), 0.5)
+    nan_upper[1] = float("nan")
+    return [
+        ({"R": torch.eye(7, 5), "F": loadings, "d": variances}, r"R, F, d: expected either R or F and d, got both forms"),
+        ({"F": loadings}, r"d: required, expected R or both F and d, got None"),
+        ({"d": variances}, r"F: required, expected R or both F and d, got None"),
+        ({}, r"R: required, expected R or both F and d, got None"),
+        ({"F": torch.zeros(4, 2), "d": variances}, r"F: expected shape \(5, k\) or \(batch, 5, k\), got \(4, 2\)"),
+        ({"F": loadings, "d": torch.zeros(4)}, r"d: expected shape \(5,\) or \(batch, 5\), got \(4,\)"),
+        ({"F": loadings, "d": -variances}, r"d: expected idiosyncratic variances >= 0, got a negative value"),
+        ({"F": loadings, "d": variances, "upper": torch.full((5,), -0.1)}, r"upper: expected caps >= 0 \(inf for none\), got a negative value"),
+        ({"F": loadings, "d": variances, "upper": nan_upper}, r"upper: expected caps >= 0 \(inf for none\), got NaN"),
+        ({"F": loadings, "d": variances, "upper": torch.full((3,), 0.5)}, r"upper: expected shape \(5,\) or \(batch, 5\), got \(3,\)"),
+        ({"F": loadings.expand(3, 5, 2), "d": variances, "upper": torch.tensor([[0.5] * 5, [0.1] * 5, [0.3] * 5])},
+         r"upper: infeasible caps, expected min\(upper, w_max, 1\) to sum to >= 1 in every problem, got less in problem 1 \(sum 0.5\)"),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("inputs", "match"),
+    _bad_factor_inputs(),
+    ids=["both-forms", "F-without-d", "d-without-F", "no-risk", "F-shape", "d-shape",
+         "negative-d", "negative-cap", "nan-cap", "cap-shape", "infeasible-caps"],
+)  # fmt: skip
+def test_bad_factor_and_cap_inputs(inputs, match):
+    layer = MeanVarianceQP(5, None, 3.0)
+    with pytest.raises(ValueError, match=match):
+        layer(torch.zeros(5), inputs.pop("R", None), **inputs)
+
+
+def test_n_factors_must_match_the_inputs():
+    layer = MeanVarianceQP(5, 3, 3.0)
+    with pytest.raises(
+        ValueError, match=r"F: expected shape \(5, 3\) or \(batch, 5, 3\), got \(5, 2\)"
+    ):
+        layer(torch.zeros(5), F=torch.zeros(5, 2), d=torch.ones(5))
+    with pytest.raises(
+        ValueError, match=r"R: expected shape \(3, 5\) or \(batch, 3, 5\), got \(7, 5\)"
+    ):
+        layer(torch.zeros(5), torch.eye(7, 5))
+
+
+def test_cvxpylayers_takes_no_per_asset_caps():
+    pytest.importorskip("cvxpylayers")
+    layer = MeanVarianceQP(5, None, 3.0, backend="cvxpylayers")
+    with pytest.raises(ValueError, match=r"upper: per-asset caps need backend 'native' or 'cvxpy'"):
+        layer(torch.zeros(5, dtype=torch.float64), F=torch.zeros(5, 2, dtype=torch.float64),
+              d=torch.ones(5, dtype=torch.float64), upper=torch.ones(5, dtype=torch.float64))  # fmt: skip
