@@ -84,10 +84,10 @@ def constraint_rows(problem: Problem) -> Rows:
         gw, gt, h = [*gw, 1.0, -1.0], [*gt, -1.0, -1.0], [*h, problem.w_prev, -problem.w_prev]
     if problem.excluded is not None:
         mu = torch.where(problem.excluded, -EXCLUSION_PENALTY, mu)
-    column = {"dtype": mu.dtype, "device": mu.device}
+    dtype, device = mu.dtype, mu.device
     return Rows(
-        torch.tensor(gw, **column).unsqueeze(1),
-        torch.tensor(gt, **column).unsqueeze(1) if problem.has_turnover else None,
+        torch.tensor(gw, dtype=dtype, device=device).unsqueeze(1),
+        torch.tensor(gt, dtype=dtype, device=device).unsqueeze(1) if problem.has_turnover else None,
         torch.stack(h, dim=1),
         n_bounds,
         mu,
@@ -227,6 +227,7 @@ def newton_system(problem: Problem, rows: Rows, point: Iterate) -> NewtonSystem:
         rho_w = -r_w - rows.weighted_w(e)
         rho_t = None
         if gt is not None:
+            assert r_t is not None and b is not None and c is not None
             rho_t = -r_t - rows.weighted_t(e)
             rho_w = rho_w - b * rho_t / c
         return e, rho_w, rho_t
@@ -238,6 +239,7 @@ def newton_system(problem: Problem, rows: Rows, point: Iterate) -> NewtonSystem:
         moves = gw * dw.unsqueeze(1)
         dt = None
         if gt is not None:
+            assert b is not None and c is not None
             dt = (rho_t - b * dw) / c
             moves = torch.addcmul(moves, gt, dt.unsqueeze(1))
         step = torch.empty_like(point.sz)

@@ -290,28 +290,21 @@ def polish(
         return verified
     if count < due.shape[0]:
         index = due.nonzero().squeeze(1)
-        part = _polish(
-            problem.take(index), trial.take(index), dual[index], verified.take(index),
-            exchanges, torch.ones_like(index, dtype=torch.bool),
-        )  # fmt: skip
+        part = _polish_all(
+            problem.take(index), trial.take(index), dual[index], verified.take(index), exchanges
+        )
         return verified.scattered(index, part)
-    return _polish(problem, trial, dual, verified, exchanges, due)
+    return _polish_all(problem, trial, dual, verified, exchanges)
 
 
-def _polish(
-    problem: Problem,
-    trial: ActiveSet,
-    dual: torch.Tensor,
-    verified: Verified,
-    exchanges: int,
-    due: torch.Tensor,
-) -> Verified:
+def _polish_all(problem, trial: ActiveSet, dual, verified: Verified, exchanges: int) -> Verified:
+    """:func:`polish` with every problem of the batch due (none of them verified yet)."""
     for round_ in range(exchanges + 1):
         w, nu, failed = solve_active_set(problem, trial, dual)
         check = certify(problem, w, nu, trial)
-        passed = due & ~verified.solved & ~check.failing & ~failed
+        passed = ~verified.solved & ~check.failing & ~failed
         verified = verified.accepting(passed, w, nu, trial)
-        if not bool((due & ~verified.solved).any()):
+        if bool(verified.solved.all()):
             break
         if round_ < exchanges:
             trial = exchange(problem, w, trial, check)

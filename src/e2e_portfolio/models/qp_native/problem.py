@@ -176,6 +176,7 @@ def make_active_set(
     if not problem.has_turnover:
         return ActiveSet(free, fixed, upper, at_previous, torch.zeros_like(w))
     if sign is None:
+        assert problem.w_prev is not None
         sign = torch.sign(w - problem.w_prev)
     return ActiveSet(free, fixed, upper, at_previous, torch.where(free, sign, 0.0))
 
