@@ -62,6 +62,10 @@ class Rows:
     def gradient(self, problem: Problem, w: torch.Tensor) -> torch.Tensor:
         return problem.risk.matvec(w) - self.mu
 
+    def take(self, index: torch.Tensor) -> Rows:
+        """The rows of the problems at ``index`` (1-D)."""
+        return Rows(self.gw, self.gt, self.h[index], self.n_bounds, self.mu[index])
+
     def weighted_w(self, rows: torch.Tensor) -> torch.Tensor:
         """``sum_j gw_j rows_j``, (batch, n), one pass (a matmul beats multiply-and-sum)."""
         return torch.matmul(self.gw.view(1, -1), rows).squeeze(-2)
@@ -121,6 +125,11 @@ class Iterate:
             torch.addcmul(self.y, alpha, step.y),
             torch.addcmul(self.sz, alpha.view(-1, 1, 1), step.sz),
         )
+
+    def take(self, index: torch.Tensor) -> Iterate:
+        """The iterates of the problems at ``index`` (1-D)."""
+        t = None if self.t is None else self.t[index]
+        return Iterate(self.w[index], t, self.y[index], self.sz[index])
 
     def where(self, keep: torch.Tensor, other: Iterate) -> Iterate:
         """This point for the problems in ``keep`` (batch,), ``other`` elsewhere."""

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import torch
 
 from e2e_portfolio.models.qp_native.interior_point import (
+    Iterate,
+    Rows,
     constraint_rows,
     corrected_step,
     guess_active,
@@ -31,9 +33,11 @@ from e2e_portfolio.models.qp_native.interior_point import (
     start,
 )
 from e2e_portfolio.models.qp_native.polish import Verified, polish
-from e2e_portfolio.models.qp_native.problem import ActiveSet, Problem, make_active_set, merge
+from e2e_portfolio.models.qp_native.problem import ActiveSet, Problem, make_active_set
 
 MAX_IPM_ITERATIONS = 60
+COMPACT_FRACTION = 0.5
+"""The working set is cut down to its running problems once they are at most this share."""
 MAX_POLISH_ROUNDS = 20
 POLISH_GAP = 1e-6
 """Mean complementarity gap (unit scale) below which the exact polish is first tried."""
@@ -75,55 +79,134 @@ class Solution:
 
 
 def solve(problem: Problem) -> Solution:
-    """Solve every problem of the batch; failures are reported in the solution's status."""
+    """Solve every problem of the batch; failures are reported in the solution's status.
+
+    The interior point works on the unfinished problems only: once at most
+    ``COMPACT_FRACTION`` of its working set still runs, the set is cut down to them, so the
+    last iterations, spent on a few stragglers, cost a few problems' worth rather than the
+    batch's.
+    """
     rows = constraint_rows(problem)
     point = start(problem, rows)
-    batch = problem.batch
     first = guess_active(problem, rows, point)
-    verified = Verified(
-        torch.zeros(batch, dtype=torch.bool, device=problem.mu.device),
+    everything = Verified(
+        torch.zeros(problem.batch, dtype=torch.bool, device=problem.mu.device),
         torch.zeros_like(problem.mu),
         torch.zeros_like(point.y),
         make_active_set(problem, first.w, first.lower, first.upper, first.at_previous),
     )
-    failure = torch.zeros(batch, dtype=torch.long, device=problem.mu.device)
-    threshold = torch.full_like(point.y, POLISH_GAP)
-    smallest_gap = mean_gap(point)
+    work = _WorkingSet(
+        index=torch.arange(problem.batch, device=problem.mu.device),
+        problem=problem,
+        rows=rows,
+        point=point,
+        verified=everything,
+        failure=torch.zeros(problem.batch, dtype=torch.long, device=problem.mu.device),
+        threshold=torch.full_like(point.y, POLISH_GAP),
+        smallest_gap=mean_gap(point),
+    )
+    failure = work.failure
     iteration = 0
     for iteration in range(1, MAX_IPM_ITERATIONS + 1):  # noqa: B007 - reported below
-        running = ~verified.solved & (failure == 0)
-        if not bool(running.any()):
+        running = work.running()
+        count = int(running.sum())
+        if count == 0:
             break
-        system = newton_system(problem, rows, point)
-        failure = torch.where(running & system.failed, _SINGULAR, failure)
-        gap = mean_gap(point)
-        due = running & ~system.failed & (gap <= threshold)
-        if bool(due.any()):
-            guess = guess_active(
-                problem, rows, point, point.moved(torch.ones_like(gap), system.affine)
-            )
-            trial = make_active_set(problem, guess.w, guess.lower, guess.upper, guess.at_previous)
-            exchanges = 0 if problem.has_turnover else EXCHANGES_PER_TRIAL
-            verified = polish(problem, trial, point.y, verified, exchanges, due)
-            threshold = torch.where(due & ~verified.solved, RETRY_FACTOR * gap, threshold)
-        running = ~verified.solved & (failure == 0)
-        if not bool(running.any()):
-            break
-        step, alpha = corrected_step(point, system, gap)
-        moved = point.moved(alpha, step)
-        finite = torch.isfinite(moved.w.sum(dim=1) + moved.sz.sum(dim=(1, 2)))
-        failure = torch.where(running & ~finite, _NON_FINITE, failure)
-        point = moved.where(running & finite, point)
-        new_gap = mean_gap(point)
-        diverging = running & finite & (new_gap > DIVERGENCE_FACTOR * smallest_gap)
-        failure = torch.where(diverging, _DIVERGED, failure)
-        smallest_gap = torch.minimum(smallest_gap, new_gap)
-    running = ~verified.solved & (failure == 0)
+        if count <= COMPACT_FRACTION * len(work.index):
+            everything, failure = work.written_back(everything, failure)
+            work = work.take(running.nonzero().squeeze(1))
+            running = torch.ones_like(running[: len(work.index)])
+        _iterate(work, running)
+    everything, failure = work.written_back(everything, failure)
+    running = ~everything.solved & (failure == 0)
     if bool(running.any()):
         # last resort: exchanges from the active set of the last iterate
-        guess = guess_active(problem, rows, point)
-        last = make_active_set(problem, guess.w, guess.lower, guess.upper, guess.at_previous)
-        trial = merge(verified.solved, verified.active, last)
-        verified = polish(problem, trial, point.y, verified, MAX_POLISH_ROUNDS, running)
-        failure = torch.where(~verified.solved & (failure == 0), _MAX_ITERATIONS, failure)
-    return Solution(verified.weights, verified.budget_dual, verified.active, failure, iteration)
+        everything, failure = _last_resort(problem, work, everything, failure, running)
+    return Solution(everything.weights, everything.budget_dual, everything.active, failure,
+                    iteration)  # fmt: skip
+
+
+@dataclass
+class _WorkingSet:
+    """The problems the interior point still works on (global batch ``index``) and their
+    state: iterate, certified results, failure codes, polish thresholds, smallest gaps."""
+
+    index: torch.Tensor
+    problem: Problem
+    rows: Rows
+    point: Iterate
+    verified: Verified
+    failure: torch.Tensor
+    threshold: torch.Tensor
+    smallest_gap: torch.Tensor
+
+    def running(self) -> torch.Tensor:
+        return ~self.verified.solved & (self.failure == 0)
+
+    def take(self, keep: torch.Tensor) -> _WorkingSet:
+        return _WorkingSet(
+            self.index[keep], self.problem.take(keep), self.rows.take(keep),
+            self.point.take(keep), self.verified.take(keep), self.failure[keep],
+            self.threshold[keep], self.smallest_gap[keep],
+        )  # fmt: skip
+
+    def written_back(
+        self, everything: Verified, failure: torch.Tensor
+    ) -> tuple[Verified, torch.Tensor]:
+        """The batch's results with this set's written in."""
+        if len(self.index) == len(failure):
+            return self.verified, self.failure
+        merged = everything.scattered(self.index, self.verified)
+        return merged, failure.index_copy(0, self.index, self.failure)
+
+
+def _iterate(work: _WorkingSet, running: torch.Tensor) -> None:
+    """One interior-point iteration of the working set, with polish of the due problems."""
+    problem, rows, point = work.problem, work.rows, work.point
+    system = newton_system(problem, rows, point)
+    work.failure = torch.where(running & system.failed, _SINGULAR, work.failure)
+    gap = mean_gap(point)
+    due = running & ~system.failed & (gap <= work.threshold)
+    if bool(due.any()):
+        predicted = point.moved(torch.ones_like(gap), system.affine)
+        guess = guess_active(problem, rows, point, predicted)
+        trial = make_active_set(problem, guess.w, guess.lower, guess.upper, guess.at_previous)
+        exchanges = 0 if problem.has_turnover else EXCHANGES_PER_TRIAL
+        work.verified = polish(problem, trial, point.y, work.verified, exchanges, due)
+        work.threshold = torch.where(
+            due & ~work.verified.solved, RETRY_FACTOR * gap, work.threshold
+        )
+        running = work.running()
+        if not bool(running.any()):
+            return
+    step, alpha = corrected_step(point, system, gap)
+    moved = point.moved(alpha, step)
+    finite = torch.isfinite(moved.w.sum(dim=1) + moved.sz.sum(dim=(1, 2)))
+    work.failure = torch.where(running & ~finite, _NON_FINITE, work.failure)
+    work.point = moved.where(running & finite, point)
+    new_gap = mean_gap(work.point)
+    diverging = running & finite & (new_gap > DIVERGENCE_FACTOR * work.smallest_gap)
+    work.failure = torch.where(diverging, _DIVERGED, work.failure)
+    work.smallest_gap = torch.minimum(work.smallest_gap, new_gap)
+
+
+def _last_resort(
+    problem: Problem,
+    work: _WorkingSet,
+    everything: Verified,
+    failure: torch.Tensor,
+    running: torch.Tensor,
+) -> tuple[Verified, torch.Tensor]:
+    """Exchanges from the active set of the last iterate for problems still unsolved."""
+    index = running.nonzero().squeeze(1)
+    # the last iterate of each of them lives in the working set (it only ever shrinks)
+    position = torch.searchsorted(work.index, index)
+    point = work.point.take(position)
+    part = problem.take(index)
+    guess = guess_active(part, work.rows.take(position), point)
+    trial = make_active_set(part, guess.w, guess.lower, guess.upper, guess.at_previous)
+    mine = everything.take(index)
+    solved = polish(part, trial, point.y, mine, MAX_POLISH_ROUNDS, torch.ones_like(index).bool())
+    everything = everything.scattered(index, solved)
+    codes = torch.where(solved.solved, 0, _MAX_ITERATIONS)
+    return everything, failure.index_copy(0, index, codes)
