@@ -276,7 +276,7 @@ def step_length(point: Iterate, step: Iterate) -> torch.Tensor:
     ``1 / max(-step / x)`` over the entries: one division and one reduction.
     """
     fastest_fall = (step.sz / point.sz).amin(dim=(1, 2))
-    return torch.where(fastest_fall < -1.0, -1.0 / fastest_fall, 1.0)
+    return fastest_fall.clamp_(max=-1.0).reciprocal_().neg_()
 
 
 def corrected_step(

@@ -75,10 +75,10 @@ def kkt_solve(
     x_rhs, ones = both.unbind(-1)
     ones_total = ones.sum(dim=1)
     has_free = ones_total > 0
-    safe_total = torch.where(has_free, ones_total, 1.0)
+    safe_total = ones_total.masked_fill(~has_free, 1.0)
 
     def bordered(x_r: torch.Tensor, target: torch.Tensor):
-        nu = torch.where(has_free, (x_r.sum(dim=1) - target) / safe_total, 0.0)
+        nu = ((x_r.sum(dim=1) - target) / safe_total).masked_fill_(~has_free, 0.0)
         return torch.addcmul(x_r, nu.unsqueeze(1), ones, value=-1.0), nu
 
     x, nu = bordered(x_rhs, total)
@@ -99,10 +99,7 @@ def kkt_solve(
 
 def _kink_signs(problem: Problem) -> tuple[torch.Tensor, torch.Tensor]:
     """The most favourable L1 subgradient of an asset held at 0 and at its cap."""
-    prev = problem.w_prev
-    assert prev is not None
-    upper = problem.upper if problem.upper is not None else torch.full_like(prev, torch.inf)
-    return torch.where(prev <= 0, 1.0, -1.0), torch.where(prev < upper, 1.0, -1.0)
+    return problem.kink_signs
 
 
 def dual_interval(

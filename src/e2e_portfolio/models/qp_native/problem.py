@@ -74,6 +74,17 @@ class Problem:
         excluded = self.upper <= 0
         return excluded if bool(excluded.any()) else None
 
+    @cached_property
+    def kink_signs(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(batch, n) the most favourable L1 subgradient of an asset held at 0 (+1 where
+        ``w_prev <= 0``, else -1) and at its cap (+1 where ``w_prev`` is below the cap)."""
+        prev = self.w_prev
+        assert prev is not None
+        at_zero = 1.0 - 2.0 * (prev > 0).to(prev.dtype)
+        if self.upper is None:
+            return at_zero, torch.ones_like(prev)
+        return at_zero, 2.0 * (prev < self.upper).to(prev.dtype) - 1.0
+
     @property
     def batch(self) -> int:
         return self.mu.shape[0]
@@ -178,7 +189,7 @@ def make_active_set(
     if sign is None:
         assert problem.w_prev is not None
         sign = torch.sign(w - problem.w_prev)
-    return ActiveSet(free, fixed, upper, at_previous, torch.where(free, sign, 0.0))
+    return ActiveSet(free, fixed, upper, at_previous, sign.masked_fill(~free, 0.0))
 
 
 def merge(take: torch.Tensor, new: ActiveSet, old: ActiveSet) -> ActiveSet:

@@ -164,7 +164,7 @@ def _iterate(work: _WorkingSet, running: torch.Tensor) -> None:
     """One interior-point iteration of the working set, with polish of the due problems."""
     problem, rows, point = work.problem, work.rows, work.point
     system = newton_system(problem, rows, point)
-    work.failure = torch.where(running & system.failed, _SINGULAR, work.failure)
+    work.failure = work.failure.masked_fill(running & system.failed, _SINGULAR)
     gap = mean_gap(point)
     due = running & ~system.failed & (gap <= work.threshold)
     if bool(due.any()):
@@ -182,11 +182,11 @@ def _iterate(work: _WorkingSet, running: torch.Tensor) -> None:
     step, alpha = corrected_step(point, system, gap)
     moved = point.moved(alpha, step)
     finite = torch.isfinite(moved.w.sum(dim=1) + moved.sz.sum(dim=(1, 2)))
-    work.failure = torch.where(running & ~finite, _NON_FINITE, work.failure)
+    work.failure = work.failure.masked_fill(running & ~finite, _NON_FINITE)
     work.point = moved.where(running & finite, point)
     new_gap = mean_gap(work.point)
     diverging = running & finite & (new_gap > DIVERGENCE_FACTOR * work.smallest_gap)
-    work.failure = torch.where(diverging, _DIVERGED, work.failure)
+    work.failure = work.failure.masked_fill(diverging, _DIVERGED)
     work.smallest_gap = torch.minimum(work.smallest_gap, new_gap)
 
 
