@@ -195,3 +195,27 @@ def test_double_backward_is_refused():
         RuntimeError, match="double backward \\(create_graph=True\\) is unsupported"
     ):
         torch.autograd.grad(w[:, 0].sum(), mu, create_graph=True)
+
+
+def test_gradient_reaches_the_caps_that_bind():
+    """dL/dupper is the derivative through the assets held at their cap (finite differences)."""
+    case = draw_case("factor", 12, 1, seed=31)
+    mu = case.mu.clone()
+    mu[0, :3] += 0.2  # three assets want more than their cap
+    caps = torch.full((1, 12), 0.15, dtype=torch.float64)
+    layer = case.layer()
+    upstream = torch.linspace(-1, 1, 12, dtype=torch.float64)
+    upper = caps.clone().requires_grad_()
+    w = layer(mu, None, F=case.F, d=case.d, upper=upper)
+    assert (w[0, :3] == 0.15).all()
+    (grad,) = torch.autograd.grad((w * upstream).sum(), upper)
+    eps = 1e-7
+    for i in range(12):
+        bump = torch.zeros_like(caps)
+        bump[0, i] = eps
+        plus = layer(mu, None, F=case.F, d=case.d, upper=caps + bump)
+        minus = layer(mu, None, F=case.F, d=case.d, upper=caps - bump)
+        numeric = ((plus - minus) * upstream).sum() / (2 * eps)
+        assert abs(float(grad[0, i] - numeric)) < 1e-6, i
+    at_cap = w.detach()[0] == 0.15
+    assert at_cap[:3].all() and (grad[0, ~at_cap] == 0).all() and (grad[0, at_cap] != 0).all()
