@@ -165,7 +165,7 @@ def _iterate(work: _WorkingSet, running: torch.Tensor) -> None:
     problem, rows, point = work.problem, work.rows, work.point
     system = newton_system(problem, rows, point)
     work.failure = work.failure.masked_fill(running & system.failed, _SINGULAR)
-    gap = mean_gap(point)
+    gap = system.products.mean(dim=(1, 2))
     due = running & ~system.failed & (gap <= work.threshold)
     if bool(due.any()):
         predicted = point.moved(torch.ones_like(gap), system.affine)
@@ -181,11 +181,14 @@ def _iterate(work: _WorkingSet, running: torch.Tensor) -> None:
             return
     step, alpha = corrected_step(point, system, gap)
     moved = point.moved(alpha, step)
-    finite = torch.isfinite(moved.w.sum(dim=1) + moved.sz.sum(dim=(1, 2)))
+    new_gap = mean_gap(moved)
+    # a NaN or inf in the slacks or duals makes the gap non-finite
+    finite = torch.isfinite(new_gap + moved.w.sum(dim=1))
     work.failure = work.failure.masked_fill(running & ~finite, _NON_FINITE)
-    work.point = moved.where(running & finite, point)
-    new_gap = mean_gap(work.point)
-    diverging = running & finite & (new_gap > DIVERGENCE_FACTOR * work.smallest_gap)
+    moving = running & finite
+    work.point = moved if bool(moving.all()) else moved.where(moving, point)
+    new_gap = torch.where(moving, new_gap, gap)
+    diverging = moving & (new_gap > DIVERGENCE_FACTOR * work.smallest_gap)
     work.failure = work.failure.masked_fill(diverging, _DIVERGED)
     work.smallest_gap = torch.minimum(work.smallest_gap, new_gap)
 
