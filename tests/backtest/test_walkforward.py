@@ -137,6 +137,14 @@ def test_minimum_variance_long_only_and_closed_form(small_panel):
     assert long_only.min() >= -1e-9 and long_only.sum() == pytest.approx(1.0)
 
 
+def test_sample_covariance_with_fewer_months_than_assets_is_solved(small_panel):
+    """N > T: the sample covariance is singular; its eigen-root goes to the layer as is."""
+    view = past_view(small_panel, 30)  # 12 assets
+    for strategy in (PlugInMeanVariance(window=8), MinimumVariance(window=8, long_only=True)):
+        weights = strategy(view)
+        assert weights.min() >= 0 and weights.sum() == pytest.approx(1.0, abs=1e-12)
+
+
 def test_features_of_real_history_feed_the_engine():
     returns = french_excess_returns("industries").iloc[:120]
     panel = build_features(returns, name="ind")

@@ -3,7 +3,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from e2e_portfolio.models.risk import DenseRisk, FactorRisk, as_risk_operator, risk_matrix
+from e2e_portfolio.models.risk import (
+    DenseRisk,
+    FactorRisk,
+    as_risk_operator,
+    cholesky_risk_matrix,
+    covariance_root,
+    risk_matrix,
+)
 
 
 def test_risk_matrix_reproduces_covariance():
@@ -110,3 +117,21 @@ def test_root_matvec_is_the_risk_matrix_product(problems):
     assert isinstance(operator, FactorRisk)
     v = torch.randn(3, 7, 2, dtype=torch.float64)
     torch.testing.assert_close(operator.root_matvec(v), risk @ v, rtol=1e-13, atol=1e-15)
+
+
+def test_covariance_root_of_a_singular_sample_covariance():
+    g = torch.Generator().manual_seed(42)
+    returns = 0.05 * torch.randn(10, 30, dtype=torch.float64, generator=g)  # 10 months, 30 assets
+    covariance = torch.cov(returns.T)
+    root = covariance_root(covariance)
+    torch.testing.assert_close(root.T @ root, covariance, rtol=0, atol=1e-15)
+    definite = covariance + 0.01 * torch.eye(30, dtype=torch.float64)
+    torch.testing.assert_close(covariance_root(definite), cholesky_risk_matrix(definite))
+
+
+def test_covariance_root_refuses_an_indefinite_matrix():
+    with pytest.raises(
+        ValueError,
+        match=r"covariance: expected a positive semi-definite matrix, got an eigenvalue of -1",
+    ):
+        covariance_root(torch.diag(torch.tensor([1.0, -1.0], dtype=torch.float64)))

@@ -19,7 +19,7 @@ import torch
 from e2e_portfolio.backtest.walkforward import PastView
 from e2e_portfolio.models.predictor import ReturnPredictor
 from e2e_portfolio.models.qp_layer import MeanVarianceQP
-from e2e_portfolio.models.risk import cholesky_risk_matrix, ledoit_wolf_covariance
+from e2e_portfolio.models.risk import covariance_root, ledoit_wolf_covariance
 from e2e_portfolio.models.train import TrainConfig, train_decoupled, train_e2e
 
 Estimator = Literal["sample", "ledoit-wolf"]
@@ -86,7 +86,7 @@ class MinimumVariance:
         if not self.long_only:
             direction = np.linalg.solve(sigma, np.ones(view.n_assets))
             return direction / direction.sum()
-        risk = cholesky_risk_matrix(torch.as_tensor(sigma))
+        risk = covariance_root(torch.as_tensor(sigma))
         return _solve_qp(np.zeros(view.n_assets), risk, 1.0, self.w_max)
 
 
@@ -101,7 +101,7 @@ class PlugInMeanVariance:
 
     def __call__(self, view: PastView) -> np.ndarray:
         past = view.trailing_returns(self.window)
-        risk = cholesky_risk_matrix(torch.as_tensor(covariance(past, self.estimator)))
+        risk = covariance_root(torch.as_tensor(covariance(past, self.estimator)))
         return _solve_qp(past.mean(axis=0), risk, self.gamma, self.w_max)
 
 
@@ -154,9 +154,7 @@ class Decoupled(_Learned):
             mu = model(_tensor(view.exposures[-1], self.config.device))[0]
         sigma = ledoit_wolf_covariance(view.trailing_returns(self.covariance_window))
         c = self.config
-        weights = _solve_qp(
-            mu, cholesky_risk_matrix(sigma), c.gamma, c.w_max, c.kappa, self._previous
-        )
+        weights = _solve_qp(mu, covariance_root(sigma), c.gamma, c.w_max, c.kappa, self._previous)
         return self._remember(weights)
 
 

@@ -28,6 +28,7 @@ __all__ = [
     "RiskOperator",
     "as_risk_operator",
     "cholesky_risk_matrix",
+    "covariance_root",
     "ledoit_wolf_covariance",
     "risk_matrix",
 ]
@@ -64,6 +65,27 @@ def ledoit_wolf_covariance(returns) -> torch.Tensor:
 
     values = np.asarray(returns, dtype=np.float64)
     return torch.as_tensor(LedoitWolf().fit(values).covariance_, dtype=torch.float64)
+
+
+def covariance_root(covariance: torch.Tensor) -> torch.Tensor:
+    """``R`` with ``R'R = covariance`` for any positive semi-definite covariance, (..., n, n).
+
+    ``L'`` from Cholesky when the matrix is definite; otherwise (a sample covariance of fewer
+    months than assets, a zero-variance asset) the eigen-root ``diag(sqrt(lambda)) V'``,
+    which the mean-variance layer solves exactly. Eigenvalues below ``-1e-10`` times the
+    largest are an error: the matrix is not a covariance.
+    """
+    chol, info = torch.linalg.cholesky_ex(covariance)
+    if not bool(info.any()):
+        return chol.transpose(-1, -2)
+    values, vectors = torch.linalg.eigh(covariance)
+    largest = values.abs().amax(dim=-1, keepdim=True)
+    if bool((values < -1e-10 * largest).any()):
+        raise ValueError(
+            "covariance: expected a positive semi-definite matrix, got an eigenvalue of "
+            f"{float(values.min()):.3g}"
+        )
+    return (vectors * values.clamp(min=0).sqrt().unsqueeze(-2)).transpose(-1, -2)
 
 
 def cholesky_risk_matrix(covariance: torch.Tensor) -> torch.Tensor:
