@@ -47,6 +47,7 @@ def test_grid_file(tmp_path):
         read_grid(tmp_path / "grid.ini")
 
 
+@pytest.mark.slow
 def test_two_workers_give_the_serial_numbers(tmp_path):
     jobs = expand_grid(SMALL)
     serial, parallel = Store(tmp_path / "serial.duckdb"), Store(tmp_path / "parallel.duckdb")
@@ -56,6 +57,7 @@ def test_two_workers_give_the_serial_numbers(tmp_path):
     assert _metrics(serial, jobs) == _metrics(parallel, jobs)
 
 
+@pytest.mark.slow
 def test_ray_local_mode_gives_the_serial_numbers(tmp_path):
     pytest.importorskip("ray", reason="ray is not installed (pip install 'e2e-portfolio[ray]')")
     jobs = expand_grid({**SMALL, "seeds": 2})

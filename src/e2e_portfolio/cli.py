@@ -237,8 +237,8 @@ def shrink(
         window=window,
         score_months=score_months,
         tc=tc,
-        target=target,
-        learn_theta=learn_theta,  # type: ignore[arg-type]
+        target=target,  # type: ignore[arg-type]  # ShrinkageConfig checks the value
+        learn_theta=learn_theta,
     )
     try:
         if data == "synthetic":

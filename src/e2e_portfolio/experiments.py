@@ -19,7 +19,7 @@ from e2e_portfolio.backtest.strategies import (
     PlugInMeanVariance,
     equal_weight,
 )
-from e2e_portfolio.backtest.walkforward import ComparisonResult, run_comparison
+from e2e_portfolio.backtest.walkforward import ComparisonResult, Strategy, run_comparison
 from e2e_portfolio.data.datasets import load_french, load_sp500
 from e2e_portfolio.data.panel import FactorPanel
 from e2e_portfolio.data.store import RunRecord, Store
@@ -128,13 +128,14 @@ def resolve_panel(
     """The panel an experiment's ``data`` option names: ``synthetic`` (simulated with
     ``n_assets``, ``n_months``, ``seed``), ``french`` (``universe``), ``sp500``, or a panel
     stored under that name. ``name`` renames a built-in panel."""
-    named = {"name": name} if name else {}
     if data == "synthetic":
-        return simulate_universe(n_assets=n_assets, n_months=n_months, seed=seed, **named)
+        return simulate_universe(
+            n_assets=n_assets, n_months=n_months, seed=seed, name=name or "synthetic"
+        )
     if data == "french":
-        return load_french(universe, **named)  # type: ignore[arg-type]
+        return load_french(universe, name=name or "french")  # type: ignore[arg-type]
     if data == "sp500":
-        return load_sp500(**named)
+        return load_sp500(name=name or "sp500")
     if not store.has_panel(data):
         raise DataError(
             f"--data: expected synthetic, french, sp500 or a stored panel, got {data!r} "
@@ -163,17 +164,20 @@ def compare_strategies(
         )
     train_config.validate(panel.n_assets)
     c = train_config
-    strategies = {
+    decoupled = Decoupled(c, refit_every=refit_every, train_months=TRAIN_MONTHS,
+                          covariance_window=window)  # fmt: skip
+    end_to_end = EndToEnd(c, refit_every=refit_every, train_months=TRAIN_MONTHS)
+    strategies: dict[str, Strategy] = {
         "equal weight": equal_weight,
         "min variance (LW)": MinimumVariance(window, "ledoit-wolf", long_only=True, w_max=c.w_max),
         "plug-in MV": PlugInMeanVariance(window, c.gamma, c.w_max),
-        "decoupled": Decoupled(c, refit_every=refit_every, train_months=TRAIN_MONTHS,
-                               covariance_window=window),
-        "end-to-end": EndToEnd(c, refit_every=refit_every, train_months=TRAIN_MONTHS),
-    }  # fmt: skip
+        "decoupled": decoupled,
+        "end-to-end": end_to_end,
+    }
     assert tuple(strategies) == COMPARED_STRATEGIES
     comparison = run_comparison(panel, strategies, start=window, tc=c.tc, on_step=on_step)
-    learned = {name: strategies[name].histories for name in ("decoupled", "end-to-end")}
+    fitted = {"decoupled": decoupled, "end-to-end": end_to_end}
+    learned = {name: strategy.histories for name, strategy in fitted.items()}
     record = RunRecord(
         kind="compare",
         config={"data": panel.name, "n_assets": panel.n_assets, "window": window,
@@ -183,5 +187,8 @@ def compare_strategies(
         series=comparison.series_frame(),
         weights=comparison.weights_frame(),
     )  # fmt: skip
-    models = {name: strategies[name].model for name in ("decoupled", "end-to-end")}
+    models: dict[str, ReturnPredictor] = {}
+    for name, strategy in fitted.items():
+        assert strategy.model is not None, f"{name} was never fitted"
+        models[name] = strategy.model
     return comparison, record, models

@@ -71,7 +71,7 @@ def expand_grid(spec: Mapping[str, Any]) -> list[SweepJob]:
     unknown = set(spec) - known - {"kind", "seeds"}
     if unknown:
         raise DataError(f"grid: unknown options {sorted(unknown)}; known: {sorted(known)}")
-    jobs = []
+    jobs: list[SweepJob] = []
     for kind in kinds:
         defaults = DEFAULTS[kind]
         axes = {name: _as_list(spec.get(name, default)) for name, default in defaults.items()}
@@ -112,9 +112,9 @@ def run_job(job: SweepJob) -> dict[str, Any]:
     configure_threads()  # workers inherit E2E_THREADS from the command
     o = dict(job.options)
     if job.kind == "shrink":
-        config = ShrinkageConfig(window=o["window"], score_months=o["score_months"], tc=o["tc"],
-                                 target=o["target"])  # fmt: skip
-        row = edge_across_seeds([job.seed], o["n_assets"], o["n_months"], config)["rows"][0]
+        shrinkage = ShrinkageConfig(window=o["window"], score_months=o["score_months"],
+                                    tc=o["tc"], target=o["target"])  # fmt: skip
+        row = edge_across_seeds([job.seed], o["n_assets"], o["n_months"], shrinkage)["rows"][0]
         return {k: v for k, v in row.items() if k != "seed"}
     from e2e_portfolio.data.synthetic import simulate_universe
     from e2e_portfolio.experiments import compare_strategies
@@ -197,6 +197,7 @@ def run_sweep(
     todo = [j for j in jobs if j.job_key not in stored]
     for job, metrics, error in _results(todo, backend, n_workers, address, runner):
         if error is None:
+            assert metrics is not None
             record = RunRecord(
                 kind=f"sweep-{job.kind}",
                 config={"job_key": job.job_key, "config_key": job.config_key, "seed": job.seed,

@@ -34,6 +34,7 @@ def test_saliency_of_linear_model_is_weight_magnitudes():
     assert shares.sum() == pytest.approx(1.0) and shares[1] == pytest.approx(2.0 / 3.75)
 
 
+@pytest.mark.slow
 def test_shap_of_linear_model_is_proportional_to_weight_magnitudes():
     pytest.importorskip("shap")
     x = np.random.default_rng(42).standard_normal((50, 8, 4))
@@ -56,7 +57,9 @@ def test_attribution_across_seeds_structure():
     result = attribution_across_seeds([0, 1], n_assets=8, n_months=40, config=TrainConfig(epochs=2))
     assert result["features"][-2:] == ["diversifier_1", "diversifier_2"]
     assert len(result["rows"]) == 2
-    assert 0.0 <= result["fraction_e2e_upweights_diversifiers"] <= 1.0
+    upweights = [r["end-to-end_diversifier_share"] > r["decoupled_diversifier_share"]
+                 for r in result["rows"]]  # fmt: skip
+    assert result["fraction_e2e_upweights_diversifiers"] == np.mean(upweights)
     for row in result["rows"]:
         assert sum(row["decoupled_shares"]) == pytest.approx(1.0)
         assert row["end-to-end_diversifier_share"] == pytest.approx(

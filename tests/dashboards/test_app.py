@@ -76,6 +76,7 @@ def served_app(tmp_path):
     process.wait(timeout=20)
 
 
+@pytest.mark.slow
 def test_real_browser_moves_the_seed_slider(served_app):
     from playwright.sync_api import sync_playwright
 

@@ -82,6 +82,7 @@ def test_versions_are_pinned():
     assert "@latest" not in text
 
 
+@pytest.mark.slow
 def test_browser_app_runs_and_its_seed_slider_works():
     testing = pytest.importorskip("streamlit.testing.v1", reason="streamlit is not installed")
     at = testing.AppTest.from_file(str(PACKAGE / "browser_app.py"), default_timeout=120).run()
@@ -115,6 +116,7 @@ def stlite_build(tmp_path_factory) -> Path:
     return build
 
 
+@pytest.mark.slow
 def test_stlite_mounts_with_locally_served_assets(stlite_build):
     from playwright.sync_api import sync_playwright
 
@@ -165,6 +167,7 @@ def static_page(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_static_page_slider_changes_numbers_offline(static_page):
     from playwright.sync_api import sync_playwright
 

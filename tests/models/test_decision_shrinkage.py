@@ -55,10 +55,21 @@ def test_chosen_deltas_in_unit_interval(six_seeds):
     assert all(0.0 <= d <= 1.0 for d in six_seeds["delta_star"])
     assert set(six_seeds) >= {"mean_edge", "win_rate", "mean_edge_vs_lw", "win_rate_vs_lw",
                               "rows", "delta_star", "vs_plugin", "vs_lw"}  # fmt: skip
-    for key in ("vs_plugin", "vs_lw"):
-        comparison = six_seeds[key]
-        assert comparison["ci_low"] <= comparison["mean"] <= comparison["ci_high"]
-        assert 0 <= comparison["p_wilcoxon"] <= 1 and 0 <= comparison["p_sign"] <= 1
+    # the verdicts are the paired comparisons of the per-seed rows
+    rows = six_seeds["rows"]
+    decision = np.array([r["sharpe_decision-aware"] for r in rows])
+    for key, other in (("vs_plugin", "plug-in"), ("vs_lw", "ledoit-wolf")):
+        reference = paired_comparison(decision, np.array([r[f"sharpe_{other}"] for r in rows]))
+        assert six_seeds[key] == pytest.approx(reference)
+
+
+def test_paired_comparison_when_every_seed_wins():
+    """Differences 1..5: mean 3, sd sqrt(2.5), t(0.975, 4) = 2.7764; five wins of five give
+    an exact two-sided sign-test and Wilcoxon p of 2 / 2^5 = 0.0625."""
+    result = paired_comparison(np.arange(1.0, 6.0), np.zeros(5))
+    half = 2.7764451051977987 * np.sqrt(2.5) / np.sqrt(5)
+    assert result == pytest.approx({"mean": 3.0, "ci_low": 3.0 - half, "ci_high": 3.0 + half,
+                                    "win_rate": 1.0, "p_wilcoxon": 0.0625, "p_sign": 0.0625})  # fmt: skip
 
 
 def test_ledoit_wolf_matches_scikit_learn():

@@ -69,6 +69,7 @@ def test_report_needs_exactly_one_run(tmp_path):
     assert result.exit_code == 1 and "expected a run id or --latest" in result.output
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["compare", "shrink"])
 def test_report_draws_offline_in_chromium(reports, kind):
     from playwright.sync_api import sync_playwright

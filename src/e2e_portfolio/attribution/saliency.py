@@ -127,9 +127,9 @@ def attribution_across_seeds(
         if on_seed is not None:
             on_seed(row)
     holds = [r["end-to-end_diversifier_share"] > r["decoupled_diversifier_share"] for r in rows]
-    models = ("decoupled", "end-to-end")
+    names = ("decoupled", "end-to-end")
     shap_shares = (
-        {m: np.mean([r[f"{m}_shap_shares"] for r in rows], axis=0).tolist() for m in models}
+        {m: np.mean([r[f"{m}_shap_shares"] for r in rows], axis=0).tolist() for m in names}
         if with_shap
         else {}
     )
