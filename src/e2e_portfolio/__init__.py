@@ -8,8 +8,112 @@ The package is laid out along the pipeline:
 - :mod:`e2e_portfolio.backtest` — walk-forward backtests and strategy statistics;
 - :mod:`e2e_portfolio.attribution` and :mod:`e2e_portfolio.report` — factor importance, figures;
 - :mod:`e2e_portfolio.cli` — the ``e2e`` command line.
+
+The main objects are importable from the top level, e.g. ``from e2e_portfolio import
+MeanVarianceQP, ReturnPredictor, run_comparison, PastView``; each is imported on first use.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the real names, for type checkers and IDEs
+    from e2e_portfolio.backtest.metrics import strategy_stats
+    from e2e_portfolio.backtest.strategies import (
+        Decoupled,
+        EndToEnd,
+        MinimumVariance,
+        PlugInMeanVariance,
+        equal_weight,
+    )
+    from e2e_portfolio.backtest.walkforward import PastView, run_comparison
+    from e2e_portfolio.data.datasets import load_french, load_sp500
+    from e2e_portfolio.data.features import build_features
+    from e2e_portfolio.data.panel import FactorPanel
+    from e2e_portfolio.data.store import RunRecord, Store
+    from e2e_portfolio.data.synthetic import simulate_universe
+    from e2e_portfolio.exceptions import DataError, E2EPortfolioError, SolverError
+    from e2e_portfolio.models.decision_shrinkage import ShrinkageConfig, edge_across_seeds
+    from e2e_portfolio.models.predictor import ReturnPredictor
+    from e2e_portfolio.models.qp_layer import MeanVarianceQP
+    from e2e_portfolio.models.qp_native import QPFallbackWarning
+    from e2e_portfolio.models.risk import covariance_root, risk_matrix
+    from e2e_portfolio.models.train import TrainConfig, train_decoupled, train_e2e
+
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "MeanVarianceQP": "models.qp_layer",
+    "QPFallbackWarning": "models.qp_native",
+    "ReturnPredictor": "models.predictor",
+    "TrainConfig": "models.train",
+    "train_decoupled": "models.train",
+    "train_e2e": "models.train",
+    "risk_matrix": "models.risk",
+    "covariance_root": "models.risk",
+    "ShrinkageConfig": "models.decision_shrinkage",
+    "edge_across_seeds": "models.decision_shrinkage",
+    "FactorPanel": "data.panel",
+    "simulate_universe": "data.synthetic",
+    "load_french": "data.datasets",
+    "load_sp500": "data.datasets",
+    "build_features": "data.features",
+    "Store": "data.store",
+    "RunRecord": "data.store",
+    "PastView": "backtest.walkforward",
+    "run_comparison": "backtest.walkforward",
+    "equal_weight": "backtest.strategies",
+    "MinimumVariance": "backtest.strategies",
+    "PlugInMeanVariance": "backtest.strategies",
+    "Decoupled": "backtest.strategies",
+    "EndToEnd": "backtest.strategies",
+    "strategy_stats": "backtest.metrics",
+    "E2EPortfolioError": "exceptions",
+    "DataError": "exceptions",
+    "SolverError": "exceptions",
+}
+__all__ = [
+    "DataError",
+    "Decoupled",
+    "E2EPortfolioError",
+    "EndToEnd",
+    "FactorPanel",
+    "MeanVarianceQP",
+    "MinimumVariance",
+    "PastView",
+    "PlugInMeanVariance",
+    "QPFallbackWarning",
+    "ReturnPredictor",
+    "RunRecord",
+    "ShrinkageConfig",
+    "SolverError",
+    "Store",
+    "TrainConfig",
+    "__version__",
+    "build_features",
+    "covariance_root",
+    "edge_across_seeds",
+    "equal_weight",
+    "load_french",
+    "load_sp500",
+    "risk_matrix",
+    "run_comparison",
+    "simulate_universe",
+    "strategy_stats",
+    "train_decoupled",
+    "train_e2e",
+]
+
+
+def __getattr__(name: str) -> object:
+    """Import the module that defines ``name`` on first use (PEP 562): importing the package
+    stays cheap, and its numpy-only modules keep working without torch (in the browser)."""
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    return getattr(import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

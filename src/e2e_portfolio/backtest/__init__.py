@@ -1,1 +1,68 @@
-"""Out-of-sample backtests and strategy statistics."""
+"""Walk-forward backtests on past-only views, built-in strategies, strategy statistics."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the real names, for type checkers and IDEs
+    from e2e_portfolio.backtest.metrics import max_drawdown, strategy_stats
+    from e2e_portfolio.backtest.strategies import (
+        Decoupled,
+        EndToEnd,
+        MinimumVariance,
+        PlugInMeanVariance,
+        equal_weight,
+    )
+    from e2e_portfolio.backtest.walkforward import (
+        BacktestResult,
+        ComparisonResult,
+        PastView,
+        backtest,
+        past_view,
+        run_comparison,
+    )
+
+_EXPORTS = {
+    "PastView": "walkforward",
+    "past_view": "walkforward",
+    "backtest": "walkforward",
+    "run_comparison": "walkforward",
+    "BacktestResult": "walkforward",
+    "ComparisonResult": "walkforward",
+    "equal_weight": "strategies",
+    "MinimumVariance": "strategies",
+    "PlugInMeanVariance": "strategies",
+    "Decoupled": "strategies",
+    "EndToEnd": "strategies",
+    "strategy_stats": "metrics",
+    "max_drawdown": "metrics",
+}
+__all__ = [
+    "BacktestResult",
+    "ComparisonResult",
+    "Decoupled",
+    "EndToEnd",
+    "MinimumVariance",
+    "PastView",
+    "PlugInMeanVariance",
+    "backtest",
+    "equal_weight",
+    "max_drawdown",
+    "past_view",
+    "run_comparison",
+    "strategy_stats",
+]
+
+
+def __getattr__(name: str) -> object:
+    """Import the module that defines ``name`` on first use (PEP 562): importing the package
+    stays cheap, and its numpy-only modules keep working without torch (in the browser)."""
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    return getattr(import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -1,5 +1,51 @@
 """Data sources (synthetic, offline real data, yfinance) and the DuckDB store.
 
-Modules are imported one by one (``from e2e_portfolio.data.panel import FactorPanel``):
-the synthetic simulation needs numpy only and also runs in the browser.
+The synthetic simulation needs numpy only and also runs in the browser; the names below are
+imported on first use, so ``import e2e_portfolio.data.synthetic`` pulls in nothing else.
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the real names, for type checkers and IDEs
+    from e2e_portfolio.data.datasets import load_french, load_sp500
+    from e2e_portfolio.data.features import build_features
+    from e2e_portfolio.data.panel import FactorPanel
+    from e2e_portfolio.data.store import RunRecord, Store
+    from e2e_portfolio.data.synthetic import DGPParams, simulate_universe
+
+_EXPORTS = {
+    "FactorPanel": "panel",
+    "simulate_universe": "synthetic",
+    "DGPParams": "synthetic",
+    "load_french": "datasets",
+    "load_sp500": "datasets",
+    "build_features": "features",
+    "Store": "store",
+    "RunRecord": "store",
+}
+__all__ = [
+    "DGPParams",
+    "FactorPanel",
+    "RunRecord",
+    "Store",
+    "build_features",
+    "load_french",
+    "load_sp500",
+    "simulate_universe",
+]
+
+
+def __getattr__(name: str) -> object:
+    """Import the module that defines ``name`` on first use (PEP 562): importing the package
+    stays cheap, and its numpy-only modules keep working without torch (in the browser)."""
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    return getattr(import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])
