@@ -3,18 +3,24 @@
 
 Usage::
 
-    python3 quickstart.py run     # set up, then run the headline experiment
-    python3 quickstart.py test    # set up, then run the whole test suite
+    python3 quickstart.py run     # set up (light), then run the headline experiment
+    python3 quickstart.py test    # set up (with the dev extra), then run the whole test suite
+    python3 quickstart.py lock    # regenerate requirements/*.lock from pyproject.toml
 
 Needs nothing but Python >= 3.11. The first call creates ``.venv`` beside this file,
 installs a pinned CPU build of torch first (an unpinned torch pulls a multi-GB CUDA
-build on Linux), then this package with its ``dev`` extra. Later calls reuse the
-environment and reinstall only when ``pyproject.toml`` changed. Extra arguments after
-the command are passed on (to ``e2e`` for ``run``, to ``pytest`` for ``test``).
+build on Linux), then the exact versions of ``requirements/run.lock`` (what the main job
+needs) or ``requirements/dev.lock`` (everything the tests need), then this package itself
+without touching those pins. Later calls reuse the environment and reinstall only when
+``pyproject.toml`` or a lock file changed; a ``test`` environment also serves ``run``.
+Extra arguments after the command are passed on (to ``e2e`` for ``run``, to ``pytest``
+for ``test``).
 
 Environment variables:
     E2E_TORCH_SPEC   pip requirement for torch (default ``torch==2.13.0``).
     E2E_VENV         where the virtual environment lives (default ``.venv``).
+    E2E_UNLOCKED     set to 1 to install the newest versions ``pyproject.toml`` allows
+                     instead of the lock files.
 """
 
 from __future__ import annotations
@@ -23,20 +29,27 @@ import hashlib
 import os
 import subprocess
 import sys
+import tempfile
 import venv
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 VENV = Path(os.environ.get("E2E_VENV", ROOT / ".venv"))
 TORCH_SPEC = os.environ.get("E2E_TORCH_SPEC", "torch==2.13.0")
-EXTRAS = "dev"
+UNLOCKED = os.environ.get("E2E_UNLOCKED", "") == "1"
+LOCKS = ROOT / "requirements"
+PROFILES = {"run": "", "test": "dev"}
+"""Which extra each command installs: the main job needs only the base dependencies."""
+UNLOCKED_NAMES = ("torch", "triton", "nvidia-", "e2e-portfolio")
+"""Left out of the lock files: torch comes from ``E2E_TORCH_SPEC`` (its CPU build), and the
+package itself is installed from the working tree."""
 # the main job: the headline experiment on its defaults (synthetic data, local DuckDB file)
 HEADLINE = [["shrink"]]
 
 
-def _venv_python() -> Path:
+def _venv_python(where: Path = VENV) -> Path:
     sub = "Scripts/python.exe" if os.name == "nt" else "bin/python"
-    return VENV / sub
+    return where / sub
 
 
 def _run(cmd: list[str | Path]) -> None:
@@ -44,12 +57,36 @@ def _run(cmd: list[str | Path]) -> None:
     subprocess.run([str(c) for c in cmd], check=True, cwd=ROOT)
 
 
-def _install_fingerprint() -> str:
-    text = (ROOT / "pyproject.toml").read_bytes() + TORCH_SPEC.encode() + EXTRAS.encode()
-    return hashlib.sha256(text).hexdigest()
+def _lock_file(profile: str) -> Path:
+    return LOCKS / ("dev.lock" if PROFILES[profile] else "run.lock")
 
 
-def setup() -> Path:
+def _fingerprint(profile: str) -> str:
+    text = (ROOT / "pyproject.toml").read_bytes() + TORCH_SPEC.encode() + profile.encode()
+    lock = _lock_file(profile)
+    if not UNLOCKED and lock.exists():
+        text += lock.read_bytes()
+    return hashlib.sha256(text + str(UNLOCKED).encode()).hexdigest()
+
+
+def _pip(python: Path) -> list[str | Path]:
+    return [python, "-m", "pip", "--disable-pip-version-check"]
+
+
+def _install(python: Path, profile: str, locked: bool) -> None:
+    pip = _pip(python)
+    _run([*pip, "install", "--quiet", "--upgrade", "pip"])
+    _run([*pip, "install", "--quiet", TORCH_SPEC])
+    extra = PROFILES[profile]
+    target = f".[{extra}]" if extra else "."
+    if locked:
+        _run([*pip, "install", "--quiet", "-r", _lock_file(profile)])
+        _run([*pip, "install", "--quiet", "--no-deps", "-e", target])
+    else:
+        _run([*pip, "install", "--quiet", "-e", target])
+
+
+def setup(profile: str = "test") -> Path:
     """Create the environment if needed and install the package; return its python."""
     if sys.version_info < (3, 11):  # noqa: UP036 - runs under the system Python
         sys.exit(f"e2e-portfolio needs Python >= 3.11, got {sys.version.split()[0]}")
@@ -58,23 +95,51 @@ def setup() -> Path:
         print(f"Creating virtual environment in {VENV}", flush=True)
         venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
     stamp = VENV / ".e2e-install-stamp"
-    fingerprint = _install_fingerprint()
-    if stamp.exists() and stamp.read_text() == fingerprint:
+    done = stamp.read_text().splitlines() if stamp.exists() else []
+    # a test environment holds everything the main job needs
+    if _fingerprint(profile) in done or (profile == "run" and _fingerprint("test") in done):
         return python
-    pip = [python, "-m", "pip", "--disable-pip-version-check"]
-    _run([*pip, "install", "--quiet", "--upgrade", "pip"])
-    _run([*pip, "install", "--quiet", TORCH_SPEC])
-    _run([*pip, "install", "--quiet", "-e", f".[{EXTRAS}]"])
-    stamp.write_text(fingerprint)
+    locked = not UNLOCKED and _lock_file(profile).exists()
+    _install(python, profile, locked)
+    stamp.write_text(_fingerprint(profile) + "\n")
     return python
 
 
+def lock() -> int:
+    """Resolve each profile in a fresh environment and write its exact versions."""
+    LOCKS.mkdir(exist_ok=True)
+    for profile in PROFILES:
+        with tempfile.TemporaryDirectory() as folder:
+            where = Path(folder) / "venv"
+            venv.EnvBuilder(with_pip=True, clear=True).create(where)
+            python = _venv_python(where)
+            _install(python, profile, locked=False)
+            frozen = subprocess.run(
+                [str(python), "-m", "pip", "freeze", "--exclude-editable"],
+                check=True, capture_output=True, text=True,
+            ).stdout.splitlines()  # fmt: skip
+        pins = sorted(
+            (line for line in frozen if not line.lower().startswith(UNLOCKED_NAMES)),
+            key=str.lower,
+        )
+        header = (
+            f"# exact versions for `python3 quickstart.py {profile}` (torch comes from "
+            f"E2E_TORCH_SPEC);\n# generated from pyproject.toml by `python3 quickstart.py "
+            f"lock`, with {sys.version.split()[0]} on {sys.platform}\n"
+        )
+        _lock_file(profile).write_text(header + "\n".join(pins) + "\n")
+        print(f"wrote {_lock_file(profile).relative_to(ROOT)} ({len(pins)} packages)")
+    return 0
+
+
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in {"run", "test", "setup"}:
+    if not argv or argv[0] not in {"run", "test", "setup", "lock"}:
         print(__doc__)
         return 2
     command, rest = argv[0], argv[1:]
-    python = setup()
+    if command == "lock":
+        return lock()
+    python = setup("run" if command == "run" else "test")
     if command == "setup":
         return 0
     if command == "run":
