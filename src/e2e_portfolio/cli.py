@@ -80,6 +80,7 @@ def _fail(exc: Exception) -> typer.Exit:
     return typer.Exit(code=1)
 
 
+TC_HELP = "Cost per unit of two-sided turnover (buys plus sells)."
 ThreadsOption = Annotated[
     int | None,
     typer.Option(
@@ -212,7 +213,7 @@ def shrink(
     score_months: Annotated[
         int, typer.Option(help="Months before each decision used to choose delta.", min=3)
     ] = 24,
-    tc: Annotated[float, typer.Option(help="Cost per unit of one-way turnover.", min=0.0)] = 0.001,
+    tc: Annotated[float, typer.Option(help=TC_HELP, min=0.0)] = 0.001,
     target: Annotated[
         str, typer.Option(help="Shrinkage target: identity (Ledoit-Wolf's) or diagonal.")
     ] = "identity",
@@ -270,7 +271,7 @@ def compare(
         float | None, typer.Option(help="Per-asset weight cap (default: none).", min=0.0)
     ] = None,
     kappa: Annotated[float, typer.Option(help="L1 turnover penalty in the QP.", min=0.0)] = 0.0,
-    tc: Annotated[float, typer.Option(help="Cost per unit of one-way turnover.", min=0.0)] = 0.005,
+    tc: Annotated[float, typer.Option(help=TC_HELP, min=0.0)] = 0.005,
     data: DataOption = "synthetic",
     universe: UniverseOption = "industries",
     n_assets: Annotated[int, typer.Option(help="synthetic: number of assets.", min=2)] = 40,

@@ -30,7 +30,7 @@ def strategy_stats(
     net_returns : array, (n_periods,)
         Per-period returns net of transaction costs.
     turnover : array, (n_periods,)
-        Per-period one-way turnover ``||w_t - w_{t-1}||_1``.
+        Per-period two-sided turnover (buys plus sells), ``||w_t - w_{t-1}||_1``.
     periods_per_year : int
         12 for monthly data.
 

@@ -94,7 +94,9 @@ def backtest(
     start : int
         First decision position (it earns ``returns[start + 1]``).
     tc : float
-        Proportional cost per unit of one-way turnover, >= 0.
+        Proportional cost per unit of two-sided turnover (buys plus sells), >= 0;
+        turnover is ``||w_t - h_t||_1`` with ``h_t`` the previous weights drifted by
+        the period's returns (cash before the first decision).
     on_step : callable, optional
         Called after each decision (progress bars).
     """

@@ -45,7 +45,7 @@ class StrategyStats(BaseModel):
     Returns and volatilities are annualised from monthly data with 12 periods a year; the
     Sharpe ratio is annualised mean over annualised volatility of the (excess or raw, as the
     data are) net returns. ``max_drawdown`` is a positive fraction of peak wealth;
-    ``turnover`` is the mean one-way ``||w_t - w_{t-1}||_1`` per period.
+    ``turnover`` is the mean two-sided ``||w_t - w_{t-1}||_1`` per period (buys plus sells).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")

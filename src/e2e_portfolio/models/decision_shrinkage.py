@@ -65,7 +65,8 @@ class ShrinkageConfig:
     score_months: int = 24
     """Months before each decision on which the decision-aware delta is scored."""
     tc: float = 0.001
-    """Proportional cost per unit of one-way turnover."""
+    """Proportional cost per unit of two-sided turnover ``||w_t - w_{t-1}||_1``, here
+    against the previous *target* weights (the backtest engine drifts them first)."""
     target: Target = "identity"
     n_deltas: int = 21
     """Grid size for delta on [0, 1]."""
