@@ -114,7 +114,7 @@ def test_shrink_on_real_history(tmp_path):
     [
         (["--window", "20"], "window: expected at least n_assets + 2 = 42 months"),
         (["--target", "zero"], "target: expected 'identity' or 'diagonal'"),
-        (["--data", "nowhere"], "--data: expected synthetic, french, sp500 or a stored panel"),
+        (["--data", "nowhere"], "data: expected synthetic, french, sp500 or a stored panel"),
     ],
     ids=["window-too-short", "unknown-target", "unknown-data"],
 )
@@ -145,7 +145,7 @@ def test_compare_prints_table_and_stores_run(tmp_path):
     [
         (["--tc", "-0.1"], "Invalid value for '--tc'", 2),
         (["--w-max", "0.01"], "w_max: infeasible for 40 assets", 1),
-        (["--data", "bloomberg"], "--data: expected synthetic, french, sp500 or a stored panel", 1),
+        (["--data", "bloomberg"], "data: expected synthetic, french, sp500 or a stored panel", 1),
     ],
     ids=["negative-tc", "infeasible-cap", "unknown-data"],
 )

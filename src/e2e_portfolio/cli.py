@@ -29,7 +29,7 @@ from e2e_portfolio.data.datasets import (
 )
 from e2e_portfolio.data.panel import FactorPanel
 from e2e_portfolio.data.store import Store
-from e2e_portfolio.exceptions import E2EPortfolioError
+from e2e_portfolio.exceptions import E2EPortfolioError, PanelExistsError
 from e2e_portfolio.experiments import (
     COMPARED_STRATEGIES,
     compare_strategies,
@@ -138,6 +138,8 @@ def data_load(
             store, dataset, target, n_assets, n_months, seed, universe, tickers, start
         )
         store.write_panel(panel, replace=replace)
+    except PanelExistsError as exc:
+        raise _fail(PanelExistsError(f"{exc} (on the command line: --replace)")) from exc
     except (E2EPortfolioError, ValueError) as exc:
         raise _fail(exc) from exc
     console.print(

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 import numpy as np
 from rich.table import Table
 
-from e2e_portfolio.backtest.metrics import PERIODS_PER_YEAR
+from e2e_portfolio.annualisation import PERIODS_PER_YEAR
 from e2e_portfolio.data.panel import FactorPanel
 from e2e_portfolio.data.store import Store
 from e2e_portfolio.models.decision_shrinkage import METHODS

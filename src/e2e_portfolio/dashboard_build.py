@@ -28,6 +28,7 @@ PACKAGE = Path(__file__).resolve().parent
 EMBEDDED_MODULES = (
     "__init__.py",
     "exceptions.py",
+    "annualisation.py",
     "data/__init__.py",
     "data/synthetic.py",
     "models/__init__.py",

@@ -24,6 +24,10 @@ class StoreError(E2EPortfolioError):
     """The DuckDB store cannot be read or written (missing, corrupt, wrong schema)."""
 
 
+class PanelExistsError(StoreError):
+    """A panel of that name is already stored (and replacing it was not asked for)."""
+
+
 class DataSourceError(E2EPortfolioError):
     """An external data source (for example yfinance) could not deliver data."""
 

@@ -138,10 +138,14 @@ def resolve_panel(
         return load_sp500(name=name or "sp500")
     if not store.has_panel(data):
         raise DataError(
-            f"--data: expected synthetic, french, sp500 or a stored panel, got {data!r} "
-            f"(stored panels: e2e data list)"
+            f"data: expected synthetic, french, sp500 or a stored panel, got {data!r} "
+            f"(stored panels: {', '.join(_stored_panels(store)) or 'none'})"
         )
     return store.read_panel(data)
+
+
+def _stored_panels(store: Store) -> list[str]:
+    return list(store.list_panels()["name"]) if store.path.exists() else []
 
 
 def compare_strategies(

@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from e2e_portfolio.annualisation import PERIODS_PER_YEAR
 from e2e_portfolio.data.schemas import StrategyStats
 from e2e_portfolio.exceptions import DataError, NaNError
-
-PERIODS_PER_YEAR = 12
 
 
 def max_drawdown(net_returns: npt.ArrayLike) -> float:

@@ -26,7 +26,7 @@ import pandas as pd
 
 from e2e_portfolio.data.panel import RETURN_COLUMN, FactorPanel
 from e2e_portfolio.data.schemas import StrategyStats
-from e2e_portfolio.exceptions import DataError, StoreError
+from e2e_portfolio.exceptions import DataError, PanelExistsError, StoreError
 
 SCHEMA_VERSION = "1"
 STATS_FIELDS = tuple(StrategyStats.model_fields)
@@ -190,9 +190,9 @@ class Store:
         with self._transaction() as con:
             exists = con.execute("SELECT 1 FROM panels WHERE name = ?", [panel.name]).fetchone()
             if exists and not replace:
-                raise StoreError(
+                raise PanelExistsError(
                     f"{self.path}: panel {panel.name!r} is already stored; pass replace=True "
-                    "(CLI: --replace) to overwrite it"
+                    "to overwrite it"
                 )
             con.execute("DELETE FROM panel_values WHERE name = ?", [panel.name])
             con.execute("DELETE FROM panels WHERE name = ?", [panel.name])

@@ -48,12 +48,12 @@ from typing import Literal
 import numpy as np
 from scipy import stats
 
+from e2e_portfolio.annualisation import PERIODS_PER_YEAR, annualised_sharpe
 from e2e_portfolio.data.synthetic import simulate_arrays
 from e2e_portfolio.exceptions import DataError
 
 Target = Literal["identity", "diagonal"]
 METHODS = ("plug-in", "ledoit-wolf", "decision-aware")
-PERIODS_PER_YEAR = 12
 
 
 @dataclass(frozen=True)
@@ -152,13 +152,6 @@ def unit_gross_weights(direction: np.ndarray) -> np.ndarray:
     """``v / ||v||_1`` along the last axis; a zero direction gives zero weights."""
     gross = np.abs(direction).sum(axis=-1, keepdims=True)
     return np.divide(direction, gross, out=np.zeros_like(direction), where=gross > 0)
-
-
-def annualised_sharpe(net_returns: np.ndarray, axis: int = -1) -> np.ndarray:
-    """sqrt(12) mean / std (ddof=1) along ``axis``."""
-    mean = net_returns.mean(axis=axis)
-    std = net_returns.std(axis=axis, ddof=1)
-    return math.sqrt(PERIODS_PER_YEAR) * mean / np.maximum(std, 1e-300)
 
 
 # --------------------------------------------------------------------- the scored Sharpe

@@ -15,7 +15,7 @@ import math
 
 import torch
 
-from e2e_portfolio.backtest.metrics import PERIODS_PER_YEAR
+from e2e_portfolio.annualisation import PERIODS_PER_YEAR
 
 
 def mse_loss(predicted: torch.Tensor, realised: torch.Tensor) -> torch.Tensor:
