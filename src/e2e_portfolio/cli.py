@@ -139,7 +139,8 @@ def data_load(
         )
         store.write_panel(panel, replace=replace)
     except PanelExistsError as exc:
-        raise _fail(PanelExistsError(f"{exc} (on the command line: --replace)")) from exc
+        hint = f"{exc.path}: panel {exc.name!r} is already stored; add --replace to overwrite it"
+        raise _fail(ValueError(hint)) from exc
     except (E2EPortfolioError, ValueError) as exc:
         raise _fail(exc) from exc
     console.print(

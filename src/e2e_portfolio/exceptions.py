@@ -27,6 +27,12 @@ class StoreError(E2EPortfolioError):
 class PanelExistsError(StoreError):
     """A panel of that name is already stored (and replacing it was not asked for)."""
 
+    def __init__(self, path: object, name: str) -> None:
+        super().__init__(
+            f"{path}: panel {name!r} is already stored; pass replace=True to overwrite it"
+        )
+        self.path, self.name = path, name
+
 
 class DataSourceError(E2EPortfolioError):
     """An external data source (for example yfinance) could not deliver data."""

@@ -190,10 +190,7 @@ class Store:
         with self._transaction() as con:
             exists = con.execute("SELECT 1 FROM panels WHERE name = ?", [panel.name]).fetchone()
             if exists and not replace:
-                raise PanelExistsError(
-                    f"{self.path}: panel {panel.name!r} is already stored; pass replace=True "
-                    "to overwrite it"
-                )
+                raise PanelExistsError(self.path, panel.name)
             con.execute("DELETE FROM panel_values WHERE name = ?", [panel.name])
             con.execute("DELETE FROM panels WHERE name = ?", [panel.name])
             con.execute(
