@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from e2e_portfolio._lazy import lazy_exports
+
 if TYPE_CHECKING:  # the real names, for type checkers and IDEs
     from e2e_portfolio.backtest.metrics import strategy_stats
     from e2e_portfolio.backtest.strategies import (
@@ -105,15 +107,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
-    """Import the module that defines ``name`` on first use (PEP 562): importing the package
-    stays cheap, and its numpy-only modules keep working without torch (in the browser)."""
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from importlib import import_module
-
-    return getattr(import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -27,6 +27,7 @@ PYODIDE_URL = f"https://cdn.jsdelivr.net/pyodide/v{PYODIDE_VERSION}/full/pyodide
 PACKAGE = Path(__file__).resolve().parent
 EMBEDDED_MODULES = (
     "__init__.py",
+    "_lazy.py",
     "exceptions.py",
     "annualisation.py",
     "data/__init__.py",
