@@ -14,8 +14,11 @@ from typing import Any
 def lazy_exports(
     package: str, exports: dict[str, str], namespace: dict[str, Any]
 ) -> tuple[Callable[[str], object], Callable[[], list[str]]]:
-    """``__getattr__`` and ``__dir__`` for ``package``, whose name ``n`` lives in the
-    submodule ``exports[n]``; ``namespace`` is the package's ``globals()``."""
+    """``__getattr__`` and ``__dir__`` for a package.
+
+    The name ``n`` lives in the submodule ``exports[n]`` of ``package``; ``namespace`` is
+    the package's ``globals()``.
+    """
 
     def __getattr__(name: str) -> object:
         if name not in exports:

@@ -1,5 +1,6 @@
-"""The calendar of the return data and the annualised Sharpe ratio: one definition for the
-whole package (numpy only, so the browser demo can use it too).
+"""The calendar of the return data and the annualised Sharpe ratio.
+
+One definition for the whole package (numpy only, so the browser demo can use it too).
 
 Returns are monthly: a mean and a volatility per period annualise by 12 and sqrt(12).
 """

@@ -82,6 +82,7 @@ def run_shrinkage(seed: int, n_assets: int, n_months: int, window: int, tc: floa
 
 
 def compare_tab() -> None:
+    """The compare tab: decoupled vs end-to-end on one simulated universe."""
     with st.form("compare"):
         left, middle, right = st.columns(3)
         data = left.selectbox("data", ["synthetic", "french", "sp500", *_stored_panel_names()])
@@ -117,6 +118,7 @@ def compare_tab() -> None:
 
 
 def shrinkage_tab() -> None:
+    """The shrinkage tab: decision-aware shrinkage against plug-in and Ledoit-Wolf."""
     st.markdown(
         "Plug-in sample covariance, Ledoit-Wolf, and the shrinkage chosen for realised net "
         "Sharpe on the 24 months before each decision, on one simulated universe."
@@ -132,6 +134,7 @@ def shrinkage_tab() -> None:
 
 
 def runs_tab() -> None:
+    """The stored-runs tab: the runs in the DuckDB file."""
     store = _store()
     if not store.path.exists():
         st.info(f"No store at {store.path} yet: run e2e shrink or e2e compare.")
@@ -145,6 +148,7 @@ def runs_tab() -> None:
 
 
 def main() -> None:
+    """Draw the dashboard (Streamlit runs this module top to bottom)."""
     configure_threads()
     st.set_page_config(page_title="e2e-portfolio", layout="wide")
     st.title("e2e-portfolio: does training for decisions beat training for accuracy?")

@@ -26,6 +26,7 @@ ROWS = {
 
 @st.cache_data(show_spinner=False)
 def simulate(seed: int, n_assets: int, tc: float, learn_theta: bool) -> dict:
+    """One simulated universe's shrinkage comparison, as plain numbers for the page."""
     exposures, returns = simulate_arrays(n_assets=n_assets, n_months=96, seed=seed)
     config = ShrinkageConfig(window=48, tc=tc, learn_theta=learn_theta)
     result = walk_forward(returns, exposures, config)

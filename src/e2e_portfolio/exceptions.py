@@ -39,8 +39,11 @@ class DataSourceError(E2EPortfolioError):
 
 
 class SolverError(E2EPortfolioError, RuntimeError):
-    """An optimisation solver failed; ``status`` holds the solver's own status and
-    ``indices`` the batch indices of the failed problems (empty when not known)."""
+    """An optimisation solver failed.
+
+    ``status`` holds the solver's own status and ``indices`` the batch indices of the
+    failed problems (empty when not known).
+    """
 
     def __init__(self, message: str, status: str, indices: list[int] | None = None) -> None:
         super().__init__(f"{message} (solver status: {status})")

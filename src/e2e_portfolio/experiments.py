@@ -95,9 +95,11 @@ def shrink_history(panel: FactorPanel, config: ShrinkageConfig) -> tuple[dict, R
 def walk_forward_frames(
     result: WalkForwardResult, dates: pd.DatetimeIndex, suffix: str = ""
 ) -> tuple[dict, pd.DataFrame]:
-    """Statistics per method and the long series frame (strategy, date, net_return,
-    turnover) of a shrinkage walk-forward; ``dates`` are the panel's, ``suffix`` is appended
-    to the method names."""
+    """Statistics per method and the long series frame of a shrinkage walk-forward.
+
+    The frame has columns strategy, date, net_return, turnover; ``dates`` are the panel's,
+    ``suffix`` is appended to the method names.
+    """
     realised_dates = dates[result.decision_months + 1]
     stats, frames = {}, []
     for method in METHODS:
@@ -125,9 +127,12 @@ def resolve_panel(
     seed: int = 42,
     name: str | None = None,
 ) -> FactorPanel:
-    """The panel an experiment's ``data`` option names: ``synthetic`` (simulated with
-    ``n_assets``, ``n_months``, ``seed``), ``french`` (``universe``), ``sp500``, or a panel
-    stored under that name. ``name`` renames a built-in panel."""
+    """The panel an experiment's ``data`` option names.
+
+    ``synthetic`` (simulated with ``n_assets``, ``n_months``, ``seed``), ``french``
+    (``universe``), ``sp500``, or a panel stored under that name. ``name`` renames a
+    built-in panel.
+    """
     if data == "synthetic":
         return simulate_universe(
             n_assets=n_assets, n_months=n_months, seed=seed, name=name or "synthetic"

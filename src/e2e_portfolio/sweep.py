@@ -50,6 +50,7 @@ class SweepJob:
 
     @property
     def job_key(self) -> str:
+        """A stable hash of the kind, seed and options: the job's key in the store."""
         text = json.dumps({"seed": self.seed, "config": self.config_key}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 

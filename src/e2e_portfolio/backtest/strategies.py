@@ -82,6 +82,7 @@ class MinimumVariance:
     w_max: float | None = None
 
     def __call__(self, view: PastView) -> np.ndarray:
+        """Weights (n,) for the view's last date."""
         sigma = covariance(view.trailing_returns(self.window), self.estimator)
         if not self.long_only:
             direction = np.linalg.solve(sigma, np.ones(view.n_assets))
@@ -100,6 +101,7 @@ class PlugInMeanVariance:
     estimator: Estimator = "sample"
 
     def __call__(self, view: PastView) -> np.ndarray:
+        """Weights (n,) for the view's last date."""
         past = view.trailing_returns(self.window)
         risk = covariance_root(torch.as_tensor(covariance(past, self.estimator)))
         return _solve_qp(past.mean(axis=0), risk, self.gamma, self.w_max)
@@ -149,6 +151,7 @@ class Decoupled(_Learned):
         return train_decoupled(x, y, self.config)
 
     def __call__(self, view: PastView) -> np.ndarray:
+        """Weights (n,) for the view's last date; refits first when due."""
         model = self._maybe_refit(view)
         with torch.no_grad():
             mu = model(_tensor(view.exposures[-1], self.config.device))[0]
@@ -166,6 +169,7 @@ class EndToEnd(_Learned):
         return train_e2e(x, y, self.config)
 
     def __call__(self, view: PastView) -> np.ndarray:
+        """Weights (n,) for the view's last date; refits first when due."""
         model = self._maybe_refit(view)
         with torch.no_grad():
             mu, loadings, idiosyncratic = model(_tensor(view.exposures[-1], self.config.device))

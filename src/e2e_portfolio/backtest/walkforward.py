@@ -39,6 +39,7 @@ class PastView:
 
     @property
     def n_assets(self) -> int:
+        """Number of assets."""
         return len(self.assets)
 
     def trailing_returns(self, window: int) -> np.ndarray:
@@ -65,8 +66,11 @@ def past_view(panel: FactorPanel, t: int) -> PastView:
 
 @dataclass(frozen=True)
 class BacktestResult:
-    """One strategy out of sample: dates (M,) the returns were earned, weights (M, n)
-    chosen one period before, net returns and turnover (M,), and their statistics."""
+    """One strategy out of sample.
+
+    Dates (M,) the returns were earned, weights (M, n) chosen one period before, net
+    returns and turnover (M,), and their statistics.
+    """
 
     name: str
     dates: pd.DatetimeIndex

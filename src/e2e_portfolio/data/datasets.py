@@ -96,7 +96,7 @@ def sp500_monthly_returns() -> pd.DataFrame:
 
 
 def load_sp500(name: str = "sp500") -> FactorPanel:
-    """skfolio's S&P 20 as a monthly panel with return-based exposures."""
+    """Skfolio's S&P 20 as a monthly panel with return-based exposures."""
     return build_features(
         sp500_monthly_returns(),
         name=name,

@@ -89,14 +89,17 @@ class FactorPanel:
 
     @property
     def n_dates(self) -> int:
+        """Number of dates."""
         return len(self.dates)
 
     @property
     def n_assets(self) -> int:
+        """Number of assets."""
         return len(self.assets)
 
     @property
     def n_features(self) -> int:
+        """Number of exposures per asset."""
         return len(self.features)
 
     def supervised_pairs(self) -> tuple[FloatArray, FloatArray]:

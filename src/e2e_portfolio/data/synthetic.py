@@ -164,7 +164,6 @@ def simulate_universe(
         ``exposures`` (T, N, 4 + n_diversifying) known at each month end and ``returns``
         (T, N) realised over each month, monthly, not in excess of a risk-free rate.
     """
-
     from e2e_portfolio.data.panel import FactorPanel
 
     exposures, returns = simulate_arrays(n_assets, n_months, seed, n_diversifying, params)

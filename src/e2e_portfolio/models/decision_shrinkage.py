@@ -1,5 +1,7 @@
-r"""Decision-aware covariance shrinkage: is a shrinkage level chosen for realised net Sharpe
-better than the plug-in sample covariance and than Ledoit-Wolf?
+r"""Decision-aware covariance shrinkage against the plug-in covariance and Ledoit-Wolf.
+
+Is a shrinkage level chosen for realised net Sharpe better than the plug-in sample
+covariance and than Ledoit-Wolf?
 
 Imports numpy and scipy only (the in-browser dashboard runs this very module).
 
@@ -75,6 +77,7 @@ class ShrinkageConfig:
     theta_step_size: float = 0.05
 
     def validate(self, n_assets: int, n_months: int) -> None:
+        """Raise :class:`DataError` if the windows do not fit ``n_months`` of ``n_assets``."""
         if self.window < n_assets + 2:
             raise DataError(
                 f"window: expected at least n_assets + 2 = {n_assets + 2} months so the sample "
@@ -96,6 +99,7 @@ class ShrinkageConfig:
 
     @property
     def deltas(self) -> np.ndarray:
+        """The grid of shrinkage intensities the decision-aware choice scans, (grid,)."""
         return np.linspace(0.0, 1.0, self.n_deltas)
 
 
@@ -170,8 +174,10 @@ class ScoringData:
 
 
 def _block_net_returns(weights: np.ndarray, realised: np.ndarray, tc: float) -> np.ndarray:
-    """Net returns (..., S) of weights (..., S, N) on realised (S, N); turnover is charged
-    between consecutive months of the block, not into its first month."""
+    """Net returns (..., S) of weights (..., S, N) on realised (S, N).
+
+    Turnover is charged between consecutive months of the block, not into its first month.
+    """
     net = (weights * realised).sum(axis=-1)
     net[..., 1:] -= tc * np.abs(np.diff(weights, axis=-2)).sum(axis=-1)
     return net
@@ -257,6 +263,7 @@ class WalkForwardResult:
     delta: dict[str, np.ndarray]
 
     def sharpe(self) -> dict[str, float]:
+        """Annualised net Sharpe ratio of each method."""
         return {m: float(annualised_sharpe(r)) for m, r in self.net_returns.items()}
 
 

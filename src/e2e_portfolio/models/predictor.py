@@ -54,6 +54,7 @@ class ReturnPredictor(nn.Module):
         self.idio_head = nn.Linear(hidden, 1)
 
     def forward(self, exposures: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``mu`` (..., n), ``F`` (..., n, k_f) and ``d`` (..., n) > 0 from the exposures."""
         if exposures.shape[-1] != self.n_features:
             shape = tuple(exposures.shape)
             raise ValueError(f"exposures: expected last dimension {self.n_features}, got {shape}")

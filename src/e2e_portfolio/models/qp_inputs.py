@@ -57,6 +57,7 @@ class LayerInputs:
 
     @property
     def batch(self) -> int:
+        """Number of problems."""
         return self.mu.shape[0]
 
     @classmethod
@@ -70,6 +71,7 @@ class LayerInputs:
         d: torch.Tensor | None,
         upper: torch.Tensor | None,
     ) -> LayerInputs:
+        """Check the layer's inputs; raise naming the argument, expected and got."""
         given = {"mu": mu, "R": R, "F": F, "d": d, "w_prev": w_prev, "upper": upper}
         device = mu.device if isinstance(mu, torch.Tensor) else torch.device("cpu")
         for name, tensor in given.items():

@@ -119,6 +119,7 @@ class MeanVarianceQP(nn.Module):
         self._references: dict[int, qp_reference.CvxpyLayerSolver] = {}
 
     def extra_repr(self) -> str:
+        """The settings, for ``print(layer)``."""
         return (
             f"n={self.n}, n_factors={self.n_factors}, gamma={self.gamma}, w_max={self.w_max}, "
             f"kappa={self.kappa}, backend={self.backend!r}, on_failure={self.on_failure!r}"

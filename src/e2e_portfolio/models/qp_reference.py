@@ -56,6 +56,7 @@ class CvxpyLayerSolver:
     def __call__(
         self, mu: torch.Tensor, risk: torch.Tensor, w_prev: torch.Tensor | None
     ) -> torch.Tensor:
+        """Weights (batch, n) from cvxpylayers; its failures raise :class:`SolverError`."""
         inputs = [mu, risk] if w_prev is None else [mu, risk, w_prev]
         try:
             (weights,) = self.layer(*inputs, solver_args={"solve_method": "Clarabel"})

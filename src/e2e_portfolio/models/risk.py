@@ -35,8 +35,9 @@ __all__ = [
 
 
 def risk_matrix(loadings: torch.Tensor, idiosyncratic: torch.Tensor) -> torch.Tensor:
-    r"""Stack :math:`R = [F^\top;\ \mathrm{diag}(\sqrt d)]` so that :math:`R^\top R = FF^\top +
-    \mathrm{diag}(d)`.
+    r"""Stack :math:`R = [F^\top;\ \mathrm{diag}(\sqrt d)]`.
+
+    Then :math:`R^\top R = FF^\top + \mathrm{diag}(d)`.
 
     Parameters
     ----------

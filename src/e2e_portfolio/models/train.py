@@ -50,6 +50,7 @@ class TrainConfig:
     """torch device for training and the QP layer, e.g. ``"cuda"``."""
 
     def validate(self, n_assets: int) -> None:
+        """Raise :class:`DataError` if the settings cannot hold for ``n_assets``."""
         if self.device.startswith("cuda") and not torch.cuda.is_available():
             raise DataError(
                 f"device: expected an available device, got {self.device!r} but "

@@ -1,7 +1,10 @@
-"""Plotly figures of runs: training curves, Sharpe ratios, equity, drawdowns, weights,
-turnover, factor importance, chosen shrinkage. Each function takes plain data (frames,
+"""Plotly figures of runs.
+
+Training curves, Sharpe ratios, equity, drawdowns, weights, turnover, factor importance,
+chosen shrinkage. Each function takes plain data (frames,
 arrays, dicts) and returns a ``plotly.graph_objects.Figure``; nothing is computed that a
-test could not check against the inputs."""
+test could not check against the inputs.
+"""
 
 from __future__ import annotations
 

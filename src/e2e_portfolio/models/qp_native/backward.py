@@ -76,11 +76,13 @@ class Adjoint:
 
 
 def adjoint(problem: Problem, active: ActiveSet, grad_w: torch.Tensor) -> Adjoint:
+    """Solve the bordered KKT system with right-hand side ``(grad_w on the free assets, 0)``."""
     a, b, _, _ = kkt_solve(problem, active.free, grad_w, torch.zeros_like(grad_w[:, 0]))
     return Adjoint(a, b)
 
 
 def mu_gradient(problem: Problem, adj: Adjoint) -> torch.Tensor:
+    """dL/dmu (batch, n): the adjoint, rescaled from the unit scale."""
     return adj.a / problem.scale.unsqueeze(1)
 
 

@@ -1,5 +1,6 @@
-"""Autograd glue: forward solves the batch (with per-problem failure handling), backward
-differentiates its KKT conditions.
+"""Autograd glue: forward solves the batch, backward differentiates its KKT conditions.
+
+The forward handles failures per problem.
 
 Failed problems either raise :class:`~e2e_portfolio.exceptions.SolverError` naming their
 batch indices and statuses (``on_failure="raise"``) or are re-solved with cvxpy/Clarabel
@@ -52,6 +53,8 @@ class QPFallbackWarning(UserWarning):
 
 @dataclass(frozen=True)
 class Settings:
+    """The layer's fixed settings: risk aversion, turnover penalty, failure handling."""
+
     gamma: float
     kappa: float
     on_failure: OnFailure = "raise"
@@ -128,11 +131,15 @@ def _fallback(
 
 
 class NativeMeanVarianceFunction(torch.autograd.Function):
-    """Inputs are float64 and batched: mu (b, n), either R (b, m, n) or F (b, n, k) and
-    d (b, n), w_prev (b, n) or None, caps (b, n) or None (``inf`` for none)."""
+    """The native layer as an autograd function.
+
+    Inputs are float64 and batched: mu (b, n), either R (b, m, n) or F (b, n, k) and
+    d (b, n), w_prev (b, n) or None, caps (b, n) or None (``inf`` for none).
+    """
 
     @staticmethod
     def forward(ctx, mu, R, F, d, w_prev, caps, settings: Settings):
+        """Solve the batch; failed problems raise or fall back (see the module docstring)."""
         raw: RiskOperator = as_risk_operator(R) if R is not None else factor_operator(F, d)
         problem = build_problem(mu, raw, settings.gamma, settings.kappa, w_prev, caps)
         # inference mode skips autograd's per-op bookkeeping (~10% of a small solve)
@@ -156,6 +163,7 @@ class NativeMeanVarianceFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_w):
+        """Gradients with respect to mu, R, F, d, w_prev and the caps (None where unused)."""
         if torch.is_grad_enabled():
             raise RuntimeError(
                 "the native QP layer's backward is not itself differentiable: double backward "

@@ -60,6 +60,7 @@ class Rows:
     mu: torch.Tensor
 
     def gradient(self, problem: Problem, w: torch.Tensor) -> torch.Tensor:
+        """Gradient of the smooth part with the interior point's returns, ``H w - mu``."""
         return problem.risk.matvec(w) - self.mu
 
     def take(self, index: torch.Tensor) -> Rows:
@@ -71,11 +72,13 @@ class Rows:
         return torch.matmul(self.gw.view(1, -1), rows).squeeze(-2)
 
     def weighted_t(self, rows: torch.Tensor) -> torch.Tensor:
+        """``sum_j gt_j rows_j``, (batch, n)."""
         assert self.gt is not None
         return torch.matmul(self.gt.view(1, -1), rows).squeeze(-2)
 
 
 def constraint_rows(problem: Problem) -> Rows:
+    """The inequality rows of ``problem``'s epigraph form (see :class:`Rows`)."""
     mu = problem.mu
     gw, gt, h = [-1.0], [0.0], [torch.zeros_like(mu)]
     if problem.upper is not None:
@@ -100,9 +103,12 @@ def constraint_rows(problem: Problem) -> Rows:
 
 @dataclass
 class Iterate:
-    """Primal-dual point: weights w (batch, n), epigraph t (batch, n) or None without the
-    turnover term, budget dual y (batch,), and slacks s and duals z (batch, m, n) stacked as
-    ``sz`` (batch, 2m, n), so that a step and its length take one operation each."""
+    """Primal-dual point of the interior point.
+
+    Weights w (batch, n), epigraph t (batch, n) or None without the turnover term, budget
+    dual y (batch,), and slacks s and duals z (batch, m, n) stacked as ``sz``
+    (batch, 2m, n), so that a step and its length take one operation each.
+    """
 
     w: torch.Tensor
     t: torch.Tensor | None
@@ -111,13 +117,16 @@ class Iterate:
 
     @property
     def s(self) -> torch.Tensor:
+        """Slacks, (batch, m, n)."""
         return self.sz[:, : self.sz.shape[1] // 2]
 
     @property
     def z(self) -> torch.Tensor:
+        """Duals, (batch, m, n)."""
         return self.sz[:, self.sz.shape[1] // 2 :]
 
     def moved(self, alpha: torch.Tensor, step: Iterate) -> Iterate:
+        """The point ``alpha`` (batch,) along ``step``."""
         a = alpha.unsqueeze(1)
         return Iterate(
             torch.addcmul(self.w, a, step.w),
@@ -132,7 +141,7 @@ class Iterate:
         return Iterate(self.w[index], t, self.y[index], self.sz[index])
 
     def where(self, keep: torch.Tensor, other: Iterate) -> Iterate:
-        """This point for the problems in ``keep`` (batch,), ``other`` elsewhere."""
+        """The point of ``self`` for the problems in ``keep`` (batch,), ``other`` elsewhere."""
         rows = keep.unsqueeze(1)
         t = None if self.t is None or other.t is None else torch.where(rows, self.t, other.t)
         return Iterate(
@@ -192,6 +201,8 @@ Directions = Callable[[torch.Tensor], Iterate]
 
 @dataclass(frozen=True)
 class NewtonSystem:
+    """One factorised Newton system: its predictor step and corrected directions."""
+
     affine: Iterate
     """the predictor direction"""
     directions: Directions

@@ -1,5 +1,6 @@
-r"""Risk operators: products with and solves against :math:`H = R^\top R`, never forming more
-than the input holds.
+r"""Risk operators: products with and solves against :math:`H = R^\top R`.
+
+They never form more than the input holds.
 
 Two kinds, both batched over problems:
 
@@ -141,12 +142,15 @@ class DenseRisk:
 
     @cached_property
     def matrix(self) -> torch.Tensor:
+        """``H = R'R``, (batch, n, n), formed once."""
         return self.root.transpose(-1, -2) @ self.root
 
     def matvec(self, v: torch.Tensor) -> torch.Tensor:
+        """``H v`` for v (batch, n)."""
         return (self.matrix @ v.unsqueeze(-1)).squeeze(-1)
 
     def diagonal(self) -> torch.Tensor:
+        """``diag(H)``, (batch, n)."""
         return self.root.square().sum(dim=-2)
 
     def root_matvec(self, v: torch.Tensor) -> torch.Tensor:
@@ -161,6 +165,7 @@ class DenseRisk:
         return taken
 
     def scaled(self, factor: torch.Tensor) -> DenseRisk:
+        """The operator of ``factor * H``; ``factor`` (batch,) > 0."""
         scaled = DenseRisk(self.root * factor.sqrt().view(-1, 1, 1))
         if "matrix" in self.__dict__:  # reuse a formed H rather than forming it again
             scaled.__dict__["matrix"] = self.matrix * factor.view(-1, 1, 1)

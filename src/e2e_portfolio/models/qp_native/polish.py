@@ -246,6 +246,7 @@ class Verified:
     active: ActiveSet
 
     def accepting(self, passed: torch.Tensor, w, nu, active: ActiveSet) -> Verified:
+        """These results with the ``passed`` problems' solutions added."""
         return Verified(
             self.solved | passed,
             torch.where(passed.unsqueeze(1), w, self.weights),
@@ -254,6 +255,7 @@ class Verified:
         )
 
     def take(self, index: torch.Tensor) -> Verified:
+        """The results of the problems at ``index`` (1-D)."""
         return Verified(
             self.solved[index], self.weights[index], self.budget_dual[index],
             self.active.take(index),
@@ -277,11 +279,13 @@ def polish(
     exchanges: int,
     due: torch.Tensor,
 ) -> Verified:
-    """Solve exactly on ``trial`` and certify; up to ``exchanges`` times, move the violating
-    assets and try again. Only the ``due`` problems (batch,) are polished and may join
-    ``verified``: each problem's outcome depends on its own data alone. ``dual`` is the budget
-    multiplier used where nothing is free. When few problems are due, they are polished as a
-    batch of their own."""
+    """Solve exactly on ``trial`` and certify; exchange and retry up to ``exchanges`` times.
+
+    After a failed certificate the violating assets move to their other set. Only the
+    ``due`` problems (batch,) are polished and may join ``verified``: each problem's outcome
+    depends on its own data alone. ``dual`` is the budget multiplier used where nothing is
+    free. When few problems are due, they are polished as a batch of their own.
+    """
     count = int(due.sum())
     if count == 0:
         return verified

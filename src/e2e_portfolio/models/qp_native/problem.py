@@ -76,8 +76,11 @@ class Problem:
 
     @cached_property
     def kink_signs(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(batch, n) the most favourable L1 subgradient of an asset held at 0 (+1 where
-        ``w_prev <= 0``, else -1) and at its cap (+1 where ``w_prev`` is below the cap)."""
+        """(batch, n) the most favourable L1 subgradients at 0 and at the cap.
+
+        At 0: +1 where ``w_prev <= 0``, else -1; at the cap: +1 where ``w_prev`` is below
+        the cap, else -1.
+        """
         prev = self.w_prev
         assert prev is not None
         at_zero = 1.0 - 2.0 * (prev > 0).to(prev.dtype)
@@ -87,6 +90,7 @@ class Problem:
 
     @property
     def batch(self) -> int:
+        """Number of problems."""
         return self.mu.shape[0]
 
     def gradient(self, w: torch.Tensor) -> torch.Tensor:
@@ -153,13 +157,16 @@ class ActiveSet:
     """sign of ``w - w_prev`` for free assets (0 without the turnover term)."""
 
     def fields(self) -> tuple[torch.Tensor, ...]:
+        """The masks and values, in constructor order."""
         return self.free, self.fixed_value, self.at_upper, self.at_previous, self.sign
 
     def take(self, index: torch.Tensor) -> ActiveSet:
+        """The active sets of the problems at ``index`` (1-D)."""
         return ActiveSet(*(field[index] for field in self.fields()))
 
     @property
     def at_lower(self) -> torch.Tensor:
+        """bool: held at 0 (including excluded assets)."""
         return ~(self.free | self.at_upper | self.at_previous)
 
 

@@ -70,6 +70,7 @@ class Solution:
 
     @property
     def failed(self) -> torch.Tensor:
+        """(batch,) bool, the problems that were not solved."""
         return self.status != 0
 
     def failures(self) -> dict[int, str]:
@@ -128,8 +129,11 @@ def solve(problem: Problem) -> Solution:
 
 @dataclass
 class _WorkingSet:
-    """The problems the interior point still works on (global batch ``index``) and their
-    state: iterate, certified results, failure codes, polish thresholds, smallest gaps."""
+    """The problems the interior point still works on, and their state.
+
+    ``index`` holds their positions in the batch; the state is the iterate, certified
+    results, failure codes, polish thresholds and smallest gaps.
+    """
 
     index: torch.Tensor
     problem: Problem
