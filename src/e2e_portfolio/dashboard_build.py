@@ -30,9 +30,11 @@ EMBEDDED_MODULES = (
     "_lazy.py",
     "exceptions.py",
     "annualisation.py",
+    "significance.py",
     "data/__init__.py",
     "data/synthetic.py",
     "models/__init__.py",
+    "models/covariance.py",
     "models/decision_shrinkage.py",
 )
 

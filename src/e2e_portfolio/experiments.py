@@ -30,11 +30,11 @@ from e2e_portfolio.models.decision_shrinkage import (
     ShrinkageConfig,
     WalkForwardResult,
     edge_across_seeds,
-    sharpe_difference_test,
     walk_forward,
 )
 from e2e_portfolio.models.predictor import ReturnPredictor
 from e2e_portfolio.models.train import TrainConfig
+from e2e_portfolio.significance import sharpe_difference_test
 
 TRAIN_MONTHS = 120
 """Learned strategies train on at most the last ten years of pairs."""

@@ -23,7 +23,8 @@ import pandas as pd
 
 from e2e_portfolio.data.store import RunRecord, Store
 from e2e_portfolio.exceptions import DataError
-from e2e_portfolio.models.decision_shrinkage import ShrinkageConfig, edge_across_seeds, t_half_width
+from e2e_portfolio.models.decision_shrinkage import ShrinkageConfig, edge_across_seeds
+from e2e_portfolio.significance import t_half_width
 
 Kind = Literal["shrink", "compare"]
 Backend = Literal["local", "serial", "ray"]

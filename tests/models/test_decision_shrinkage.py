@@ -9,19 +9,16 @@ from sklearn.covariance import LedoitWolf
 
 from e2e_portfolio.data.synthetic import simulate_arrays
 from e2e_portfolio.exceptions import DataError
+from e2e_portfolio.models.covariance import ledoit_wolf_delta, sample_covariance, shrinkage_target
 from e2e_portfolio.models.decision_shrinkage import (
     METHODS,
     ScoringData,
     ShrinkageConfig,
     edge_across_seeds,
-    ledoit_wolf_delta,
-    paired_comparison,
-    sample_covariance,
     scored_sharpe,
-    sharpe_difference_test,
-    shrinkage_target,
     walk_forward,
 )
+from e2e_portfolio.significance import paired_comparison, sharpe_difference_test
 
 
 @pytest.fixture(scope="module")

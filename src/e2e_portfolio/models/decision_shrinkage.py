@@ -45,16 +45,20 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from typing import Literal
 
 import numpy as np
-from scipy import stats
 
 from e2e_portfolio.annualisation import PERIODS_PER_YEAR, annualised_sharpe
 from e2e_portfolio.data.synthetic import simulate_arrays
 from e2e_portfolio.exceptions import DataError
+from e2e_portfolio.models.covariance import (
+    Target,
+    batched_sample_covariance,
+    ledoit_wolf_delta,
+    shrinkage_target,
+)
+from e2e_portfolio.significance import paired_comparison
 
-Target = Literal["identity", "diagonal"]
 METHODS = ("plug-in", "ledoit-wolf", "decision-aware")
 
 
@@ -101,41 +105,6 @@ class ShrinkageConfig:
     def deltas(self) -> np.ndarray:
         """The grid of shrinkage intensities the decision-aware choice scans, (grid,)."""
         return np.linspace(0.0, 1.0, self.n_deltas)
-
-
-# ------------------------------------------------------------------------------ estimators
-def sample_covariance(window_returns: np.ndarray) -> np.ndarray:
-    """Maximum-likelihood (``1/W``) covariance of (W, N) returns, as scikit-learn's."""
-    centred = window_returns - window_returns.mean(axis=0)
-    return centred.T @ centred / window_returns.shape[0]
-
-
-def ledoit_wolf_delta(window_returns: np.ndarray) -> float:
-    """Ledoit-Wolf (2004) shrinkage intensity toward the scaled identity, in [0, 1].
-
-    The formula of ``sklearn.covariance.ledoit_wolf_shrinkage`` (data centred first).
-    """
-    x = window_returns - window_returns.mean(axis=0)
-    n_samples, n_features = x.shape
-    x2 = x**2
-    emp_cov_trace = x2.sum(axis=0) / n_samples
-    mu = emp_cov_trace.sum() / n_features
-    beta_ = np.sum(x2.T @ x2)
-    delta_ = np.sum((x.T @ x) ** 2) / n_samples**2
-    beta = (beta_ / n_samples - delta_) / (n_features * n_samples)
-    delta = (delta_ - 2.0 * mu * emp_cov_trace.sum() + n_features * mu**2) / n_features
-    beta = min(beta, delta)
-    return 0.0 if beta == 0 else float(beta / delta)
-
-
-def shrinkage_target(sample: np.ndarray, target: Target) -> np.ndarray:
-    """Scaled identity ``tr(S)/N I`` or ``diag(S)``, for (..., N, N) covariances."""
-    diagonal = np.diagonal(sample, axis1=-2, axis2=-1)
-    n = sample.shape[-1]
-    if target == "identity":
-        level = diagonal.mean(axis=-1)[..., None, None]
-        return level * np.eye(n)
-    return diagonal[..., :, None] * np.eye(n)
 
 
 def fit_return_head(exposures: np.ndarray, next_returns: np.ndarray) -> np.ndarray:
@@ -297,7 +266,7 @@ def walk_forward(
     ends = np.arange(config.window - 1, n_months)
     windows = np.stack([returns[s - config.window + 1 : s + 1] for s in ends])
     samples = np.empty((n_months, n_assets, n_assets))
-    samples[ends] = _batched_sample_covariance(windows)
+    samples[ends] = batched_sample_covariance(windows)
     targets = np.empty_like(samples)
     targets[ends] = shrinkage_target(samples[ends], config.target)
     design = _with_intercept(exposures)
@@ -339,11 +308,6 @@ def walk_forward(
     return WalkForwardResult(months, net, turnover, chosen)
 
 
-def _batched_sample_covariance(windows: np.ndarray) -> np.ndarray:
-    centred = windows - windows.mean(axis=1, keepdims=True)
-    return np.einsum("bwi,bwj->bij", centred, centred) / windows.shape[1]
-
-
 def _checked_arrays(returns: np.ndarray, exposures: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     returns = np.asarray(returns, dtype=np.float64)
     exposures = np.asarray(exposures, dtype=np.float64)
@@ -356,62 +320,6 @@ def _checked_arrays(returns: np.ndarray, exposures: np.ndarray) -> tuple[np.ndar
     if not (np.isfinite(returns).all() and np.isfinite(exposures).all()):
         raise DataError("returns, exposures: expected finite values, got NaN or inf")
     return returns, exposures
-
-
-# ------------------------------------------------------------------------------ verdicts
-def t_half_width(values: np.ndarray, confidence: float = 0.95) -> float:
-    """Half-width of the Student-t confidence interval of the mean; NaN below two values."""
-    values = np.asarray(values, dtype=np.float64)
-    count = values.size
-    if count < 2:
-        return float("nan")
-    quantile = stats.t.ppf(0.5 + confidence / 2, count - 1)
-    return float(quantile * values.std(ddof=1) / math.sqrt(count))
-
-
-def paired_comparison(a: np.ndarray, b: np.ndarray, confidence: float = 0.95) -> dict[str, float]:
-    """Paired statistics of ``a - b`` across seeds.
-
-    Returns the mean difference, its t-interval, the win rate (share of ``a > b``), and two
-    two-sided p-values: Wilcoxon signed-rank and the exact sign test.
-    """
-    diff = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
-    count = diff.size
-    mean = float(diff.mean())
-    if count > 1 and diff.std(ddof=1) > 0:
-        half = t_half_width(diff, confidence)
-        wilcoxon = float(stats.wilcoxon(diff).pvalue)
-    else:
-        half, wilcoxon = float("nan"), float("nan")
-    wins, losses = int((diff > 0).sum()), int((diff < 0).sum())
-    sign = float(stats.binomtest(wins, wins + losses).pvalue) if wins + losses else 1.0
-    return {
-        "mean": mean,
-        "ci_low": mean - half,
-        "ci_high": mean + half,
-        "win_rate": wins / count,
-        "p_wilcoxon": wilcoxon,
-        "p_sign": sign,
-    }
-
-
-def sharpe_difference_test(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
-    """Jobson-Korkie test with Memmel's (2003) correction, for two strategies on one history.
-
-    Works on per-period (not annualised) Sharpe ratios; returns the annualised difference,
-    the z statistic and its two-sided p-value.
-    """
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    count = a.size
-    sr_a, sr_b = a.mean() / a.std(ddof=1), b.mean() / b.std(ddof=1)
-    rho = float(np.corrcoef(a, b)[0, 1])
-    variance = (2 - 2 * rho + 0.5 * (sr_a**2 + sr_b**2 - 2 * sr_a * sr_b * rho**2)) / count
-    z = (sr_a - sr_b) / math.sqrt(max(variance, 1e-300))
-    return {
-        "difference": math.sqrt(PERIODS_PER_YEAR) * (sr_a - sr_b),
-        "z": float(z),
-        "p_value": float(2 * stats.norm.sf(abs(z))),
-    }
 
 
 def edge_across_seeds(
