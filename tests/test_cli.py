@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from e2e_portfolio.cli import app
+from e2e_portfolio.apps.cli import app
 from e2e_portfolio.data.store import Store
 
 runner = CliRunner()

@@ -7,7 +7,8 @@ The package is laid out along the pipeline:
   decision-aware covariance shrinkage;
 - :mod:`e2e_portfolio.backtest` — walk-forward backtests and strategy statistics;
 - :mod:`e2e_portfolio.attribution` and :mod:`e2e_portfolio.report` — factor importance, figures;
-- :mod:`e2e_portfolio.cli` — the ``e2e`` command line.
+- :mod:`e2e_portfolio.apps` — the ``e2e`` command line, the Streamlit dashboard, the
+  in-browser demo.
 
 The main objects are importable from the top level, e.g. ``from e2e_portfolio import
 MeanVarianceQP, ReturnPredictor, run_comparison, PastView``; each is imported on first use.

@@ -14,7 +14,7 @@ import pytest
 from tests.browser import CHROMIUM_ARGS, chromium_path, screenshot_path
 
 streamlit_testing = pytest.importorskip("streamlit.testing.v1", reason="streamlit is not installed")
-APP = Path(__file__).resolve().parents[2] / "src" / "e2e_portfolio" / "app.py"
+APP = Path(__file__).resolve().parents[2] / "src" / "e2e_portfolio" / "apps" / "streamlit_app.py"
 
 
 def _slider(at, label):

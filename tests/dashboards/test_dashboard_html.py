@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from e2e_portfolio import dashboard_build
-from e2e_portfolio.dashboard_build import (
+from e2e_portfolio.apps import dashboard_build
+from e2e_portfolio.apps.dashboard_build import (
     PYODIDE_VERSION,
     STLITE_URL,
     STLITE_VERSION,
@@ -59,7 +59,7 @@ def test_embedded_sources_are_the_package_modules():
     files = _embedded((ROOT / "dashboard.html").read_text(encoding="utf-8"))
     shrinkage = (PACKAGE / "models" / "decision_shrinkage.py").read_text(encoding="utf-8")
     assert files["e2e_portfolio/models/decision_shrinkage.py"] == shrinkage
-    assert files["app.py"] == (PACKAGE / "browser_app.py").read_text(encoding="utf-8")
+    assert files["app.py"] == (PACKAGE / "apps" / "browser_app.py").read_text(encoding="utf-8")
     for module in dashboard_build.EMBEDDED_MODULES:
         assert files[f"e2e_portfolio/{module}"] == (PACKAGE / module).read_text(encoding="utf-8")
 
@@ -85,7 +85,9 @@ def test_versions_are_pinned():
 @pytest.mark.slow
 def test_browser_app_runs_and_its_seed_slider_works():
     testing = pytest.importorskip("streamlit.testing.v1", reason="streamlit is not installed")
-    at = testing.AppTest.from_file(str(PACKAGE / "browser_app.py"), default_timeout=120).run()
+    at = testing.AppTest.from_file(
+        str(PACKAGE / "apps" / "browser_app.py"), default_timeout=120
+    ).run()
     assert not at.exception
     before = at.table[0].value.copy()
     assert len(before) == 3

@@ -7,7 +7,7 @@ from html.parser import HTMLParser
 import pytest
 from typer.testing import CliRunner
 
-from e2e_portfolio.cli import app
+from e2e_portfolio.apps.cli import app
 from e2e_portfolio.data.store import Store
 from tests.browser import CHROMIUM_ARGS, chromium_path, offline_page, screenshot_path
 

@@ -1,4 +1,4 @@
-"""Streamlit dashboard: ``e2e dashboard`` or ``streamlit run src/e2e_portfolio/app.py``.
+"""Streamlit dashboard: ``e2e dashboard``, or ``streamlit run`` on this file.
 
 Three tabs: the decoupled vs end-to-end comparison (run on demand, cached), the
 decision-aware shrinkage experiment for one synthetic universe at a time (seed slider), and

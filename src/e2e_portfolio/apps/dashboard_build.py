@@ -1,7 +1,7 @@
 """Build the two serverless dashboards (``e2e build-dashboard``).
 
 - ``dashboard.html``: stlite (Streamlit on WebAssembly) running
-  :mod:`e2e_portfolio.browser_app` in the browser. The app and the package's own numpy-only
+  :mod:`e2e_portfolio.apps.browser_app` in the browser. The app and the package's own numpy-only
   modules are embedded verbatim from this installation, so the page never drifts from the
   code; stlite and Pyodide are pinned. It loads stlite, Pyodide, numpy and scipy from the
   jsDelivr CDN when opened, so it needs internet.
@@ -24,7 +24,9 @@ STLITE_VERSION = "1.9.2"
 PYODIDE_VERSION = "0.29.3"
 STLITE_URL = f"https://cdn.jsdelivr.net/npm/@stlite/browser@{STLITE_VERSION}/build"
 PYODIDE_URL = f"https://cdn.jsdelivr.net/pyodide/v{PYODIDE_VERSION}/full/pyodide.mjs"
-PACKAGE = Path(__file__).resolve().parent
+PACKAGE = Path(__file__).resolve().parents[1]
+"""The package root: embedded modules are named relative to it."""
+BROWSER_APP = Path(__file__).with_name("browser_app.py")
 EMBEDDED_MODULES = (
     "__init__.py",
     "_lazy.py",
@@ -41,7 +43,7 @@ EMBEDDED_MODULES = (
 
 def embedded_files() -> dict[str, str]:
     """The files mounted in the browser: ``app.py`` and the package's numpy-only modules."""
-    files = {"app.py": (PACKAGE / "browser_app.py").read_text(encoding="utf-8")}
+    files = {"app.py": BROWSER_APP.read_text(encoding="utf-8")}
     for module in EMBEDDED_MODULES:
         files[f"e2e_portfolio/{module}"] = (PACKAGE / module).read_text(encoding="utf-8")
     return files

@@ -1,0 +1,111 @@
+"""What every ``e2e`` command shares.
+
+The typer app, common options, the store of the context, and one error wrapper
+(:func:`handled`) that turns a library error into a one-line message and exit status 1.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar, cast
+
+import typer
+from rich.console import Console
+
+from e2e_portfolio.config import configure_threads, get_settings
+from e2e_portfolio.data.datasets import (
+    FRENCH_UNIVERSES,
+)
+from e2e_portfolio.data.store import Store
+from e2e_portfolio.exceptions import E2EPortfolioError, PanelExistsError
+
+console = Console()
+err_console = Console(stderr=True)
+Command = TypeVar("Command", bound=Callable[..., Any])
+
+app = typer.Typer(
+    name="e2e",
+    help="End-to-end (decision-focused) portfolio optimisation: data, experiments, reports.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+data_app = typer.Typer(
+    help="Load, list and inspect factor panels in the DuckDB store.", no_args_is_help=True
+)
+app.add_typer(data_app, name="data")
+
+DbOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--db",
+        help="DuckDB file for panels and runs (default: $DB_PATH, else ./e2e_portfolio.duckdb).",
+        dir_okay=False,
+    ),
+]
+DataOption = Annotated[
+    str, typer.Option(help="synthetic, french, sp500, or the name of a stored panel.")
+]
+UniverseOption = Annotated[
+    str, typer.Option(help=f"french: which portfolios, one of {', '.join(FRENCH_UNIVERSES)}.")
+]
+
+
+def store_of(ctx: typer.Context) -> Store:
+    """The store of the ``--db`` file (or its default)."""
+    return Store(ctx.obj["db"])
+
+
+def fail(exc: Exception) -> typer.Exit:
+    """Print ``exc`` as one error line; the exit (status 1) to raise."""
+    err_console.print(f"[bold red]error:[/] {exc}")
+    return typer.Exit(code=1)
+
+
+TC_HELP = "Cost per unit of two-sided turnover (buys plus sells)."
+ThreadsOption = Annotated[
+    int | None,
+    typer.Option(
+        "--threads",
+        min=1,
+        help="torch intra-op threads (default: $E2E_THREADS, else 1: small batched solves "
+        "gain little from more and lose much when cores are busy).",
+    ),
+]
+
+
+def handled(*errors: type[Exception]) -> Callable[[Command], Command]:
+    """Run a command; a library error (or one of ``errors``) prints one line and exits 1.
+
+    Library messages name the argument (``data: expected ...``); a stored panel that would be
+    overwritten gets the command line's own hint.
+    """
+    caught: tuple[type[Exception], ...] = (E2EPortfolioError, ValueError, *errors)
+
+    def wrap(command: Command) -> Command:
+        @functools.wraps(command)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return command(*args, **kwargs)
+            except PanelExistsError as exc:
+                hint = f"{exc.path}: panel {exc.name!r} is already stored; add --replace"
+                raise fail(ValueError(f"{hint} to overwrite it")) from exc
+            except caught as exc:
+                raise fail(exc) from exc
+
+        return cast(Command, run)
+
+    return wrap
+
+
+@app.callback()
+def main(ctx: typer.Context, db: DbOption = None, threads: ThreadsOption = None) -> None:
+    """End-to-end (decision-focused) portfolio optimisation.
+
+    Data live in one local DuckDB file (``--db``, else ``$DB_PATH``, else
+    ``./e2e_portfolio.duckdb``).
+    """
+    configure_threads(threads)
+    ctx.obj = {"db": db or get_settings().db_path}
