@@ -24,11 +24,11 @@ from rich.table import Table
 
 from e2e_portfolio.data.store import Store
 from e2e_portfolio.data.synthetic import simulate_arrays
+from e2e_portfolio.experiments.sweep import expand_grid, run_sweep
 from e2e_portfolio.models.losses import negative_sharpe_loss
 from e2e_portfolio.models.predictor import ReturnPredictor
 from e2e_portfolio.models.qp_layer import MeanVarianceQP
 from e2e_portfolio.models.train import solve_path
-from e2e_portfolio.sweep import expand_grid, run_sweep
 
 GRIDS = {
     "shrink": {"kind": "shrink", "n_assets": 40},

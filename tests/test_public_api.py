@@ -15,6 +15,7 @@ PACKAGES = [
     "e2e_portfolio.backtest",
     "e2e_portfolio.attribution",
     "e2e_portfolio.report",
+    "e2e_portfolio.experiments",
 ]
 
 

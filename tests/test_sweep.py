@@ -5,8 +5,8 @@ import torch
 
 from e2e_portfolio.data.store import Store
 from e2e_portfolio.exceptions import DataError
+from e2e_portfolio.experiments.sweep import expand_grid, read_grid, run_sweep, summarise
 from e2e_portfolio.models.train import TrainConfig
-from e2e_portfolio.sweep import expand_grid, read_grid, run_sweep, summarise
 
 SMALL = {
     "kind": "shrink",

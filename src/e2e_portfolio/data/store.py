@@ -319,7 +319,7 @@ class Store:
             ).df()
 
     def job_keys(self) -> set[str]:
-        """``job_key`` of every stored sweep job (see :mod:`e2e_portfolio.sweep`)."""
+        """``job_key`` of every stored sweep job (see :mod:`e2e_portfolio.experiments.sweep`)."""
         return set(self.job_metrics())
 
     def job_metrics(self, keys: set[str] | None = None) -> dict[str, dict[str, Any]]:

@@ -186,7 +186,7 @@ def sweep(
     rerun skips what is done and a failed job loses nothing else. Options take
     comma-separated values whose combinations form the grid.
     """
-    from e2e_portfolio.sweep import expand_grid, read_grid, run_sweep, summarise
+    from e2e_portfolio.experiments.sweep import expand_grid, read_grid, run_sweep, summarise
 
     store = store_of(ctx)
     if grid is not None:

@@ -119,7 +119,7 @@ def run_job(job: SweepJob) -> dict[str, Any]:
         row = edge_across_seeds([job.seed], o["n_assets"], o["n_months"], shrinkage)["rows"][0]
         return {k: v for k, v in row.items() if k != "seed"}
     from e2e_portfolio.data.synthetic import simulate_universe
-    from e2e_portfolio.experiments import compare_strategies
+    from e2e_portfolio.experiments.runs import compare_strategies
     from e2e_portfolio.models.train import TrainConfig
 
     panel = simulate_universe(n_assets=o["n_assets"], n_months=o["n_months"], seed=job.seed)
