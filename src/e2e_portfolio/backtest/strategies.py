@@ -31,7 +31,18 @@ def _tensor(values, device: str = "cpu") -> torch.Tensor:
 
 
 def equal_weight(view: PastView) -> np.ndarray:
-    """1/N."""
+    """Equal weights.
+
+    Parameters
+    ----------
+    view : PastView
+        The past (only its number of assets is used).
+
+    Returns
+    -------
+    ndarray, (n_assets,)
+        ``1 / n_assets`` each.
+    """
     return np.full(view.n_assets, 1.0 / view.n_assets)
 
 

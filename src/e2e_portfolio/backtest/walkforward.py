@@ -182,7 +182,26 @@ def run_comparison(
     tc: float = 0.0,
     on_step: Callable[[str], None] | None = None,
 ) -> ComparisonResult:
-    """Backtest every strategy on the same out-of-sample months of ``panel``."""
+    """Backtest every strategy on the same out-of-sample months of ``panel``.
+
+    Parameters
+    ----------
+    panel : FactorPanel
+        Returns (n_dates, n_assets) and exposures (n_dates, n_assets, n_features).
+    strategies : mapping of str to callable
+        Name to ``strategy(PastView) -> weights (n_assets,)``; a strategy sees only the past.
+    start : int
+        First decision position; it earns ``returns[start + 1]``.
+    tc : float
+        Cost per unit of two-sided turnover, >= 0.
+    on_step : callable, optional
+        Called with the strategy's name after each of its decisions (progress bars).
+
+    Returns
+    -------
+    ComparisonResult
+        Per-strategy :class:`BacktestResult` and frames of series, weights and statistics.
+    """
     if not strategies:
         raise DataError("strategies: expected at least one strategy, got none")
     results = {}

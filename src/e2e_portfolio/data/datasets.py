@@ -74,7 +74,20 @@ def french_excess_returns(universe: FrenchUniverse = "industries") -> pd.DataFra
 
 
 def load_french(universe: FrenchUniverse = "industries", name: str = "french") -> FactorPanel:
-    """The French universe as a panel of excess returns with return-based exposures."""
+    """The French universe as a panel of excess returns with return-based exposures.
+
+    Parameters
+    ----------
+    universe : {"industries", "size_value", "size_momentum", "factors"}
+        Which portfolios (shipped offline in ``linearmodels``).
+    name : str
+        The panel's name (its key in the store).
+
+    Returns
+    -------
+    FactorPanel
+        Monthly excess returns (over ``RF``) and past-only exposures.
+    """
     returns = french_excess_returns(universe)
     return build_features(
         returns,
@@ -96,7 +109,19 @@ def sp500_monthly_returns() -> pd.DataFrame:
 
 
 def load_sp500(name: str = "sp500") -> FactorPanel:
-    """Skfolio's S&P 20 as a monthly panel with return-based exposures."""
+    """Skfolio's S&P 20 as a monthly panel with return-based exposures.
+
+    Parameters
+    ----------
+    name : str
+        The panel's name (its key in the store).
+
+    Returns
+    -------
+    FactorPanel
+        Monthly simple returns of 20 large US stocks, 2022 survivors, and past-only
+        exposures.
+    """
     return build_features(
         sp500_monthly_returns(),
         name=name,

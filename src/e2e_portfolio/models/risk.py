@@ -69,12 +69,24 @@ def ledoit_wolf_covariance(returns) -> torch.Tensor:
 
 
 def covariance_root(covariance: torch.Tensor) -> torch.Tensor:
-    """``R`` with ``R'R = covariance`` for any positive semi-definite covariance, (..., n, n).
+    """``R`` with ``R'R = covariance`` for any positive semi-definite covariance.
 
-    ``L'`` from Cholesky when the matrix is definite; otherwise (a sample covariance of fewer
-    months than assets, a zero-variance asset) the eigen-root ``diag(sqrt(lambda)) V'``,
-    which the mean-variance layer solves exactly. Eigenvalues below ``-1e-10`` times the
-    largest are an error: the matrix is not a covariance.
+    Parameters
+    ----------
+    covariance : Tensor, (..., n, n)
+        Symmetric positive semi-definite.
+
+    Returns
+    -------
+    Tensor, (..., n, n)
+        ``L'`` from Cholesky when the matrix is definite; otherwise (a sample covariance of
+        fewer months than assets, a zero-variance asset) the eigen-root
+        ``diag(sqrt(lambda)) V'``, which the mean-variance layer solves exactly.
+
+    Raises
+    ------
+    ValueError
+        An eigenvalue below ``-1e-10`` times the largest: the matrix is not a covariance.
     """
     chol, info = torch.linalg.cholesky_ex(covariance)
     if not bool(info.any()):
