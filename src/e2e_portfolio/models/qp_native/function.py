@@ -60,10 +60,10 @@ class Settings:
     on_failure: OnFailure = "raise"
 
 
-def _clone(solution: Solution) -> tuple[torch.Tensor, torch.Tensor, ActiveSet]:
-    """Copies out of inference mode (inference tensors cannot be saved for backward)."""
+def _clone(solution: Solution) -> tuple[torch.Tensor, ActiveSet]:
+    """Weights and active sets copied out of inference mode (for saving to backward)."""
     active = ActiveSet(*(field.clone() for field in solution.active.fields()))
-    return solution.weights.clone(), solution.budget_dual.clone(), active
+    return solution.weights.clone(), active
 
 
 def _failure_message(solution: Solution) -> str:
@@ -82,10 +82,11 @@ def _fallback(
     inputs: dict[str, torch.Tensor | None],
     caps: torch.Tensor | None,
     settings: Settings,
-) -> tuple[torch.Tensor, torch.Tensor, ActiveSet]:
+) -> tuple[torch.Tensor, ActiveSet]:
     from e2e_portfolio.models.qp_reference import solve_with_cvxpy
 
-    weights, dual, active = _clone(solution)
+    weights, active = _clone(solution)
+    dual = solution.budget_dual
     failed = solution.failed
     index = failed.nonzero().squeeze(1)
     mu, w_prev = inputs["mu"], inputs["w_prev"]
@@ -127,7 +128,7 @@ def _fallback(
     )
     final_active = merge(kept, trial, verified.active)
     final_weights = torch.where(kept.unsqueeze(1), weights, verified.weights)
-    return final_weights, verified.budget_dual, final_active
+    return final_weights, final_active
 
 
 class NativeMeanVarianceFunction(torch.autograd.Function):
@@ -153,11 +154,10 @@ class NativeMeanVarianceFunction(torch.autograd.Function):
                     indices=list(solution.failures()),
                 )
             inputs = {"mu": mu, "R": R, "F": F, "d": d, "w_prev": w_prev}
-            weights, _, active = _fallback(problem, solution, inputs, caps, settings)
+            weights, active = _fallback(problem, solution, inputs, caps, settings)
         else:
-            weights, _, active = _clone(solution)
-        ctx.problem, ctx.raw, ctx.from_root = problem, raw, R is not None
-        ctx.active = differentiable_piece(problem, active, weights)
+            weights, active = _clone(solution)
+        ctx.problem, ctx.raw, ctx.from_root, ctx.active = problem, raw, R is not None, active
         ctx.save_for_backward(weights)
         return weights
 
@@ -171,7 +171,9 @@ class NativeMeanVarianceFunction(torch.autograd.Function):
             )
         (weights,) = ctx.saved_tensors
         problem: Problem = ctx.problem
-        adj = adjoint(problem, ctx.active, grad_w)
+        # the piece whose derivative is returned: only the backward needs it
+        active = differentiable_piece(problem, ctx.active, weights)
+        adj = adjoint(problem, active, grad_w)
         needs = ctx.needs_input_grad
         grads: list[torch.Tensor | None] = [None] * 7
         if needs[0]:
@@ -185,7 +187,7 @@ class NativeMeanVarianceFunction(torch.autograd.Function):
             through_held = adj.through_held(problem, grad_w)
             zero = torch.zeros_like(grad_w)
             if needs[4]:
-                grads[4] = torch.where(ctx.active.at_previous, through_held, zero)
+                grads[4] = torch.where(active.at_previous, through_held, zero)
             if needs[5]:
-                grads[5] = torch.where(ctx.active.at_upper, through_held, zero)
+                grads[5] = torch.where(active.at_upper, through_held, zero)
         return tuple(grads)

@@ -97,9 +97,11 @@ def kkt_solve(
     return x, nu, has_free, factorisation.failed
 
 
-def _kink_signs(problem: Problem) -> tuple[torch.Tensor, torch.Tensor]:
-    """The most favourable L1 subgradient of an asset held at 0 and at its cap."""
-    return problem.kink_signs
+def _held_at_zero(problem: Problem, active: ActiveSet) -> torch.Tensor:
+    """(batch, n) held at 0 with a sign condition on the multiplier (excluded assets have none)."""
+    if problem.excluded is None:
+        return active.at_lower
+    return active.at_lower & ~problem.excluded
 
 
 def dual_interval(
@@ -110,13 +112,11 @@ def dual_interval(
     ``grad`` is the smooth gradient ``H w - m`` without the budget term.
     """
     inf = torch.full_like(grad, torch.inf)
-    lower, upper = active.at_lower, active.at_upper
-    if problem.excluded is not None:
-        lower = lower & ~problem.excluded
+    lower, upper = _held_at_zero(problem, active), active.at_upper
     k = problem.kappa
     lower_shift = upper_shift = torch.zeros_like(grad)
     if problem.has_turnover:
-        lower_sign, upper_sign = _kink_signs(problem)
+        lower_sign, upper_sign = problem.kink_signs
         lower_shift, upper_shift = k * lower_sign, k * upper_sign
     low = torch.where(lower, -(grad + lower_shift), -inf)
     high = torch.where(upper, -(grad + upper_shift), inf)
@@ -184,9 +184,7 @@ def certify(problem: Problem, w: torch.Tensor, nu: torch.Tensor, active: ActiveS
     primal = (w.sum(dim=1) - 1.0).abs()
     if problem.upper is not None:
         to_upper = free & (w > problem.upper)
-    lower, upper = active.at_lower, active.at_upper
-    if problem.excluded is not None:
-        lower = lower & ~problem.excluded
+    lower, upper = _held_at_zero(problem, active), active.at_upper
     to_previous = torch.zeros_like(free)
     stationary = grad
     if problem.has_turnover:
@@ -194,7 +192,7 @@ def certify(problem: Problem, w: torch.Tensor, nu: torch.Tensor, active: ActiveS
         stationary = grad + k * active.sign
         crossed = (active.sign * (w - problem.w_prev) < 0) | (active.sign == 0)
         to_previous = free & crossed & ~to_lower & ~to_upper
-        lower_sign, upper_sign = _kink_signs(problem)
+        lower_sign, upper_sign = problem.kink_signs
         lower_mult, upper_mult = grad + k * lower_sign, grad + k * upper_sign
         kink_excess = torch.where(active.at_previous, grad.abs() - k, zero).clamp(min=0)
     else:
@@ -227,7 +225,7 @@ def exchange(problem: Problem, w: torch.Tensor, active: ActiveSet, check: Certif
     if problem.has_turnover:
         # a released asset moves into the direction that lowers the objective
         assert problem.w_prev is not None
-        lower_sign, upper_sign = _kink_signs(problem)
+        lower_sign, upper_sign = problem.kink_signs
         from_bound = torch.where(held_lower, lower_sign, 0.0)
         from_bound = torch.where(held_upper, upper_sign, from_bound)
         released = torch.where(active.at_previous, -torch.sign(check.gradient), from_bound)
