@@ -55,27 +55,31 @@ def covariance(returns: np.ndarray, estimator: Estimator) -> np.ndarray:
 
 def _solve_qp(
     mu: np.ndarray | torch.Tensor,
-    risk: np.ndarray | torch.Tensor,
     gamma: float,
     w_max: float | None,
     kappa: float = 0.0,
     w_prev: np.ndarray | None = None,
+    *,
+    R: torch.Tensor | None = None,
+    F: torch.Tensor | None = None,
+    d: torch.Tensor | None = None,
 ) -> np.ndarray:
+    """One decision's weights (n,) from the layer, the risk model as ``R`` or ``F, d``.
+
+    The previous book is equal weights before the first decision.
+    """
     device = mu.device if isinstance(mu, torch.Tensor) else "cpu"
     mu_t = torch.as_tensor(mu, dtype=torch.float64, device=device)
-    risk_t = torch.as_tensor(risk, dtype=torch.float64).to(device)
     n = mu_t.shape[-1]
-    layer = MeanVarianceQP(n, risk_t.shape[-2], gamma, w_max=w_max, kappa=kappa)
-    previous = _previous_weights(w_prev, mu_t) if kappa > 0 else None
+    layer = MeanVarianceQP(n, None, gamma, w_max=w_max, kappa=kappa)
+    previous = None
+    if kappa > 0:
+        start = w_prev if w_prev is not None else np.full(n, 1.0 / n)
+        previous = torch.as_tensor(start, dtype=torch.float64, device=device)
+    if R is not None:
+        R = torch.as_tensor(R, dtype=torch.float64).to(device)
     with torch.no_grad():
-        return layer(mu_t, risk_t, previous).cpu().numpy()
-
-
-def _previous_weights(w_prev: np.ndarray | None, mu: torch.Tensor) -> torch.Tensor:
-    """The previous book as a tensor beside ``mu``; equal weights before the first decision."""
-    n = mu.shape[-1]
-    start = w_prev if w_prev is not None else np.full(n, 1.0 / n)
-    return torch.as_tensor(start, dtype=torch.float64, device=mu.device)
+        return layer(mu_t, R, previous, F=F, d=d).cpu().numpy()
 
 
 @dataclass
@@ -99,7 +103,7 @@ class MinimumVariance:
             direction = np.linalg.solve(sigma, np.ones(view.n_assets))
             return direction / direction.sum()
         risk = covariance_root(torch.as_tensor(sigma))
-        return _solve_qp(np.zeros(view.n_assets), risk, 1.0, self.w_max)
+        return _solve_qp(np.zeros(view.n_assets), 1.0, self.w_max, R=risk)
 
 
 @dataclass
@@ -115,7 +119,7 @@ class PlugInMeanVariance:
         """Weights (n,) for the view's last date."""
         past = view.trailing_returns(self.window)
         risk = covariance_root(torch.as_tensor(covariance(past, self.estimator)))
-        return _solve_qp(past.mean(axis=0), risk, self.gamma, self.w_max)
+        return _solve_qp(past.mean(axis=0), self.gamma, self.w_max, R=risk)
 
 
 @dataclass
@@ -168,7 +172,8 @@ class Decoupled(_Learned):
             mu = model(_tensor(view.exposures[-1], self.config.device))[0]
         sigma = ledoit_wolf_covariance(view.trailing_returns(self.covariance_window))
         c = self.config
-        weights = _solve_qp(mu, covariance_root(sigma), c.gamma, c.w_max, c.kappa, self._previous)
+        risk = covariance_root(sigma)
+        weights = _solve_qp(mu, c.gamma, c.w_max, c.kappa, self._previous, R=risk)
         return self._remember(weights)
 
 
@@ -185,8 +190,7 @@ class EndToEnd(_Learned):
         with torch.no_grad():
             mu, loadings, idiosyncratic = model(_tensor(view.exposures[-1], self.config.device))
         c = self.config
-        layer = MeanVarianceQP(mu.shape[-1], loadings.shape[-1], c.gamma, c.w_max, c.kappa)
-        previous = _previous_weights(self._previous, mu) if c.kappa > 0 else None
-        with torch.no_grad():
-            weights = layer(mu, None, previous, F=loadings, d=idiosyncratic)
-        return self._remember(weights.cpu().numpy())
+        weights = _solve_qp(
+            mu, c.gamma, c.w_max, c.kappa, self._previous, F=loadings, d=idiosyncratic
+        )
+        return self._remember(weights)

@@ -240,6 +240,13 @@ class Store:
             con.execute("DELETE FROM panel_values WHERE name = ?", [name])
             con.execute("DELETE FROM panels WHERE name = ?", [name])
 
+    def panel_names(self) -> list[str]:
+        """Names of the stored panels, sorted (empty when the file does not exist)."""
+        if not self.path.exists():
+            return []
+        with self._connect(write=False) as con:
+            return self._panel_names(con)
+
     def has_panel(self, name: str) -> bool:
         """Whether a panel ``name`` is stored (``False`` when the file does not exist)."""
         if not self.path.exists():

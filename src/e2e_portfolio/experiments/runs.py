@@ -144,13 +144,9 @@ def resolve_panel(
     if not store.has_panel(data):
         raise DataError(
             f"data: expected synthetic, french, sp500 or a stored panel, got {data!r} "
-            f"(stored panels: {', '.join(_stored_panels(store)) or 'none'})"
+            f"(stored panels: {', '.join(store.panel_names()) or 'none'})"
         )
     return store.read_panel(data)
-
-
-def _stored_panels(store: Store) -> list[str]:
-    return list(store.list_panels()["name"]) if store.path.exists() else []
 
 
 def compare_strategies(
