@@ -3,7 +3,7 @@
 
 Run from the repository root on a machine with a CUDA device::
 
-    PYTHONPATH=. python benchmarks/gpu_check.py
+    PYTHONPATH=. python benchmarks/gpu_check.py   # from the root; imports bench_qp_layer
 
 1. Every regime of ``tests/models/qp_cases.py`` (rank-deficient, cash, LP, twins, tiny d,
    dominant turnover, exclusions, ...) solved on CUDA and on the CPU: largest weight
@@ -23,6 +23,7 @@ import sys
 import time
 
 import torch
+from bench_qp_layer import cap, make_factor_batch
 from rich.console import Console
 from rich.table import Table
 
@@ -69,14 +70,10 @@ def agreement(console: Console) -> bool:
 
 
 def time_per_problem(n: int, k: int, batch: int, device: str, kappa: float) -> float:
-    g = torch.Generator().manual_seed(42)
-    kw = {"dtype": torch.float64, "generator": g}
-    mu = (0.01 + 0.02 * torch.randn(batch, n, **kw)).to(device)
-    loadings = (0.05 * torch.randn(batch, n, k, **kw)).to(device)
-    variances = (0.002 + 0.006 * torch.rand(batch, n, **kw)).to(device)
-    previous = torch.rand(batch, n, **kw)
-    previous = (previous / previous.sum(1, keepdim=True)).to(device)
-    layer = MeanVarianceQP(n, k, 5.0, w_max=max(0.1, 2 / n), kappa=kappa)
+    mu, loadings, variances, previous = (
+        t.to(device) for t in make_factor_batch(batch, n, k)
+    )  # the benchmark's problems
+    layer = MeanVarianceQP(n, k, 5.0, w_max=cap(n), kappa=kappa)
     times = []
     for _ in range(3):
         m, f, d = (t.clone().requires_grad_() for t in (mu, loadings, variances))
