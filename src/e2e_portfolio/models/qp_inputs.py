@@ -26,7 +26,7 @@ def _all_finite(tensor: torch.Tensor) -> bool:
         return bool(torch.isfinite(tensor.sum())) or bool(torch.isfinite(tensor).all())
 
 
-def _check_tensor(name: str, tensor: object, device: torch.device) -> torch.Tensor:
+def _check_tensor(name: str, tensor: object, device: torch.device) -> None:
     if not isinstance(tensor, torch.Tensor):
         raise TypeError(f"{name}: expected a torch.Tensor, got {type(tensor).__name__}")
     if not tensor.is_floating_point():
@@ -38,7 +38,6 @@ def _check_tensor(name: str, tensor: object, device: torch.device) -> torch.Tens
             raise ValueError("upper: expected caps >= 0 (inf for none), got NaN")
     elif not _all_finite(tensor):
         raise ValueError(f"{name}: expected finite values, got NaN or inf")
-    return tensor
 
 
 @dataclass(frozen=True)

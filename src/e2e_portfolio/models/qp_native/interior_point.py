@@ -162,8 +162,8 @@ def start(problem: Problem, rows: Rows) -> Iterate:
     rows of an asset share ``k`` equally (``z3 = z4 = k / 2``), which zeroes the residual of
     ``t``. Equal weights (and ``t = |w - w_prev| + 1/n``) are primal feasible whenever no cap
     is below ``1/n``. From a feasible start the Newton steps keep every residual at zero, so
-    only the complementarity gap has to close: measured, this halves the iterations on
-    turnover problems with a thousand assets. ``delta``, the mean size of the gradient, sets
+    only the complementarity gap has to close (measured: 9 -> 6 iterations at n = 200 without
+    turnover, 20 -> 17 at n = 1000 with it). ``delta``, the mean size of the gradient, sets
     the starting gap on the problem's own scale.
     """
     n = problem.mu.shape[1]
