@@ -4,8 +4,9 @@ The package is laid out along the pipeline:
 
 - :mod:`e2e_portfolio.data` — synthetic factor universe, offline real data, DuckDB store;
 - :mod:`e2e_portfolio.models` — differentiable mean-variance QP layer, predictors, training,
-  decision-aware covariance shrinkage;
-- :mod:`e2e_portfolio.backtest` — walk-forward backtests and strategy statistics;
+  covariance estimators including decision-aware shrinkage;
+- :mod:`e2e_portfolio.backtest` — the walk-forward engine and strategy statistics;
+- :mod:`e2e_portfolio.experiments` — the shrinkage and compare experiments, sweeps;
 - :mod:`e2e_portfolio.attribution` and :mod:`e2e_portfolio.report` — factor importance, figures;
 - :mod:`e2e_portfolio.apps` — the ``e2e`` command line, the Streamlit dashboard, the
   in-browser demo.
@@ -36,7 +37,7 @@ if TYPE_CHECKING:  # the real names, for type checkers and IDEs
     from e2e_portfolio.data.store import RunRecord, Store
     from e2e_portfolio.data.synthetic import simulate_universe
     from e2e_portfolio.exceptions import DataError, E2EPortfolioError, SolverError
-    from e2e_portfolio.models.decision_shrinkage import ShrinkageConfig, edge_across_seeds
+    from e2e_portfolio.experiments.shrinkage import ShrinkageConfig, edge_across_seeds
     from e2e_portfolio.models.predictor import ReturnPredictor
     from e2e_portfolio.models.qp_layer import MeanVarianceQP
     from e2e_portfolio.models.qp_native import QPFallbackWarning
@@ -55,7 +56,7 @@ _EXPORTS = {
     "risk_matrix": "models.risk",
     "covariance_root": "models.risk",
     "ShrinkageConfig": "models.decision_shrinkage",
-    "edge_across_seeds": "models.decision_shrinkage",
+    "edge_across_seeds": "experiments.shrinkage",
     "FactorPanel": "data.panel",
     "simulate_universe": "data.synthetic",
     "load_french": "data.datasets",

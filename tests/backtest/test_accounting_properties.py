@@ -7,6 +7,8 @@ For any panel and any strategy that returns a budget of 1:
   units (the drifted weights) trades nothing after the first period, and the first period
   buys the whole book from cash (turnover 1);
 - budget: the recorded weights are the strategy's, summing to 1;
+- one turnover: the engine, :func:`path_turnover` and the torch training loss agree, and
+  the view's holdings are the drifted previous book;
 - no look-ahead: changing the returns and exposures after a decision date changes none of
   the decisions up to that date.
 Tolerances are rounding (1e-12) on returns of order 0.1.
@@ -16,11 +18,14 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from e2e_portfolio.backtest.walkforward import PastView, backtest
 from e2e_portfolio.data.panel import FactorPanel
+from e2e_portfolio.models.losses import net_portfolio_returns
+from e2e_portfolio.turnover import drifted, path_turnover
 
 
 @st.composite
@@ -92,3 +97,35 @@ def test_the_future_cannot_change_past_decisions(panel, data):
     before = backtest(panel, momentum, start=1).weights
     after = backtest(changed, momentum, start=1).weights
     np.testing.assert_array_equal(before[:cut], after[:cut])
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(panel=panels(), tc=st.floats(min_value=0.0, max_value=0.05), data=st.data())
+def test_one_turnover_for_the_engine_the_scoring_and_the_training_loss(panel, tc, data):
+    """The backtest, :func:`path_turnover` and the torch training loss charge the same costs.
+
+    Tolerance 1e-12: the three compute the same arithmetic in float64 on returns of order 0.1.
+    """
+    start = data.draw(st.integers(min_value=1, max_value=panel.n_dates - 3))
+    seen = []
+
+    def recording(view: PastView) -> np.ndarray:
+        seen.append(view.holdings.copy())
+        return momentum(view)
+
+    result = backtest(panel, recording, start=start, tc=tc)
+    realised = panel.returns[start + 1 :]
+    cash = np.zeros(panel.n_assets)
+    np.testing.assert_allclose(
+        result.turnover, path_turnover(result.weights, realised, cash), atol=1e-12
+    )
+    # the view's holdings are the previous decision drifted by the returns it earned
+    np.testing.assert_array_equal(seen[0], cash)
+    np.testing.assert_allclose(
+        np.array(seen[1:]), drifted(result.weights[:-1], realised[:-1]), atol=1e-15
+    )
+    as_tensor = lambda a: torch.tensor(a, dtype=torch.float64)  # noqa: E731
+    net = net_portfolio_returns(
+        as_tensor(result.weights), as_tensor(realised), tc, initial=as_tensor(cash)
+    )
+    np.testing.assert_allclose(net.numpy(), result.net_returns, atol=1e-12)

@@ -42,8 +42,11 @@ def test_losses_closed_form():
     weights = torch.tensor([[0.5, 0.5], [1.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
     realised = torch.tensor([[0.02, 0.0], [0.01, -0.01], [0.03, 0.02]], dtype=torch.float64)
     net = net_portfolio_returns(weights, realised, tc=0.01)
-    # gross 0.01, 0.01, 0.02; turnover 0 (first), 1.0, 2.0
-    torch.testing.assert_close(net, torch.tensor([0.01, 0.0, 0.0], dtype=torch.float64))
+    # gross 0.01, 0.01, 0.02. The first book drifts to (0.51, 0.50) / 1.01, so moving to
+    # (1, 0) trades 2 * 0.50 / 1.01; the second drifts to (1, 0) itself and trades 2.
+    first_trade = 1.0 / 1.01
+    expected = torch.tensor([0.01, 0.01 - 0.01 * first_trade, 0.0], dtype=torch.float64)
+    torch.testing.assert_close(net, expected)
     gross = net_portfolio_returns(weights, realised)
     sharpe = np.sqrt(12) * gross.mean() / gross.std()
     torch.testing.assert_close(negative_sharpe_loss(weights, realised), -sharpe)
@@ -71,7 +74,7 @@ def test_gradients_reach_every_parameter(pairs):
     torch.manual_seed(42)
     model = ReturnPredictor(x.shape[-1]).double()
     layer = MeanVarianceQP(12, 3, gamma=8.0, w_max=0.2)
-    weights = solve_path(model, layer, torch.tensor(x[:20]))
+    weights = solve_path(model, layer, torch.tensor(x[:20]), torch.tensor(y[:20]))
     negative_sharpe_loss(weights, torch.tensor(y[:20]), tc=0.005).backward()
     for name, parameter in model.named_parameters():
         assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
@@ -89,7 +92,7 @@ def test_e2e_with_turnover_coupling_runs_month_by_month(pairs):
     result = train_e2e(x[:24], y[:24], config)
     layer = MeanVarianceQP(12, 3, 8.0, w_max=0.25, kappa=0.0005)
     with torch.no_grad():
-        path = solve_path(result.model, layer, torch.tensor(x[:6]))
+        path = solve_path(result.model, layer, torch.tensor(x[:6]), torch.tensor(y[:6]))
     assert torch.allclose(path.sum(dim=1), torch.ones(6, dtype=torch.float64))
 
 

@@ -1,7 +1,8 @@
 """The in-browser demo (``dashboard.html``): Streamlit on WebAssembly via stlite.
 
 Needs numpy and scipy only, and the package's numpy-only modules that the build embeds next
-to it (:mod:`e2e_portfolio.models.decision_shrinkage`, :mod:`e2e_portfolio.data.synthetic`).
+to it (:mod:`e2e_portfolio.models.decision_shrinkage`, :mod:`e2e_portfolio.data.synthetic`, and
+the engine's minimal copy :mod:`e2e_portfolio.apps.browser_walkforward`).
 For one simulated universe (seed slider) it contrasts training for accuracy with training for
 decisions: a linear return head fitted by least squares (MSE) with the plug-in or Ledoit-Wolf
 covariance, against the shrinkage (and, optionally, the head) chosen for realised net Sharpe
@@ -13,8 +14,9 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
+from e2e_portfolio.apps.browser_walkforward import walk_forward
 from e2e_portfolio.data.synthetic import simulate_arrays
-from e2e_portfolio.models.decision_shrinkage import ShrinkageConfig, walk_forward
+from e2e_portfolio.models.decision_shrinkage import ShrinkageConfig
 
 ROWS = {
     "MSE head + plug-in covariance": ("plug-in", False),
@@ -31,9 +33,9 @@ def simulate(seed: int, n_assets: int, tc: float, learn_theta: bool) -> dict:
     config = ShrinkageConfig(window=48, tc=tc, learn_theta=learn_theta)
     result = walk_forward(returns, exposures, config)
     return {
-        "sharpe": result.sharpe(),
-        "wealth": {m: np.cumprod(1 + r).tolist() for m, r in result.net_returns.items()},
-        "delta": float(result.delta["decision-aware"].mean()),
+        "sharpe": result["sharpe"],
+        "wealth": {m: np.cumprod(1 + r).tolist() for m, r in result["net_returns"].items()},
+        "delta": float(result["delta"]["decision-aware"].mean()),
     }
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from plotly.offline import get_plotlyjs
 
-from e2e_portfolio.models.decision_shrinkage import METHODS, ShrinkageConfig, edge_across_seeds
+from e2e_portfolio.experiments.shrinkage import METHODS, ShrinkageConfig, edge_across_seeds
 
 STLITE_VERSION = "1.9.2"
 PYODIDE_VERSION = "0.29.3"
@@ -32,12 +32,14 @@ EMBEDDED_MODULES = (
     "_lazy.py",
     "exceptions.py",
     "annualisation.py",
-    "significance.py",
+    "turnover.py",
     "data/__init__.py",
     "data/synthetic.py",
     "models/__init__.py",
     "models/covariance.py",
     "models/decision_shrinkage.py",
+    "apps/__init__.py",
+    "apps/browser_walkforward.py",
 )
 
 

@@ -17,9 +17,9 @@ import streamlit as st
 from e2e_portfolio.attribution.saliency import gradient_saliency, importance_shares
 from e2e_portfolio.config import configure_threads, get_settings
 from e2e_portfolio.data.store import Store
-from e2e_portfolio.data.synthetic import month_ends, simulate_arrays
+from e2e_portfolio.data.synthetic import simulate_universe
 from e2e_portfolio.experiments import compare_strategies, resolve_panel, walk_forward_frames
-from e2e_portfolio.models.decision_shrinkage import METHODS, ShrinkageConfig, walk_forward
+from e2e_portfolio.experiments.shrinkage import METHODS, ShrinkageConfig, walk_forward
 from e2e_portfolio.models.train import TrainConfig
 from e2e_portfolio.report import plots
 
@@ -66,9 +66,9 @@ def run_compare(
 @st.cache_data(show_spinner=False)
 def run_shrinkage(seed: int, n_assets: int, n_months: int, window: int, tc: float) -> dict:
     """One synthetic universe through the shrinkage walk-forward."""
-    exposures, returns = simulate_arrays(n_assets=n_assets, n_months=n_months, seed=seed)
-    result = walk_forward(returns, exposures, ShrinkageConfig(window=window, tc=tc))
-    _, series = walk_forward_frames(result, month_ends(n_months))
+    panel = simulate_universe(n_assets=n_assets, n_months=n_months, seed=seed)
+    result = walk_forward(panel, ShrinkageConfig(window=window, tc=tc))
+    _, series = walk_forward_frames(result, panel.dates)
     sharpe = result.sharpe()
     table = pd.DataFrame(
         {

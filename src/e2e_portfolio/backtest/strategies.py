@@ -66,7 +66,8 @@ def _solve_qp(
 ) -> np.ndarray:
     """One decision's weights (n,) from the layer, the risk model as ``R`` or ``F, d``.
 
-    The previous book is equal weights before the first decision.
+    ``w_prev`` is the book held now (the view's drifted holdings); equal weights when the view
+    has none (a strategy called outside a backtest).
     """
     device = mu.device if isinstance(mu, torch.Tensor) else "cpu"
     mu_t = torch.as_tensor(mu, dtype=torch.float64, device=device)
@@ -132,7 +133,6 @@ class _Learned:
     model: ReturnPredictor | None = field(default=None, init=False)
     histories: list[dict[str, list[float]]] = field(default_factory=list, init=False)
     _since_fit: int = field(default=0, init=False)
-    _previous: np.ndarray | None = field(default=None, init=False)
 
     def _training_data(self, view: PastView) -> tuple[np.ndarray, np.ndarray]:
         x, y = view.training_pairs()
@@ -150,10 +150,6 @@ class _Learned:
 
     def _train(self, x, y):  # pragma: no cover - defined by subclasses
         raise NotImplementedError
-
-    def _remember(self, weights: np.ndarray) -> np.ndarray:
-        self._previous = weights
-        return weights
 
 
 @dataclass
@@ -173,8 +169,7 @@ class Decoupled(_Learned):
         sigma = ledoit_wolf_covariance(view.trailing_returns(self.covariance_window))
         c = self.config
         risk = covariance_root(sigma)
-        weights = _solve_qp(mu, c.gamma, c.w_max, c.kappa, self._previous, R=risk)
-        return self._remember(weights)
+        return _solve_qp(mu, c.gamma, c.w_max, c.kappa, view.holdings, R=risk)
 
 
 @dataclass
@@ -190,7 +185,4 @@ class EndToEnd(_Learned):
         with torch.no_grad():
             mu, loadings, idiosyncratic = model(_tensor(view.exposures[-1], self.config.device))
         c = self.config
-        weights = _solve_qp(
-            mu, c.gamma, c.w_max, c.kappa, self._previous, F=loadings, d=idiosyncratic
-        )
-        return self._remember(weights)
+        return _solve_qp(mu, c.gamma, c.w_max, c.kappa, view.holdings, F=loadings, d=idiosyncratic)

@@ -5,8 +5,11 @@ dates, exposures and returns up to and including ``t``, as read-only arrays. The
 returns weights; they earn ``returns[t + 1]``. Since the view holds no later data and cannot be
 written to, look-ahead is impossible by construction, whatever the strategy does.
 
-Costs: ``tc * ||w_t - w_{t-1}^+||_1``, where ``w_{t-1}^+`` are last period's weights after
-they drifted with that period's returns (the first decision trades from cash).
+Costs: ``tc * ||w_t - h_{t-1}||_1`` (two-sided turnover), where ``h_{t-1}`` are last
+period's weights after they drifted with that period's returns (the first decision trades from
+cash); :mod:`e2e_portfolio.turnover` defines it for the whole package. The view also carries
+``h_{t-1}`` as :attr:`PastView.holdings`, so a strategy with a turnover penalty penalises the
+trade it will be charged for.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from e2e_portfolio.backtest.metrics import strategy_stats
 from e2e_portfolio.data.panel import FactorPanel
 from e2e_portfolio.data.schemas import StrategyStats
 from e2e_portfolio.exceptions import DataError
+from e2e_portfolio.turnover import drifted
 
 
 @dataclass(frozen=True)
@@ -28,7 +32,9 @@ class PastView:
     """Everything known at the close of ``dates[-1]``; arrays are read-only.
 
     dates (t + 1,); returns (t + 1, n): ``returns[-1]`` is the period just ended;
-    exposures (t + 1, n, k).
+    exposures (t + 1, n, k); holdings (n,): the book held now, i.e. the previous decision's
+    weights drifted by ``returns[-1]`` (zeros, cash, before the first decision; ``None`` when
+    the view is not part of a backtest).
     """
 
     dates: pd.DatetimeIndex
@@ -36,6 +42,7 @@ class PastView:
     features: tuple[str, ...]
     returns: np.ndarray
     exposures: np.ndarray
+    holdings: np.ndarray | None = None
 
     @property
     def n_assets(self) -> int:
@@ -57,11 +64,19 @@ Strategy = Callable[[PastView], np.ndarray]
 """Any callable from the past to weights (n,)."""
 
 
-def past_view(panel: FactorPanel, t: int) -> PastView:
-    """The view of ``panel`` at the close of position ``t`` (read-only slices)."""
+def past_view(panel: FactorPanel, t: int, holdings: np.ndarray | None = None) -> PastView:
+    """The view of ``panel`` at the close of position ``t`` (read-only slices).
+
+    ``holdings`` (n,), the book held at ``t``, is copied read-only into the view.
+    """
     returns, exposures = panel.returns[: t + 1], panel.exposures[: t + 1]
     assert not returns.flags.writeable and not exposures.flags.writeable
-    return PastView(panel.dates[: t + 1], panel.assets, panel.features, returns, exposures)
+    if holdings is not None:
+        holdings = np.array(holdings, dtype=np.float64)
+        holdings.flags.writeable = False
+    return PastView(
+        panel.dates[: t + 1], panel.assets, panel.features, returns, exposures, holdings
+    )
 
 
 @dataclass(frozen=True)
@@ -115,7 +130,7 @@ def backtest(
     turnover = np.empty(len(decisions))
     net = np.empty(len(decisions))
     for i, t in enumerate(decisions):
-        w = np.asarray(strategy(past_view(panel, t)), dtype=np.float64)
+        w = np.asarray(strategy(past_view(panel, t, held)), dtype=np.float64)
         if w.shape != (n,) or not np.isfinite(w).all():
             raise DataError(
                 f"{name}: expected finite weights of shape ({n},) at {panel.dates[t]:%Y-%m}, "
@@ -126,8 +141,7 @@ def backtest(
         gross = float(w @ realised)
         net[i] = gross - tc * turnover[i]
         weights[i] = w
-        growth = 1.0 + gross
-        held = w * (1.0 + realised) / growth if abs(growth) > 1e-12 else w
+        held = drifted(w, realised)
         if on_step is not None:
             on_step()
     dates = panel.dates[start + 1 :]

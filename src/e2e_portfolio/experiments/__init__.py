@@ -1,7 +1,9 @@
 """Experiments run end to end, and sweeps of them.
 
-:mod:`.runs` runs the shrinkage and compare experiments on a panel and builds the stored run
-record; :mod:`.sweep` runs grids of them over seeds and configurations, locally or on Ray.
+:mod:`.shrinkage` walks the three covariance shrinkage methods forward on the backtest engine
+and pairs them across seeds; :mod:`.runs` runs the shrinkage and compare experiments on a panel
+and builds the stored run record; :mod:`.sweep` runs grids of them over seeds and
+configurations, locally or on Ray.
 """
 
 from __future__ import annotations
@@ -19,6 +21,11 @@ if TYPE_CHECKING:  # the real names, for type checkers and IDEs
         shrink_synthetic,
         walk_forward_frames,
     )
+    from e2e_portfolio.experiments.shrinkage import (
+        WalkForwardResult,
+        edge_across_seeds,
+        walk_forward,
+    )
     from e2e_portfolio.experiments.sweep import expand_grid, read_grid, run_sweep, summarise
 
 _EXPORTS = {
@@ -28,6 +35,9 @@ _EXPORTS = {
     "shrink_history": "runs",
     "shrink_synthetic": "runs",
     "walk_forward_frames": "runs",
+    "WalkForwardResult": "shrinkage",
+    "edge_across_seeds": "shrinkage",
+    "walk_forward": "shrinkage",
     "expand_grid": "sweep",
     "read_grid": "sweep",
     "run_sweep": "sweep",
@@ -35,7 +45,9 @@ _EXPORTS = {
 }
 __all__ = [
     "COMPARED_STRATEGIES",
+    "WalkForwardResult",
     "compare_strategies",
+    "edge_across_seeds",
     "expand_grid",
     "read_grid",
     "resolve_panel",
@@ -43,6 +55,7 @@ __all__ = [
     "shrink_history",
     "shrink_synthetic",
     "summarise",
+    "walk_forward",
     "walk_forward_frames",
 ]
 

@@ -25,7 +25,7 @@ from e2e_portfolio.data.panel import FactorPanel
 from e2e_portfolio.data.store import RunRecord, Store
 from e2e_portfolio.data.synthetic import month_ends, simulate_universe
 from e2e_portfolio.exceptions import DataError
-from e2e_portfolio.models.decision_shrinkage import (
+from e2e_portfolio.experiments.shrinkage import (
     METHODS,
     ShrinkageConfig,
     WalkForwardResult,
@@ -69,7 +69,7 @@ def shrink_synthetic(
 
 def shrink_history(panel: FactorPanel, config: ShrinkageConfig) -> tuple[dict, RunRecord]:
     """The same comparison by walk-forward on one real history, with Jobson-Korkie-Memmel tests."""
-    result = walk_forward(panel.returns, panel.exposures, config)
+    result = walk_forward(panel, config)
     decision = result.net_returns["decision-aware"]
     summary = {
         "sharpe": result.sharpe(),

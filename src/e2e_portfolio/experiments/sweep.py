@@ -23,7 +23,7 @@ import pandas as pd
 
 from e2e_portfolio.data.store import RunRecord, Store
 from e2e_portfolio.exceptions import DataError
-from e2e_portfolio.models.decision_shrinkage import ShrinkageConfig, edge_across_seeds
+from e2e_portfolio.experiments.shrinkage import ShrinkageConfig, edge_across_seeds
 from e2e_portfolio.significance import t_half_width
 
 Kind = Literal["shrink", "compare"]

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from e2e_portfolio._lazy import lazy_exports
 
 if TYPE_CHECKING:  # the real names, for type checkers and IDEs
-    from e2e_portfolio.models.decision_shrinkage import ShrinkageConfig, edge_across_seeds
+    from e2e_portfolio.models.decision_shrinkage import ShrinkageConfig, shrinkage_portfolios
     from e2e_portfolio.models.losses import mse_loss, negative_sharpe_loss
     from e2e_portfolio.models.predictor import ReturnPredictor
     from e2e_portfolio.models.qp_layer import MeanVarianceQP
@@ -38,7 +38,7 @@ _EXPORTS = {
     "covariance_root": "risk",
     "ledoit_wolf_covariance": "risk",
     "ShrinkageConfig": "decision_shrinkage",
-    "edge_across_seeds": "decision_shrinkage",
+    "shrinkage_portfolios": "decision_shrinkage",
 }
 __all__ = [
     "MeanVarianceQP",
@@ -47,11 +47,11 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "covariance_root",
-    "edge_across_seeds",
     "ledoit_wolf_covariance",
     "mse_loss",
     "negative_sharpe_loss",
     "risk_matrix",
+    "shrinkage_portfolios",
     "solve_path",
     "train_decoupled",
     "train_e2e",

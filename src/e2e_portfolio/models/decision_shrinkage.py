@@ -1,7 +1,8 @@
-r"""Decision-aware covariance shrinkage against the plug-in covariance and Ledoit-Wolf.
+r"""Decision-aware covariance shrinkage: the shrinkage level chosen for realised net Sharpe.
 
-Is a shrinkage level chosen for realised net Sharpe better than the plug-in sample
-covariance and than Ledoit-Wolf?
+The estimator and its two rivals (the plug-in sample covariance and Ledoit-Wolf), each turned
+into a portfolio from the data known at one decision date. The experiment that walks them
+forward and compares them is :mod:`e2e_portfolio.experiments.shrinkage`.
 
 Imports numpy and scipy only (the in-browser dashboard runs this very module).
 
@@ -25,7 +26,9 @@ leverage,
 
 which, unlike the budget-normalised tangency portfolio :math:`v / \mathbf 1^\top v`, cannot
 explode when :math:`\mathbf 1^\top v \approx 0`. The realised net return of month ``s + 1`` is
-:math:`r^p_{s+1} = w_s^\top r_{s+1} - \mathrm{tc}\,\lVert w_s - w_{s-1}\rVert_1`.
+:math:`r^p_{s+1} = w_s^\top r_{s+1} - \mathrm{tc}\,\lVert w_s - h_{s-1}\rVert_1`, with
+:math:`h_{s-1}` the previous weights drifted by the month they earned (two-sided turnover,
+:mod:`e2e_portfolio.turnover`, as the backtest engine charges it).
 
 **Methods.** ``plug-in``: :math:`\delta = 0`. ``ledoit-wolf``: the Ledoit-Wolf (2004) intensity
 toward the scaled identity (the formula of ``sklearn.covariance.ledoit_wolf_shrinkage``,
@@ -36,20 +39,18 @@ scoring would always pick :math:`\delta = 0`). All three share the OLS head :mat
 on the past; with ``learn_theta=True`` the decision-aware model also moves :math:`\theta` by
 gradient ascent on the same scored Sharpe (:func:`scored_sharpe` gives the exact gradient).
 
-**Protocol.** :func:`walk_forward` decides at every month ``t`` from data up to ``t`` only and
-earns ``returns[t + 1]``; all methods are scored on the same out-of-sample months.
+**One decision.** :func:`shrinkage_portfolios` gives all three portfolios from the returns and
+exposures known at a decision date.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
 from e2e_portfolio.annualisation import PERIODS_PER_YEAR, annualised_sharpe
-from e2e_portfolio.data.synthetic import simulate_arrays
 from e2e_portfolio.exceptions import DataError
 from e2e_portfolio.models.covariance import (
     Target,
@@ -57,7 +58,7 @@ from e2e_portfolio.models.covariance import (
     ledoit_wolf_delta,
     shrinkage_target,
 )
-from e2e_portfolio.significance import paired_comparison
+from e2e_portfolio.turnover import RUIN, drifted, path_turnover
 
 METHODS = ("plug-in", "ledoit-wolf", "decision-aware")
 
@@ -71,8 +72,8 @@ class ShrinkageConfig:
     score_months: int = 24
     """Months before each decision on which the decision-aware delta is scored."""
     tc: float = 0.001
-    """Proportional cost per unit of two-sided turnover ``||w_t - w_{t-1}||_1``, here
-    against the previous *target* weights (the backtest engine drifts them first)."""
+    """Proportional cost per unit of two-sided turnover ``||w_t - h_{t-1}||_1`` against the
+    drifted previous book, in the scoring as in the backtest."""
     target: Target = "identity"
     n_deltas: int = 21
     """Grid size for delta on [0, 1]."""
@@ -145,11 +146,10 @@ class ScoringData:
 def _block_net_returns(weights: np.ndarray, realised: np.ndarray, tc: float) -> np.ndarray:
     """Net returns (..., S) of weights (..., S, N) on realised (S, N).
 
-    Turnover is charged between consecutive months of the block, not into its first month.
+    Turnover is charged between consecutive months of the block (against the drifted
+    previous weights), not into its first month.
     """
-    net = (weights * realised).sum(axis=-1)
-    net[..., 1:] -= tc * np.abs(np.diff(weights, axis=-2)).sum(axis=-1)
-    return net
+    return (weights * realised).sum(axis=-1) - tc * path_turnover(weights, realised)
 
 
 def scored_sharpe(
@@ -157,7 +157,8 @@ def scored_sharpe(
 ) -> tuple[float, np.ndarray, float]:
     """Annualised net Sharpe of the block and its exact gradient in theta and delta.
 
-    Turnover is counted between consecutive months of the block (not into its first month).
+    Turnover is counted between consecutive months of the block (not into its first month),
+    against the drifted previous weights; the drift is differentiated too.
 
     Returns
     -------
@@ -170,7 +171,8 @@ def scored_sharpe(
     direction = np.linalg.solve(covariance, mu[..., None])[..., 0]
     gross = np.abs(direction).sum(axis=-1, keepdims=True)
     weights = direction / gross
-    trades = np.diff(weights, axis=0)
+    held = drifted(weights[:-1], data.realised[:-1])
+    trades = weights[1:] - held
     net = _block_net_returns(weights, data.realised, tc)
     count = net.size
     mean, std = net.mean(), net.std(ddof=1)
@@ -178,10 +180,10 @@ def scored_sharpe(
     d_net = math.sqrt(PERIODS_PER_YEAR) * (
         1.0 / (count * std) - mean * (net - mean) / ((count - 1) * std**3)
     )
-    trade_sign = np.sign(trades)
     d_weights = d_net[:, None] * data.realised
-    d_weights[1:] -= tc * d_net[1:, None] * trade_sign
-    d_weights[:-1] += tc * d_net[1:, None] * trade_sign
+    d_held = tc * d_net[1:, None] * np.sign(trades)  # d net / d h_{s-1}
+    d_weights[1:] -= d_held
+    d_weights[:-1] += _drift_vjp(weights[:-1], data.realised[:-1], held, d_held)
     # w = v / ||v||_1  =>  dv = (dw - sign(v) (w . dw)) / ||v||_1
     d_direction = (
         d_weights - np.sign(direction) * (weights * d_weights).sum(-1, keepdims=True)
@@ -190,6 +192,16 @@ def scored_sharpe(
     d_theta = np.einsum("sn,snk->k", adjoint, data.design)
     d_delta = -np.einsum("sn,snm,sm->", adjoint, data.target - data.sample, direction)
     return float(sharpe), d_theta, float(d_delta)
+
+
+def _drift_vjp(
+    weights: np.ndarray, returns: np.ndarray, held: np.ndarray, cotangent: np.ndarray
+) -> np.ndarray:
+    """``J' c`` for ``h = w (1 + r) / (1 + w'r)``: ``((1 + r) c - (c.h) r) / (1 + w'r)``."""
+    growth = 1.0 + (weights * returns).sum(axis=-1, keepdims=True)
+    alive = np.abs(growth) > RUIN
+    through = (1.0 + returns) * cotangent - (cotangent * held).sum(-1, keepdims=True) * returns
+    return np.where(alive, through / np.where(alive, growth, 1.0), cotangent)
 
 
 def _grid_sharpes(
@@ -217,98 +229,66 @@ def _learn_theta(
     return theta
 
 
-# ------------------------------------------------------------------------- walk-forward
-@dataclass(frozen=True)
-class WalkForwardResult:
-    """Out-of-sample series of the three methods on the same months.
-
-    decision_months (M,): positions ``t`` of the decisions (each earns ``returns[t + 1]``);
-    net_returns, turnover: dict method -> (M,); delta: dict method -> (M,) shrinkage used.
-    """
-
-    decision_months: np.ndarray
-    net_returns: dict[str, np.ndarray]
-    turnover: dict[str, np.ndarray]
-    delta: dict[str, np.ndarray]
-
-    def sharpe(self) -> dict[str, float]:
-        """Annualised net Sharpe ratio of each method."""
-        return {m: float(annualised_sharpe(r)) for m, r in self.net_returns.items()}
-
-
-def walk_forward(
-    returns: np.ndarray,
-    exposures: np.ndarray,
-    config: ShrinkageConfig | None = None,
-    first_decision: int | None = None,
-) -> WalkForwardResult:
-    """Compare plug-in, Ledoit-Wolf and decision-aware shrinkage out of sample.
+# ------------------------------------------------------------------------- one decision
+def shrinkage_portfolios(
+    returns: np.ndarray, exposures: np.ndarray, config: ShrinkageConfig
+) -> dict[str, tuple[np.ndarray, float]]:
+    """The three methods' portfolios at the last date of ``returns``, from that past only.
 
     Parameters
     ----------
-    returns : ndarray, (T, N)
-        ``returns[t]`` realised over the period ending at ``t``.
-    exposures : ndarray, (T, N, K)
-        Known at the end of ``t``.
+    returns : ndarray, (t + 1, N)
+        ``returns[s]`` realised over the period ending at ``s``; the last row is the period
+        just ended. At least ``window + score_months`` rows.
+    exposures : ndarray, (t + 1, N, K)
+        Known at the end of each period.
     config : ShrinkageConfig
-    first_decision : int, optional
-        First decision month; the earliest possible (``window + score_months``) by default.
+
+    Returns
+    -------
+    dict
+        Method (:data:`METHODS`) to ``(weights (N,), delta)``: unit gross leverage weights and
+        the shrinkage intensity used.
     """
-    config = config or ShrinkageConfig()
-    returns, exposures = _checked_arrays(returns, exposures)
-    n_months, n_assets = returns.shape
-    config.validate(n_assets, n_months)
-    earliest = config.window + config.score_months
-    start = earliest if first_decision is None else first_decision
-    if not earliest <= start <= n_months - 2:
-        raise DataError(f"first_decision: expected in [{earliest}, {n_months - 2}], got {start}")
-    # sample covariance and target of the window ending at every month s >= window - 1
-    ends = np.arange(config.window - 1, n_months)
-    windows = np.stack([returns[s - config.window + 1 : s + 1] for s in ends])
-    samples = np.empty((n_months, n_assets, n_assets))
-    samples[ends] = batched_sample_covariance(windows)
-    targets = np.empty_like(samples)
-    targets[ends] = shrinkage_target(samples[ends], config.target)
-    design = _with_intercept(exposures)
-    deltas = config.deltas
-    months = np.arange(start, n_months - 1)
-    chosen = {m: np.empty(months.size) for m in METHODS}
-    weights = {m: np.empty((months.size, n_assets)) for m in METHODS}
-    for i, t in enumerate(months):
-        theta = fit_return_head(exposures[:t], returns[1 : t + 1])
-        scored = slice(t - config.score_months, t)
-        block = ScoringData(
-            design[scored],
-            samples[scored],
-            targets[scored],
-            returns[t - config.score_months + 1 : t + 1],
+    t = returns.shape[0] - 1
+    window, months = config.window, config.score_months
+    if t < window + months - 1:
+        raise DataError(
+            f"returns: expected at least window + score_months = {window + months} months, "
+            f"got {t + 1}"
         )
-        grid = _grid_sharpes(theta, deltas, block, config.tc)
-        best = float(deltas[int(np.argmax(grid))])
-        decision_theta = _learn_theta(theta, best, block, config) if config.learn_theta else theta
-        lw = ledoit_wolf_delta(returns[t - config.window + 1 : t + 1])
-        for method, delta, head in (
-            ("plug-in", 0.0, theta),
-            ("ledoit-wolf", lw, theta),
-            ("decision-aware", best, decision_theta),
-        ):
-            target = (
-                targets[t] if method != "ledoit-wolf" else shrinkage_target(samples[t], "identity")
-            )
-            covariance = (1.0 - delta) * samples[t] + delta * target
-            weights[method][i] = unit_gross_weights(np.linalg.solve(covariance, design[t] @ head))
-            chosen[method][i] = delta
-    realised = returns[months + 1]
-    net, turnover = {}, {}
-    for method in METHODS:
-        w = weights[method]
-        trades = np.abs(np.diff(w, axis=0, prepend=np.zeros((1, n_assets)))).sum(axis=1)
-        turnover[method] = trades
-        net[method] = (w * realised).sum(axis=1) - config.tc * trades
-    return WalkForwardResult(months, net, turnover, chosen)
+    # sample covariances and targets of the windows ending at t - months, ..., t
+    ends = np.arange(t - months, t + 1)
+    samples = batched_sample_covariance(np.stack([returns[s - window + 1 : s + 1] for s in ends]))
+    targets = shrinkage_target(samples, config.target)
+    design = _with_intercept(exposures)
+    theta = fit_return_head(exposures[:t], returns[1 : t + 1])
+    block = ScoringData(
+        design[t - months : t], samples[:-1], targets[:-1], returns[t - months + 1 :]
+    )
+    deltas = config.deltas
+    best = float(deltas[int(np.argmax(_grid_sharpes(theta, deltas, block, config.tc)))])
+    decision_theta = _learn_theta(theta, best, block, config) if config.learn_theta else theta
+    sample = samples[-1]
+    chosen = {
+        "plug-in": (0.0, targets[-1], theta),
+        "ledoit-wolf": (
+            ledoit_wolf_delta(returns[t - window + 1 :]),
+            shrinkage_target(sample, "identity"),
+            theta,
+        ),
+        "decision-aware": (best, targets[-1], decision_theta),
+    }
+    portfolios = {}
+    for method, (delta, target, head) in chosen.items():
+        covariance = (1.0 - delta) * sample + delta * target
+        direction = np.linalg.solve(covariance, design[t] @ head)
+        portfolios[method] = (unit_gross_weights(direction), float(delta))
+    return portfolios
 
 
-def _checked_arrays(returns: np.ndarray, exposures: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def checked_arrays(returns: np.ndarray, exposures: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``returns`` (T, N >= 2) and ``exposures`` (T, N, K) as finite float64 arrays, or raise."""
     returns = np.asarray(returns, dtype=np.float64)
     exposures = np.asarray(exposures, dtype=np.float64)
     if returns.ndim != 2 or returns.shape[1] < 2:
@@ -320,67 +300,3 @@ def _checked_arrays(returns: np.ndarray, exposures: np.ndarray) -> tuple[np.ndar
     if not (np.isfinite(returns).all() and np.isfinite(exposures).all()):
         raise DataError("returns, exposures: expected finite values, got NaN or inf")
     return returns, exposures
-
-
-def edge_across_seeds(
-    seeds: Iterable[int],
-    n_assets: int = 40,
-    n_months: int = 96,
-    config: ShrinkageConfig | None = None,
-    on_seed=None,
-) -> dict:
-    """Run :func:`walk_forward` on one synthetic universe per seed and summarise the edges.
-
-    Parameters
-    ----------
-    seeds : iterable of int
-    n_assets, n_months : int
-        Size of each simulated universe (:func:`~e2e_portfolio.data.synthetic.simulate_arrays`).
-    config : ShrinkageConfig
-    on_seed : callable, optional
-        Called with each seed's row when it is done (for progress bars).
-
-    Returns
-    -------
-    dict
-        ``mean_edge``, ``win_rate`` (decision-aware vs plug-in), ``mean_edge_vs_lw``,
-        ``win_rate_vs_lw``, ``vs_plugin`` and ``vs_lw`` (full :func:`paired_comparison`),
-        ``mean_sharpe`` per method, ``rows`` (per seed: Sharpe per method, mean chosen
-        delta, mean Ledoit-Wolf delta, mean turnover per method), ``delta_star`` (per seed),
-        ``config``, and ``results`` (the :class:`WalkForwardResult` per seed).
-    """
-    config = config or ShrinkageConfig()
-    rows, results = [], {}
-    for seed in seeds:
-        exposures, returns = simulate_arrays(n_assets=n_assets, n_months=n_months, seed=int(seed))
-        result = walk_forward(returns, exposures, config)
-        sharpe = result.sharpe()
-        row = {
-            "seed": int(seed),
-            **{f"sharpe_{m}": sharpe[m] for m in METHODS},
-            "delta_star": float(result.delta["decision-aware"].mean()),
-            "delta_lw": float(result.delta["ledoit-wolf"].mean()),
-            **{f"turnover_{m}": float(result.turnover[m].mean()) for m in METHODS},
-        }
-        rows.append(row)
-        results[int(seed)] = result
-        if on_seed is not None:
-            on_seed(row)
-    if not rows:
-        raise DataError("seeds: expected at least one seed, got none")
-    column = {m: np.array([r[f"sharpe_{m}"] for r in rows]) for m in METHODS}
-    vs_plugin = paired_comparison(column["decision-aware"], column["plug-in"])
-    vs_lw = paired_comparison(column["decision-aware"], column["ledoit-wolf"])
-    return {
-        "mean_edge": vs_plugin["mean"],
-        "win_rate": vs_plugin["win_rate"],
-        "mean_edge_vs_lw": vs_lw["mean"],
-        "win_rate_vs_lw": vs_lw["win_rate"],
-        "vs_plugin": vs_plugin,
-        "vs_lw": vs_lw,
-        "mean_sharpe": {m: float(v.mean()) for m, v in column.items()},
-        "rows": rows,
-        "delta_star": [r["delta_star"] for r in rows],
-        "config": {**asdict(config), "n_assets": n_assets, "n_months": n_months},
-        "results": results,
-    }

@@ -4,9 +4,12 @@ The realised net return of a weight path :math:`w_1..w_T` on returns :math:`r_1.
 
 .. math::
 
-    r^p_t = w_t^\top r_t - \mathrm{tc}\,\lVert w_t - w_{t-1}\rVert_1,
+    r^p_t = w_t^\top r_t - \mathrm{tc}\,\lVert w_t - h_{t-1}\rVert_1,
+    \qquad h_{t-1} = \frac{w_{t-1} \odot (1 + r_{t-1})}{1 + w_{t-1}^\top r_{t-1}},
 
-with :math:`w_0` = ``initial`` (no cost for the first period when it is omitted).
+the two-sided turnover against the drifted previous book that the backtest engine charges
+(:mod:`e2e_portfolio.turnover`; the drift is differentiated too). :math:`h_0` = ``initial``
+(no cost for the first period when it is omitted).
 """
 
 from __future__ import annotations
@@ -16,11 +19,19 @@ import math
 import torch
 
 from e2e_portfolio.annualisation import PERIODS_PER_YEAR
+from e2e_portfolio.turnover import RUIN
 
 
 def mse_loss(predicted: torch.Tensor, realised: torch.Tensor) -> torch.Tensor:
     """Mean squared forecast error."""
     return torch.mean((predicted - realised) ** 2)
+
+
+def drifted(weights: torch.Tensor, returns: torch.Tensor) -> torch.Tensor:
+    """Torch twin of :func:`e2e_portfolio.turnover.drifted`: ``w (1 + r) / (1 + w'r)``, (..., n)."""
+    growth = 1.0 + (weights * returns).sum(dim=-1, keepdim=True)
+    alive = growth.abs() > RUIN
+    return torch.where(alive, weights * (1.0 + returns) / torch.where(alive, growth, 1.0), weights)
 
 
 def net_portfolio_returns(
@@ -33,7 +44,8 @@ def net_portfolio_returns(
     gross = (weights * realised).sum(dim=-1)
     if tc == 0:
         return gross
-    previous = weights[:-1] if initial is None else torch.cat([initial.unsqueeze(0), weights[:-1]])
+    held = drifted(weights[:-1], realised[:-1])
+    previous = held if initial is None else torch.cat([initial.unsqueeze(0), held])
     trades = (weights[1:] if initial is None else weights) - previous
     costs = tc * trades.abs().sum(dim=-1)
     if initial is None:

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from e2e_portfolio.exceptions import DataError
-from e2e_portfolio.models.losses import mse_loss, negative_sharpe_loss
+from e2e_portfolio.models.losses import drifted, mse_loss, negative_sharpe_loss
 from e2e_portfolio.models.predictor import ReturnPredictor
 from e2e_portfolio.models.qp_layer import MeanVarianceQP
 
@@ -179,22 +179,27 @@ def solve_path(
     model: ReturnPredictor,
     layer: MeanVarianceQP,
     exposures: torch.Tensor,
+    realised: torch.Tensor,
     w_start: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Weights (T, n) for every month: one batch, or chained through ``w_prev`` if kappa > 0.
 
-    The risk model goes to the layer in factor form (``F``, ``d``): gradients reach the
-    loadings and variances directly and nothing of size ``n x n`` is formed.
+    With a turnover penalty each month's ``w_prev`` is the book held then: the previous
+    month's weights drifted by the ``realised`` (T, n) returns they earned, as in the
+    backtest (``w_start``, equal weights by default, before the first month). The risk model
+    goes to the layer in factor form (``F``, ``d``): gradients reach the loadings and variances
+    directly and nothing of size ``n x n`` is formed.
     """
     mu, loadings, idiosyncratic = model(exposures)
     if layer.kappa == 0:
         return layer(mu, F=loadings, d=idiosyncratic)
     n = exposures.shape[1]
-    previous = w_start if w_start is not None else mu.new_full((n,), 1.0 / n)
+    held = w_start if w_start is not None else mu.new_full((n,), 1.0 / n)
     path = []
     for t in range(exposures.shape[0]):
-        previous = layer(mu[t], None, previous, F=loadings[t], d=idiosyncratic[t])
-        path.append(previous)
+        weights = layer(mu[t], None, held, F=loadings[t], d=idiosyncratic[t])
+        path.append(weights)
+        held = drifted(weights, realised[t])
     return torch.stack(path)
 
 
@@ -222,7 +227,7 @@ def train_e2e(
 
     def objective(model, part):
         features, target = parts[part]
-        weights = solve_path(model, layer, features)
+        weights = solve_path(model, layer, features, target)
         loss = negative_sharpe_loss(weights, target, config.tc)
         return loss, -loss.item()
 

@@ -31,7 +31,7 @@ from e2e_portfolio.experiments import (
     shrink_history,
     shrink_synthetic,
 )
-from e2e_portfolio.models.decision_shrinkage import ShrinkageConfig
+from e2e_portfolio.experiments.shrinkage import ShrinkageConfig
 from e2e_portfolio.models.train import TrainConfig
 
 
