@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import json
+
 import pytest
 from typer.testing import CliRunner
 
 from e2e_portfolio.apps.cli import app
+from e2e_portfolio.backtest.arms import ARMS, GAMMA_GRID
 from e2e_portfolio.data.store import Store
 
 runner = CliRunner()
@@ -130,14 +133,64 @@ def test_compare_prints_table_and_stores_run(tmp_path):
                     "--epochs", "2", "--w-max", "0.3", "--refit-every", "24")  # fmt: skip
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
-    for name in ("equal weight", "decoupled", "end-to-end", "Sharpe", "max drawdown"):
+    for name in (*ARMS, "Sharpe", "max drawdown", "gamma chosen on the validation months"):
         assert name in text
     store = Store(db)
     run = store.load_run(store.latest_run_id("compare"))
     assert run.config["w_max"] == 0.3 and run.config["tc"] == 0.005
-    assert set(run.stats) == {"equal weight", "min variance (LW)", "plug-in MV", "decoupled",
-                              "end-to-end"}  # fmt: skip
-    assert len(run.weights) == 5 * 23 * 8
+    assert set(run.stats) == set(ARMS)
+    assert len(run.weights) == len(ARMS) * 23 * 8
+    tuning = run.metrics["tuning"]
+    assert set(tuning) == {"plug_in", "decoupled", "decoupled_nll", "e2e", "e2e_risk",
+                           "e2e_return"}  # fmt: skip
+    assert all(refit["gamma"] in GAMMA_GRID for refits in tuning.values() for refit in refits)
+
+
+def test_compare_over_seeds_writes_the_json_contract(tmp_path):
+    db, path = str(tmp_path / "cli.duckdb"), tmp_path / "verdict.json"
+    result = invoke("--db", db, "compare", "--seeds", "0-2", "--n-assets", "6", "--n-months",
+                    "40", "--window", "20", "--epochs", "1", "--refit-every", "24", "--arms",
+                    "equal_weight,min_variance,decoupled,e2e", "--json", str(path))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "Paired verdicts" in text and "p Holm" in text and "break-even cost" in text
+    document = json.loads(path.read_text())
+    assert set(document) == {"arms", "verdict", "per_seed", "config", "break_even"}
+    assert document["arms"] == ["equal_weight", "min_variance", "decoupled", "e2e"]
+    pairs = [(v["arm"], v["versus"]) for v in document["verdict"]]
+    assert pairs == [("equal_weight", "decoupled"), ("min_variance", "decoupled"),
+                     ("e2e", "decoupled"), ("e2e", "min_variance")]  # fmt: skip
+    for v in document["verdict"]:
+        assert set(v) == {"arm", "versus", "mean", "ci_low", "ci_high", "win_rate",
+                          "p_wilcoxon", "p_holm", "n_seeds"}  # fmt: skip
+        assert v["n_seeds"] == 3
+    assert len(document["per_seed"]) == 3 * 4
+    assert {"seed", "arm", "sharpe", "turnover", "gammas"} <= set(document["per_seed"][0])
+    assert document["config"]["seeds"] == [0, 1, 2] and document["config"]["epochs"] == 1
+    store = Store(db)
+    run = store.load_run(store.latest_run_id("compare"))
+    assert run.metrics["verdict"] == document["verdict"]
+    assert set(run.series["strategy"]) == {f"{a}/seed={s}" for a in document["arms"]
+                                           for s in range(3)}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--seeds", "3-1"], "seeds: expected ranges low-high, got '3-1'"),
+        (["--seeds", "a"], "seeds: expected e.g. 0-29 or 1,4,7, got 'a'"),
+        (["--arms", "e2e,magic"], "arms: expected some of equal_weight"),
+        (["--covariance", "sample"], "covariance: expected one of"),
+        (["--gamma-grid", "4,-1"], "gamma_grid: expected positive risk aversions"),
+        (["--json", "x.json"], "--json: needs --seeds"),
+    ],
+    ids=["seed-range", "seed-text", "arm", "covariance", "grid", "json-without-seeds"],
+)
+def test_compare_bad_arm_options(tmp_path, args, message):
+    result = invoke("--db", str(tmp_path / "x.duckdb"), "compare", "--n-assets", "6",
+                    "--n-months", "40", "--window", "20", "--epochs", "1", *args)  # fmt: skip
+    assert result.exit_code == 1
+    assert message in " ".join(result.output.split())
 
 
 @pytest.mark.parametrize(

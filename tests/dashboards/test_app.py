@@ -40,7 +40,7 @@ def test_compare_form_runs_the_comparison():
     at.button[0].click().run()
     assert not at.exception
     stats = at.dataframe[0].value
-    assert {"equal weight", "decoupled", "end-to-end"} <= set(stats.index)
+    assert {"equal_weight", "decoupled", "e2e", "e2e_risk"} <= set(stats.index)
     assert len(at.get("plotly_chart")) >= 3
 
 

@@ -14,7 +14,7 @@ from e2e_portfolio.experiments.shrinkage import (
     edge_across_seeds,
     walk_forward,
 )
-from e2e_portfolio.significance import paired_comparison
+from e2e_portfolio.significance import holm, paired_comparison
 
 
 @pytest.fixture(scope="module")
@@ -51,9 +51,15 @@ def test_chosen_deltas_in_unit_interval(six_seeds):
     # the verdicts are the paired comparisons of the per-seed rows
     rows = six_seeds["rows"]
     decision = np.array([r["sharpe_decision-aware"] for r in rows])
+    raw = []
     for key, other in (("vs_plugin", "plug-in"), ("vs_lw", "ledoit-wolf")):
         reference = paired_comparison(decision, np.array([r[f"sharpe_{other}"] for r in rows]))
-        assert six_seeds[key] == pytest.approx(reference)
+        assert {k: v for k, v in six_seeds[key].items() if k != "p_holm"} == pytest.approx(
+            reference
+        )
+        raw.append(reference["p_wilcoxon"])
+    adjusted = [six_seeds[key]["p_holm"] for key in ("vs_plugin", "vs_lw")]
+    np.testing.assert_allclose(adjusted, holm(raw))
 
 
 def test_walk_forward_uses_only_the_past():

@@ -15,7 +15,14 @@ from e2e_portfolio.models.losses import (
 from e2e_portfolio.models.predictor import ReturnPredictor
 from e2e_portfolio.models.qp_layer import MeanVarianceQP
 from e2e_portfolio.models.risk import ledoit_wolf_covariance
-from e2e_portfolio.models.train import TrainConfig, solve_path, train_decoupled, train_e2e
+from e2e_portfolio.models.train import (
+    TrainConfig,
+    gaussian_nll,
+    solve_path,
+    train_decoupled,
+    train_e2e,
+    train_risk_nll,
+)
 
 
 @pytest.fixture(scope="module")
@@ -126,3 +133,51 @@ def test_bad_training_data(pairs):
     bad[0, 0, 0] = np.nan
     with pytest.raises(DataError, match="expected finite values"):
         train_decoupled(bad, y)
+
+
+def test_gaussian_nll_matches_torch_distributions():
+    torch.manual_seed(42)
+    loadings = 0.05 * torch.randn(5, 7, 2, dtype=torch.float64)
+    idiosyncratic = 1e-3 + 0.01 * torch.rand(5, 7, dtype=torch.float64)
+    residuals = 0.05 * torch.randn(5, 7, dtype=torch.float64)
+    covariance = loadings @ loadings.transpose(-1, -2) + torch.diag_embed(idiosyncratic)
+    normal = torch.distributions.MultivariateNormal(torch.zeros(7, dtype=torch.float64), covariance)
+    constant = 0.5 * 7 * np.log(2 * np.pi)
+    expected = -(normal.log_prob(residuals) + constant).mean()
+    torch.testing.assert_close(gaussian_nll(residuals, loadings, idiosyncratic), expected)
+
+
+def test_risk_model_by_likelihood_fits_better_than_untrained(pairs):
+    x, y = pairs
+    config = TrainConfig(epochs=30, patience=30)
+    mse = train_decoupled(x, y, config)
+    result = train_risk_nll(x, y, mse.model, config)
+    assert result.history["train"][-1] < result.history["train"][0]
+    assert result.best_epoch > 0
+
+
+def test_ablations_train_only_their_half(pairs):
+    """frozen_mu: the QP sees the frozen model's forecast; risk_roots: the given covariance."""
+    x, y = pairs
+    config = TrainConfig(epochs=2, w_max=0.25)
+    mse = train_decoupled(x, y, config).model
+    risk_only = train_e2e(x, y, config, frozen_mu=mse)
+    layer = MeanVarianceQP(12, 3, 8.0, w_max=0.25)
+    features, realised = torch.tensor(x[:6]), torch.tensor(y[:6])
+    with torch.no_grad():
+        mu_frozen = mse(features)[0]
+        _, loadings, idiosyncratic = risk_only.model(features)
+        path = solve_path(risk_only.model, layer, features, realised, frozen_mu=mse)
+        direct = layer(mu_frozen, F=loadings, d=idiosyncratic)
+    torch.testing.assert_close(path, direct)
+    roots = np.stack([np.linalg.cholesky(ledoit_wolf_covariance(y[:24]).numpy()).T] * len(y))
+    return_only = train_e2e(x, y, config, risk_roots=roots)
+    dense = MeanVarianceQP(12, None, 8.0, w_max=0.25)
+    with torch.no_grad():
+        mu = return_only.model(features)[0]
+        path = solve_path(return_only.model, dense, features, realised,
+                          risk_roots=torch.tensor(roots[:6]))  # fmt: skip
+        direct = dense(mu, torch.tensor(roots[:6]))
+    torch.testing.assert_close(path, direct)
+    with pytest.raises(DataError, match=r"risk_roots: expected shape \(T, m, n\) with T = 59"):
+        train_e2e(x, y, config, risk_roots=roots[:5])

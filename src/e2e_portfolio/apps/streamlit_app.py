@@ -109,7 +109,7 @@ def compare_tab() -> None:
     st.subheader("Out-of-sample statistics")
     st.dataframe(out["stats"].style.format("{:.3f}"))
     st.plotly_chart(plots.equity_curves(out["series"]))
-    strategy = st.selectbox("weights of", ["end-to-end", "decoupled", "plug-in MV"])
+    strategy = st.selectbox("weights of", ["e2e", "decoupled", "plug_in", "e2e_risk", "e2e_return"])
     st.plotly_chart(plots.weights_over_time(out["weights"], strategy))
     st.plotly_chart(plots.factor_importance(out["features"], out["importance"]))
     if st.button("Store this run"):

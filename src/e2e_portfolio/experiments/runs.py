@@ -6,25 +6,20 @@ Each function runs one experiment end to end and returns its summary together wi
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 
 import pandas as pd
 
+from e2e_portfolio.backtest.arms import ARMS, GAMMA_GRID, Covariance
 from e2e_portfolio.backtest.metrics import strategy_stats
-from e2e_portfolio.backtest.strategies import (
-    Decoupled,
-    EndToEnd,
-    MinimumVariance,
-    PlugInMeanVariance,
-    equal_weight,
-)
-from e2e_portfolio.backtest.walkforward import ComparisonResult, Strategy, run_comparison
+from e2e_portfolio.backtest.walkforward import ComparisonResult
 from e2e_portfolio.data.datasets import load_french, load_sp500
 from e2e_portfolio.data.panel import FactorPanel
 from e2e_portfolio.data.store import RunRecord, Store
 from e2e_portfolio.data.synthetic import month_ends, simulate_universe
 from e2e_portfolio.exceptions import DataError
+from e2e_portfolio.experiments.compare import CompareOptions, compare_arms
 from e2e_portfolio.experiments.shrinkage import (
     METHODS,
     ShrinkageConfig,
@@ -34,11 +29,10 @@ from e2e_portfolio.experiments.shrinkage import (
 )
 from e2e_portfolio.models.predictor import ReturnPredictor
 from e2e_portfolio.models.train import TrainConfig
-from e2e_portfolio.significance import sharpe_difference_test
+from e2e_portfolio.significance import block_bootstrap_sharpe_test, holm, sharpe_difference_test
 
-TRAIN_MONTHS = 120
-"""Learned strategies train on at most the last ten years of pairs."""
-COMPARED_STRATEGIES = ("equal weight", "min variance (LW)", "plug-in MV", "decoupled", "end-to-end")
+COMPARED_STRATEGIES = ARMS
+"""The strategies :func:`compare_strategies` runs by default: the arms' slugs."""
 
 
 def shrink_synthetic(
@@ -68,13 +62,28 @@ def shrink_synthetic(
 
 
 def shrink_history(panel: FactorPanel, config: ShrinkageConfig) -> tuple[dict, RunRecord]:
-    """The same comparison by walk-forward on one real history, with Jobson-Korkie-Memmel tests."""
+    """The same comparison by walk-forward on one real history.
+
+    Decision-aware against each rival: the Jobson-Korkie-Memmel test (``p_value``) and the
+    studentised circular block bootstrap (``p_bootstrap``, blocks of 6 months, 4,999 draws),
+    each Holm-adjusted over the two comparisons (``p_value_holm``, ``p_bootstrap_holm``).
+    """
     result = walk_forward(panel, config)
     decision = result.net_returns["decision-aware"]
+    tests = {}
+    for key, method in (("vs_plugin", "plug-in"), ("vs_lw", "ledoit-wolf")):
+        other = result.net_returns[method]
+        tests[key] = {
+            **sharpe_difference_test(decision, other),
+            "p_bootstrap": block_bootstrap_sharpe_test(decision, other)["p_value"],
+        }
+    for name in ("p_value", "p_bootstrap"):
+        adjusted = holm([tests[key][name] for key in tests])
+        for key, value in zip(tests, adjusted, strict=True):
+            tests[key][f"{name}_holm"] = float(value)
     summary = {
         "sharpe": result.sharpe(),
-        "vs_plugin": sharpe_difference_test(decision, result.net_returns["plug-in"]),
-        "vs_lw": sharpe_difference_test(decision, result.net_returns["ledoit-wolf"]),
+        **tests,
         "mean_delta": {m: float(result.delta[m].mean()) for m in METHODS},
         "mean_turnover": {m: float(result.turnover[m].mean()) for m in METHODS},
         "n_months": int(result.decision_months.size),
@@ -155,45 +164,30 @@ def compare_strategies(
     window: int,
     refit_every: int,
     on_step: Callable[[str], None] | None = None,
+    *,
+    arms: Sequence[str] = ARMS,
+    covariance: Covariance = "ledoit-wolf",
+    gamma_grid: Sequence[float] = GAMMA_GRID,
 ) -> tuple[ComparisonResult, RunRecord, dict[str, ReturnPredictor]]:
-    """Equal weight, minimum variance, plug-in, decoupled and end-to-end on the same months.
+    """Every arm of :mod:`e2e_portfolio.backtest.arms` on the same months of one panel.
 
-    The first decision comes after ``window`` months; learned strategies refit every
-    ``refit_every`` decisions on the last ``TRAIN_MONTHS`` months known then. Returns the
-    comparison, its run record and the last fitted decoupled and end-to-end predictors.
+    The first decision comes after ``window`` months; learned arms refit every
+    ``refit_every`` decisions on the last ``TRAIN_MONTHS`` months known then, and every QP
+    arm chooses its gamma on the validation months. Returns the comparison, its run record
+    (with the chosen gammas under ``metrics["tuning"]``) and the last fitted forecast networks
+    by arm (``decoupled``: the MSE fit, ``e2e``: the network trained for Sharpe).
     """
-    if window < 12 or window > panel.n_dates - 13:
-        raise DataError(
-            f"window: expected between 12 and n_dates - 13 = {panel.n_dates - 13} months, "
-            f"got {window}"
-        )
-    train_config.validate(panel.n_assets)
-    c = train_config
-    decoupled = Decoupled(c, refit_every=refit_every, train_months=TRAIN_MONTHS,
-                          covariance_window=window)  # fmt: skip
-    end_to_end = EndToEnd(c, refit_every=refit_every, train_months=TRAIN_MONTHS)
-    strategies: dict[str, Strategy] = {
-        "equal weight": equal_weight,
-        "min variance (LW)": MinimumVariance(window, "ledoit-wolf", long_only=True, w_max=c.w_max),
-        "plug-in MV": PlugInMeanVariance(window, c.gamma, c.w_max),
-        "decoupled": decoupled,
-        "end-to-end": end_to_end,
-    }
-    assert tuple(strategies) == COMPARED_STRATEGIES
-    comparison = run_comparison(panel, strategies, start=window, tc=c.tc, on_step=on_step)
-    fitted = {"decoupled": decoupled, "end-to-end": end_to_end}
-    learned = {name: strategy.histories for name, strategy in fitted.items()}
+    options = CompareOptions(train_config, window, refit_every, tuple(arms), covariance,
+                             tuple(gamma_grid))  # fmt: skip
+    comparison, arm_set = compare_arms(panel, options, on_step)
     record = RunRecord(
         kind="compare",
-        config={"data": panel.name, "n_assets": panel.n_assets, "window": window,
-                "refit_every": refit_every, **asdict(train_config)},
-        metrics={"training_histories": learned},
+        config={"data": panel.name, "n_assets": panel.n_assets, **options.as_config()},
+        metrics={"training_histories": arm_set.histories, "tuning": arm_set.tuning},
         stats={name: r.stats for name, r in comparison.results.items()},
         series=comparison.series_frame(),
         weights=comparison.weights_frame(),
-    )  # fmt: skip
-    models: dict[str, ReturnPredictor] = {}
-    for name, strategy in fitted.items():
-        assert strategy.model is not None, f"{name} was never fitted"
-        models[name] = strategy.model
+    )
+    models = {arm: arm_set.models(arm)["mu"] for arm in ("decoupled", "e2e")
+              if arm in arms and "mu" in arm_set.models(arm)}  # fmt: skip
     return comparison, record, models

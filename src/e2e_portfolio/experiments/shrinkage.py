@@ -26,7 +26,7 @@ from e2e_portfolio.models.decision_shrinkage import (
     ShrinkageConfig,
     shrinkage_portfolios,
 )
-from e2e_portfolio.significance import paired_comparison
+from e2e_portfolio.significance import holm, paired_comparison
 
 __all__ = ["METHODS", "ShrinkageConfig", "WalkForwardResult", "edge_across_seeds", "walk_forward"]
 
@@ -135,7 +135,8 @@ def edge_across_seeds(
     -------
     dict
         ``mean_edge``, ``win_rate`` (decision-aware vs plug-in), ``mean_edge_vs_lw``,
-        ``win_rate_vs_lw``, ``vs_plugin`` and ``vs_lw`` (full :func:`paired_comparison`),
+        ``win_rate_vs_lw``, ``vs_plugin`` and ``vs_lw`` (full :func:`paired_comparison`,
+        plus ``p_holm``: the Wilcoxon p Holm-adjusted over the two comparisons),
         ``mean_sharpe`` per method, ``rows`` (per seed: Sharpe per method, mean chosen
         delta, mean Ledoit-Wolf delta, mean turnover per method), ``delta_star`` (per seed),
         ``config``, and ``results`` (the :class:`WalkForwardResult` per seed).
@@ -162,6 +163,7 @@ def edge_across_seeds(
     column = {m: np.array([r[f"sharpe_{m}"] for r in rows]) for m in METHODS}
     vs_plugin = paired_comparison(column["decision-aware"], column["plug-in"])
     vs_lw = paired_comparison(column["decision-aware"], column["ledoit-wolf"])
+    vs_plugin["p_holm"], vs_lw["p_holm"] = holm([vs_plugin["p_wilcoxon"], vs_lw["p_wilcoxon"]])
     return {
         "mean_edge": vs_plugin["mean"],
         "win_rate": vs_plugin["win_rate"],

@@ -6,9 +6,13 @@
   two-stage estimator.
 - :func:`train_e2e` makes every epoch one pass over the whole training period: the QP is
   solved for every month (one batch when ``kappa == 0``; month by month with ``w_prev`` the
-  previous month's solution when ``kappa > 0``), the realised net returns are assembled and
-  minus their annualised Sharpe ratio is back-propagated through every solve into the
-  predictor's ``mu``, ``F`` and ``d``.
+  previous month's solution drifted by its returns when ``kappa > 0``), the realised net
+  returns are assembled and minus their annualised Sharpe ratio is back-propagated through
+  every solve into the predictor's ``mu``, ``F`` and ``d``. Two ablations train half of it:
+  ``frozen_mu`` (the forecast of a fixed model, e.g. an MSE fit; only ``F`` and ``d`` learn)
+  and ``risk_roots`` (given covariance roots, e.g. Ledoit-Wolf; only ``mu`` learns).
+- :func:`train_risk_nll` fits ``F`` and ``d`` for statistical fit: the Gaussian negative
+  log-likelihood of the realised returns around a fixed model's forecast.
 
 Both split the months chronologically into training and validation, keep the parameters of
 the best validation epoch (early stopping with ``patience``), return the loss history, and are
@@ -132,13 +136,10 @@ def _fit(model, objective, config: TrainConfig, higher_is_better: bool) -> Train
     sign = 1.0 if higher_is_better else -1.0
     best_score, best_state, best_epoch, waited = -math.inf, None, 0, 0
     for epoch in range(config.epochs + 1):
-        if epoch > 0:
-            optimiser.zero_grad()
-            loss, _ = objective(model, "train")
-            loss.backward()
-            optimiser.step()
+        # scores of the parameters after ``epoch`` steps; the training pass keeps its graph
+        # for the next step, so each epoch solves the training months once
+        loss, train_score = objective(model, "train")
         with torch.no_grad():
-            _, train_score = objective(model, "train")
             _, validation_score = objective(model, "validation")
         history["train"].append(train_score)
         history["validation"].append(validation_score)
@@ -149,6 +150,10 @@ def _fit(model, objective, config: TrainConfig, higher_is_better: bool) -> Train
             waited += 1
             if waited > config.patience:
                 break
+        if epoch < config.epochs:
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
     model.load_state_dict(best_state)
     return TrainResult(model, history, best_epoch)
 
@@ -181,6 +186,9 @@ def solve_path(
     exposures: torch.Tensor,
     realised: torch.Tensor,
     w_start: torch.Tensor | None = None,
+    *,
+    frozen_mu: ReturnPredictor | None = None,
+    risk_roots: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Weights (T, n) for every month: one batch, or chained through ``w_prev`` if kappa > 0.
 
@@ -188,16 +196,27 @@ def solve_path(
     month's weights drifted by the ``realised`` (T, n) returns they earned, as in the
     backtest (``w_start``, equal weights by default, before the first month). The risk model
     goes to the layer in factor form (``F``, ``d``): gradients reach the loadings and variances
-    directly and nothing of size ``n x n`` is formed.
+    directly and nothing of size ``n x n`` is formed. ``frozen_mu`` replaces the model's
+    forecast by that model's (no gradient); ``risk_roots`` (T, m, n) replace its risk model by
+    given roots ``R`` with ``R'R = Sigma``.
     """
     mu, loadings, idiosyncratic = model(exposures)
-    if layer.kappa == 0:
-        return layer(mu, F=loadings, d=idiosyncratic)
+    if frozen_mu is not None:
+        with torch.no_grad():
+            mu = frozen_mu(exposures)[0]
     n = exposures.shape[1]
+
+    def risk(t: int | slice) -> dict[str, torch.Tensor]:
+        if risk_roots is not None:
+            return {"R": risk_roots[t]}
+        return {"F": loadings[t], "d": idiosyncratic[t]}
+
+    if layer.kappa == 0:
+        return layer(mu, **risk(slice(None)))
     held = w_start if w_start is not None else mu.new_full((n,), 1.0 / n)
     path = []
     for t in range(exposures.shape[0]):
-        weights = layer(mu[t], None, held, F=loadings[t], d=idiosyncratic[t])
+        weights = layer(mu[t], w_prev=held, **risk(t))
         path.append(weights)
         held = drifted(weights, realised[t])
     return torch.stack(path)
@@ -208,18 +227,34 @@ def train_e2e(
     next_returns,
     config: TrainConfig | None = None,
     initial_model: ReturnPredictor | None = None,
+    *,
+    frozen_mu: ReturnPredictor | None = None,
+    risk_roots=None,
 ) -> TrainResult:
     """Train the predictor for the net Sharpe ratio of the QP's portfolios (end-to-end).
 
     Parameters are as for :func:`train_decoupled`; ``initial_model`` (copied) starts the
-    training from given weights, e.g. a decoupled fit.
+    training from given weights, e.g. a decoupled fit. ``frozen_mu``: a fixed model whose
+    forecast the QP gets, so only the risk model learns (``e2e_risk``). ``risk_roots`` (T, m, n):
+    fixed covariance roots per month, so only the forecast learns (``e2e_return``).
     """
     config = config or TrainConfig()
     parts = _split(exposures, next_returns, config)
+    roots: dict[str, torch.Tensor | None] = {"train": None, "validation": None}
+    if risk_roots is not None:
+        stacked = torch.as_tensor(np.asarray(risk_roots), dtype=torch.float64).to(config.device)
+        if stacked.ndim != 3 or stacked.shape[0] != np.shape(next_returns)[0]:
+            raise DataError(
+                f"risk_roots: expected shape (T, m, n) with T = {np.shape(next_returns)[0]}, "
+                f"got {tuple(stacked.shape)}"
+            )
+        cut = parts["train"][0].shape[0]
+        roots = {"train": stacked[:cut], "validation": stacked[cut:]}
+    if frozen_mu is not None:
+        frozen_mu = copy.deepcopy(frozen_mu).double().to(config.device).eval()
     _, n_assets, n_features = parts["train"][0].shape
-    layer = MeanVarianceQP(
-        n_assets, config.n_risk_factors, config.gamma, config.w_max, config.kappa
-    )
+    n_factors = None if risk_roots is not None else config.n_risk_factors
+    layer = MeanVarianceQP(n_assets, n_factors, config.gamma, config.w_max, config.kappa)
     if initial_model is not None:
         model = copy.deepcopy(initial_model).double().to(config.device)
     else:
@@ -227,8 +262,59 @@ def train_e2e(
 
     def objective(model, part):
         features, target = parts[part]
-        weights = solve_path(model, layer, features, target)
+        weights = solve_path(
+            model, layer, features, target, frozen_mu=frozen_mu, risk_roots=roots[part]
+        )
         loss = negative_sharpe_loss(weights, target, config.tc)
         return loss, -loss.item()
 
     return _fit(model, objective, config, higher_is_better=True)
+
+
+def gaussian_nll(
+    residuals: torch.Tensor, loadings: torch.Tensor, idiosyncratic: torch.Tensor
+) -> torch.Tensor:
+    r"""Mean Gaussian negative log-likelihood of residuals (T, n) under ``F F' + diag(d)``.
+
+    Per month :math:`\tfrac12(\log\det\Sigma + e^\top\Sigma^{-1}e)` without the constant, by
+    Woodbury and the matrix determinant lemma with the capacitance :math:`C = I + F^\top D^{-1}
+    F` (k x k): nothing of size n x n is formed.
+    """
+    scaled = loadings / idiosyncratic[..., None]  # D^-1 F, (T, n, k)
+    k = loadings.shape[-1]
+    capacitance = torch.eye(k, dtype=loadings.dtype, device=loadings.device) + (
+        loadings.transpose(-1, -2) @ scaled
+    )
+    cholesky = torch.linalg.cholesky(capacitance)
+    log_det = torch.log(idiosyncratic).sum(-1) + 2 * torch.log(
+        torch.diagonal(cholesky, dim1=-2, dim2=-1)
+    ).sum(-1)
+    projected = scaled.transpose(-1, -2) @ residuals[..., None]  # F' D^-1 e, (T, k, 1)
+    solved = torch.cholesky_solve(projected, cholesky)
+    quadratic = (residuals**2 / idiosyncratic).sum(-1) - (projected * solved).sum((-1, -2))
+    return 0.5 * (log_det + quadratic).mean()
+
+
+def train_risk_nll(
+    exposures, next_returns, mu_model: ReturnPredictor, config: TrainConfig | None = None
+) -> TrainResult:
+    """Fit the risk model ``F``, ``d`` for statistical fit around a fixed forecast.
+
+    A fresh predictor of the same family (seeded by ``config.seed``) learns ``F`` and ``d`` by
+    the Gaussian negative log-likelihood (:func:`gaussian_nll`) of the residuals
+    ``next_returns - mu_model(exposures)``; its own ``mu`` is unused. Early stopping on the
+    validation NLL. Parameters are as for :func:`train_decoupled`.
+    """
+    config = config or TrainConfig()
+    parts = _split(exposures, next_returns, config)
+    frozen = copy.deepcopy(mu_model).double().to(config.device).eval()
+    with torch.no_grad():
+        residuals = {part: y - frozen(x)[0] for part, (x, y) in parts.items()}
+
+    def objective(model, part):
+        _, loadings, idiosyncratic = model(parts[part][0])
+        loss = gaussian_nll(residuals[part], loadings, idiosyncratic)
+        return loss, loss.item()
+
+    n_features = parts["train"][0].shape[-1]
+    return _fit(_new_model(n_features, config), objective, config, higher_is_better=False)

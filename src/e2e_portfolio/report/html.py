@@ -48,11 +48,11 @@ def run_figures(run: RunRecord) -> dict[str, go.Figure]:
         figures["equity"] = plots.equity_curves(series)
         figures["drawdowns"] = plots.drawdowns(series)
         figures["turnover"] = plots.turnover(series)
-    for strategy in ("end-to-end", "decoupled"):
+    for strategy in ("e2e", "decoupled"):
         if not run.weights.empty and strategy in set(run.weights["strategy"]):
             figures[f"weights {strategy}"] = plots.weights_over_time(run.weights, strategy)
     histories = run.metrics.get("training_histories", {})
-    for model, label in (("decoupled", "MSE"), ("end-to-end", "net Sharpe")):
+    for model, label in (("decoupled", "MSE"), ("e2e", "net Sharpe")):
         if histories.get(model):
             title = f"{model} training, last refit ({label})"
             figures[f"training {model}"] = plots.loss_curves({model: histories[model][-1]}, title)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -19,19 +21,25 @@ from e2e_portfolio.apps.cli.base import (
     store_of,
 )
 from e2e_portfolio.apps.cli.tables import (
+    arms_table,
     comparison_table,
     history_tables,
     shrink_tables,
     sweep_table,
+    tuning_caption,
+    verdict_sentences,
+    verdict_table,
 )
+from e2e_portfolio.backtest.arms import ARMS, GAMMA_GRID
 from e2e_portfolio.experiments import (
-    COMPARED_STRATEGIES,
     compare_strategies,
     resolve_panel,
     shrink_history,
     shrink_synthetic,
 )
+from e2e_portfolio.experiments.compare import CompareOptions, compare_across_seeds, parse_seeds
 from e2e_portfolio.experiments.shrinkage import ShrinkageConfig
+from e2e_portfolio.experiments.verdict import to_json
 from e2e_portfolio.models.train import TrainConfig
 
 
@@ -101,7 +109,9 @@ def shrink(
 @handled()
 def compare(
     ctx: typer.Context,
-    gamma: Annotated[float, typer.Option(help="Risk aversion of the QP.", min=0.0)] = 8.0,
+    gamma: Annotated[
+        float, typer.Option(help="Risk aversion the networks are trained at.", min=0.0)
+    ] = 8.0,
     w_max: Annotated[
         float | None, typer.Option(help="Per-asset weight cap (default: none).", min=0.0)
     ] = None,
@@ -111,7 +121,28 @@ def compare(
     universe: UniverseOption = "industries",
     n_assets: Annotated[int, typer.Option(help="synthetic: number of assets.", min=2)] = 40,
     n_months: Annotated[int, typer.Option(help="synthetic: number of months.", min=30)] = 96,
-    seed: Annotated[int, typer.Option(help="Seed of the synthetic data and of training.")] = 42,
+    seed: Annotated[int, typer.Option(help="One run: seed of the data and of training.")] = 42,
+    seeds: Annotated[
+        str | None,
+        typer.Option(
+            help="Many runs, paired: e.g. 0-29 or 1,4,7 (synthetic: a universe and a "
+            "network seed each; a real history: network seeds)."
+        ),
+    ] = None,
+    workers: Annotated[int, typer.Option(help="--seeds: local worker processes.", min=1)] = 1,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="--seeds: write the verdict as JSON here.")
+    ] = None,
+    arms: Annotated[
+        str | None, typer.Option(help=f"Comma-separated arms (default: all: {', '.join(ARMS)}).")
+    ] = None,
+    covariance: Annotated[
+        str,
+        typer.Option(help="Shrunk covariance of the covariance arms: ledoit-wolf, oas, nonlinear."),
+    ] = "ledoit-wolf",
+    gamma_grid: Annotated[
+        str, typer.Option(help="Risk aversions each QP arm chooses from on validation months.")
+    ] = ",".join(f"{g:g}" for g in GAMMA_GRID),
     epochs: Annotated[int, typer.Option(help="Maximum training epochs per refit.", min=1)] = 40,
     window: Annotated[
         int, typer.Option(help="Months of history before the first decision and per covariance.")
@@ -121,28 +152,78 @@ def compare(
         str, typer.Option(help="torch device for training and the QP layer: cpu or cuda.")
     ] = "cpu",
 ) -> None:
-    """Decoupled (MSE + Ledoit-Wolf) vs end-to-end (Sharpe through the QP), out of sample.
+    """Training for decisions against training for accuracy: eight arms, out of sample.
 
-    Walks forward month by month. The learned strategies are retrained every REFIT_EVERY
-    months on the past only (early stopping on the latest quarter of it); baselines are equal
-    weight, long-only minimum variance (Ledoit-Wolf) and the plug-in mean-variance QP. Prints
-    the out-of-sample statistics and stores the run (config, stats, returns, weights).
+    Walks forward month by month. Arms: equal_weight, min_variance (long-only, shrunk
+    covariance), plug_in (sample mean-variance), decoupled (MSE forecast + shrunk covariance),
+    decoupled_nll (MSE forecast + the network's factor covariance fitted by likelihood), e2e
+    (forecast and covariance trained for net Sharpe through the QP), e2e_risk (MSE forecast
+    frozen, covariance trained for Sharpe) and e2e_return (shrunk covariance, forecast trained
+    for Sharpe). Learned arms refit every REFIT_EVERY months on the past only (early stopping
+    on its latest quarter); every QP arm chooses its gamma on those validation months from
+    GAMMA_GRID. With --seeds the arms are paired across seeds (t-intervals, Wilcoxon,
+    Holm-adjusted over the comparisons printed) and break-even costs are reported. The run is
+    stored (config, statistics, returns; weights for one seed).
     """
     store = store_of(ctx)
+    arm_list = tuple(_values(arms, str) or ARMS)
+    grid = tuple(_values(gamma_grid, float) or GAMMA_GRID)
     config = TrainConfig(
         gamma=gamma, w_max=w_max, kappa=kappa, tc=tc, epochs=epochs, seed=seed, device=device
     )
+    options = CompareOptions(config, window, refit_every, arm_list,
+                             covariance, grid)  # type: ignore[arg-type]  # fmt: skip
+    if seeds is not None:
+        _compare_seeds(store, options, parse_seeds(seeds), workers, json_path,
+                       data, universe, n_assets, n_months)  # fmt: skip
+        return
+    if json_path is not None:
+        raise ValueError("--json: needs --seeds (the JSON holds paired verdicts across seeds)")
     panel = resolve_panel(data, store, universe, n_assets, n_months, seed)
-    steps = len(COMPARED_STRATEGIES) * (panel.n_dates - 1 - window)
+    steps = len(arm_list) * (panel.n_dates - 1 - window)
     with Progress(console=err_console, transient=True) as progress:
         task = progress.add_task("walk-forward", total=max(steps, 1))
 
         def advance(name: str) -> None:
             progress.update(task, advance=1, description=f"walk-forward: {name}")
 
-        comparison, record, _ = compare_strategies(panel, config, window, refit_every, advance)
+        comparison, record, _ = compare_strategies(
+            panel, config, window, refit_every, advance, arms=arm_list,
+            covariance=options.covariance, gamma_grid=grid,
+        )  # fmt: skip
     run_id = store.save_run(record)
-    console.print(comparison_table(comparison, record.config))
+    table = comparison_table(comparison, record.config)
+    table.caption = tuning_caption(record.metrics["tuning"])
+    table.caption_justify = "left"
+    console.print(table)
+    console.print(f"Stored run [bold]{run_id}[/] in {store.path}")
+
+
+def _compare_seeds(store, options, seed_list, workers, json_path, data, universe, n_assets,
+                   n_months) -> None:  # fmt: skip
+    history = None if data == "synthetic" else resolve_panel(data, store, universe)
+
+    def panel_for(seed: int):
+        # one history: only the training seeds vary
+        return history or resolve_panel(data, store, universe, n_assets, n_months, seed)
+
+    with Progress(console=err_console, transient=True) as progress:
+        task = progress.add_task(f"{len(seed_list)} seeds x {len(options.arms)} arms "
+                                 f"({workers} workers)", total=len(seed_list))  # fmt: skip
+        summary, record = compare_across_seeds(
+            seed_list, panel_for, options, workers, on_seed=lambda _: progress.advance(task)
+        )
+    record = replace(record, config={"data": data, "seeds": seed_list, "n_assets": n_assets,
+                                     "n_months": n_months, **record.config})  # fmt: skip
+    run_id = store.save_run(record)
+    console.print(arms_table(summary))
+    console.print(verdict_table(summary))
+    console.print(verdict_sentences(summary))
+    if json_path is not None:
+        document = to_json(summary["arms"], summary["verdict"], summary["per_seed"],
+                           record.config, summary["break_even"])  # fmt: skip
+        json_path.write_text(json.dumps(document, indent=1), encoding="utf-8")
+        console.print(f"Wrote {json_path}")
     console.print(f"Stored run [bold]{run_id}[/] in {store.path}")
 
 

@@ -6,6 +6,7 @@ import json
 from collections.abc import Mapping
 
 import numpy as np
+from rich import box
 from rich.table import Table
 
 from e2e_portfolio.annualisation import PERIODS_PER_YEAR
@@ -68,14 +69,14 @@ def panel_summary_table(panel: FactorPanel, max_assets: int = 25) -> Table:
     return table
 
 
-def _verdict(edge: float, name: str, p_value: float) -> str:
+def _verdict(edge: float, name: str, p_value: float, label: str = "Holm p") -> str:
     """One sentence that never calls a non-significant difference a win."""
     if p_value < 0.05:
         word = "beats" if edge > 0 else "loses to"
-        return f"decision-aware {word} {name}: mean edge {edge:+.3f} (p = {p_value:.3g} < 0.05)"
+        return f"decision-aware {word} {name}: edge {edge:+.3f} ({label} = {_p(p_value)})"
     return (
         f"decision-aware vs {name}: no significant difference "
-        f"(mean edge {edge:+.3f}, p = {p_value:.3g})"
+        f"(edge {edge:+.3f}, {label} = {_p(p_value)})"
     )
 
 
@@ -103,17 +104,21 @@ def shrink_tables(summary: Mapping) -> list[Table | str]:
         turnover = float(np.mean([r[f"turnover_{method}"] for r in rows]))
         spread = f"{sharpe.std(ddof=1):.3f}" if sharpe.size > 1 else "-"
         methods.add_row(method, f"{sharpe.mean():.3f}", spread, f"{delta:.2f}", f"{turnover:.2f}")
-    edges = Table(title="Paired edges of decision-aware (per seed)", title_justify="left")
-    for column in ("versus", "mean edge", "95% CI", "win rate", "p Wilcoxon", "p sign test"):
-        edges.add_column(column, justify="right" if column != "versus" else "left")
+    edges = Table(
+        title="Paired edges of decision-aware (per seed; p: Wilcoxon, Holm over the two)",
+        title_justify="left",
+    )
+    for column in ("versus", "mean edge", "95% CI", "win rate", "p", "Holm p"):
+        edges.add_column(column, justify="right" if column != "versus" else "left",
+                         no_wrap=True)  # fmt: skip
     for name, key in (("plug-in", "vs_plugin"), ("Ledoit-Wolf", "vs_lw")):
         c = summary[key]
         edges.add_row(
             name, f"{c['mean']:+.3f}", f"[{c['ci_low']:+.2f}, {c['ci_high']:+.2f}]",
-            f"{c['win_rate']:.2f}", f"{c['p_wilcoxon']:.3g}", f"{c['p_sign']:.3g}",
+            f"{c['win_rate']:.2f}", _p(c["p_wilcoxon"]), _p(c["p_holm"]),
         )  # fmt: skip
     verdicts = "\n".join(
-        _verdict(summary[key]["mean"], name, summary[key]["p_wilcoxon"])
+        _verdict(summary[key]["mean"], name, summary[key]["p_holm"])
         for name, key in (("plug-in", "vs_plugin"), ("Ledoit-Wolf", "vs_lw"))
     )
     return [methods, edges, verdicts]
@@ -137,14 +142,21 @@ def history_tables(summary: Mapping, panel: FactorPanel) -> list[Table | str]:
             f"{summary['mean_delta'][method]:.2f}",
             f"{summary['mean_turnover'][method]:.2f}",
         )
-    tests = Table(title="Jobson-Korkie-Memmel tests of decision-aware", title_justify="left")
-    for column in ("versus", "Sharpe difference", "z", "p"):
-        tests.add_column(column, justify="right" if column != "versus" else "left")
+    tests = Table(
+        title="Tests of decision-aware: Jobson-Korkie-Memmel and block bootstrap (Ledoit-Wolf "
+        "2008); Holm over the two comparisons",
+        title_justify="left",
+    )
+    for column in ("versus", "difference", "z", "p JKM", "Holm", "p boot", "Holm"):
+        tests.add_column(column, justify="right" if column != "versus" else "left", no_wrap=True)
     for name, key in (("plug-in", "vs_plugin"), ("Ledoit-Wolf", "vs_lw")):
         c = summary[key]
-        tests.add_row(name, f"{c['difference']:+.3f}", f"{c['z']:+.2f}", f"{c['p_value']:.3g}")
+        tests.add_row(name, f"{c['difference']:+.3f}", f"{c['z']:+.2f}", _p(c["p_value"]),
+                      _p(c["p_value_holm"]), _p(c["p_bootstrap"]),
+                      _p(c["p_bootstrap_holm"]))  # fmt: skip
+    label = "block-bootstrap Holm p"
     verdicts = "\n".join(
-        _verdict(summary[key]["difference"], name, summary[key]["p_value"])
+        _verdict(summary[key]["difference"], name, summary[key]["p_bootstrap_holm"], label)
         for name, key in (("plug-in", "vs_plugin"), ("Ledoit-Wolf", "vs_lw"))
     )
     return [table, tests, verdicts]
@@ -227,3 +239,76 @@ def sweep_table(summary) -> Table:
             cells.append("" if np.isnan(value) else f"{value:.3f} ± {half:.3f}")
         table.add_row(*cells)
     return table
+
+
+def tuning_caption(tuning: Mapping) -> str:
+    """The gammas each QP arm chose at its refits, one line."""
+    chosen = []
+    for arm, refits in tuning.items():
+        gammas = "/".join(f"{t['gamma']:g}" for t in refits)
+        chosen.append(f"{arm} {gammas}")
+    return "gamma chosen on the validation months at each refit: " + "; ".join(chosen)
+
+
+def arms_table(summary: Mapping) -> Table:
+    """Mean out-of-sample Sharpe and turnover of every arm across seeds."""
+    n_seeds = len(summary["seeds"])
+    table = Table(title=f"Arms over {n_seeds} seeds: out-of-sample net Sharpe",
+                  title_justify="left")  # fmt: skip
+    for column in ("arm", "mean Sharpe", "sd across seeds", "mean turnover"):
+        table.add_column(column, justify="left" if column == "arm" else "right")
+    for arm in summary["arms"]:
+        values = [r["sharpe"] for r in summary["per_seed"] if r["arm"] == arm]
+        sd = float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
+        m = summary["mean"][arm]
+        table.add_row(arm, f"{m['sharpe']:.3f}", f"{sd:.3f}", f"{m['turnover']:.3f}")
+    return table
+
+
+def _p(value: float) -> str:
+    if value != value:  # NaN: no variation in the differences
+        return "n/a"
+    return "< 0.001" if value < 0.001 else f"{value:.2g}"
+
+
+def verdict_table(summary: Mapping) -> Table:
+    """Paired differences in Sharpe across seeds, Wilcoxon and Holm-adjusted p-values."""
+    table = Table(
+        title="Paired verdicts: arm - versus in net Sharpe per seed (p: Wilcoxon; Holm over "
+        "the comparisons shown)",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        padding=(0, 1, 0, 0),
+        pad_edge=False,
+    )
+    for column in ("arm", "versus", "diff", "95% CI", "wins", "p", "Holm p"):
+        table.add_column(column, justify="left" if column in ("arm", "versus") else "right",
+                         no_wrap=True)  # fmt: skip
+    for v in summary["verdict"]:
+        interval = f"[{v['ci_low']:+.2f}, {v['ci_high']:+.2f}]"
+        table.add_row(v["arm"], v["versus"], f"{v['mean']:+.3f}", interval,
+                      f"{v['win_rate']:.2f}", _p(v["p_wilcoxon"]), _p(v["p_holm"]))  # fmt: skip
+    if summary.get("break_even"):
+        parts = []
+        for b in summary["break_even"]:
+            cost = b["cost"]
+            text = "no edge at 0" if cost == 0 else ("> 0.1" if cost is None else f"{cost:.4f}")
+            parts.append(f"{b['arm']} vs {b['versus']} {text}")
+        table.caption = ("break-even cost per unit turnover (weights held fixed): "
+                         + "; ".join(parts))  # fmt: skip
+        table.caption_justify = "left"
+    return table
+
+
+def verdict_sentences(summary: Mapping) -> str:
+    """One sentence per comparison that never calls a non-significant difference a win."""
+    lines = []
+    for v in summary["verdict"]:
+        if v["p_holm"] == v["p_holm"] and v["p_holm"] < 0.05:
+            word = "beats" if v["mean"] > 0 else "loses to"
+            lines.append(f"{v['arm']} {word} {v['versus']}: {v['mean']:+.3f} Sharpe "
+                         f"(Holm p = {_p(v['p_holm'])})")  # fmt: skip
+        else:
+            lines.append(f"{v['arm']} vs {v['versus']}: no significant difference "
+                         f"({v['mean']:+.3f}, Holm p = {_p(v['p_holm'])})")  # fmt: skip
+    return "\n".join(lines)

@@ -1,0 +1,222 @@
+"""The central comparison: the arms of :mod:`e2e_portfolio.backtest.arms`, over seeds.
+
+:func:`compare_arms` walks every arm forward on one panel with the backtest engine.
+:func:`compare_across_seeds` repeats it for many seeds (a new synthetic universe and network
+seed each; on a real history only the network seed changes) in local worker processes, and
+pairs the arms across seeds (:mod:`e2e_portfolio.experiments.verdict`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from e2e_portfolio.backtest.arms import ARMS, GAMMA_GRID, ArmSet, Covariance
+from e2e_portfolio.backtest.walkforward import ComparisonResult, run_comparison
+from e2e_portfolio.data.panel import FactorPanel
+from e2e_portfolio.data.store import RunRecord
+from e2e_portfolio.exceptions import DataError
+from e2e_portfolio.experiments.verdict import (
+    break_even_cost,
+    comparisons_for,
+    paired_verdicts,
+)
+from e2e_portfolio.models.train import TrainConfig
+
+TRAIN_MONTHS = 120
+"""Learned arms train on at most the last ten years of pairs."""
+BREAK_EVEN_ARMS = ("e2e", "e2e_risk", "e2e_return")
+
+
+def parse_seeds(spec: str) -> list[int]:
+    """Seeds from ``"0-29"``, ``"1,4,7"`` or ``"0-4,10"`` (ranges inclusive), in order."""
+    seeds: list[int] = []
+    for part in spec.split(","):
+        match = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
+        if not match:
+            raise DataError(f"seeds: expected e.g. 0-29 or 1,4,7, got {spec!r}")
+        first, last = int(match[1]), int(match[2] or match[1])
+        if last < first:
+            raise DataError(f"seeds: expected ranges low-high, got {part.strip()!r}")
+        seeds.extend(range(first, last + 1))
+    if len(set(seeds)) != len(seeds):
+        raise DataError(f"seeds: expected each seed once, got {spec!r}")
+    return seeds
+
+
+@dataclass(frozen=True)
+class CompareOptions:
+    """Everything of a comparison besides the panel and the seed."""
+
+    train: TrainConfig = field(default_factory=TrainConfig)
+    window: int = 48
+    refit_every: int = 12
+    arms: tuple[str, ...] = ARMS
+    covariance: Covariance = "ledoit-wolf"
+    gamma_grid: tuple[float, ...] = GAMMA_GRID
+
+    def validate(self, panel: FactorPanel) -> None:
+        """Raise :class:`DataError` if the options cannot run on ``panel``."""
+        if self.window < 12 or self.window > panel.n_dates - 13:
+            raise DataError(
+                f"window: expected between 12 and n_dates - 13 = {panel.n_dates - 13} months, "
+                f"got {self.window}"
+            )
+        self.train.validate(panel.n_assets)
+
+    def as_config(self) -> dict[str, Any]:
+        """JSON-ready options (the training config flattened)."""
+        out = {k: v for k, v in asdict(self).items() if k != "train"}
+        return {**out, **asdict(self.train), "arms": list(self.arms),
+                "gamma_grid": list(self.gamma_grid)}  # fmt: skip
+
+
+def compare_arms(
+    panel: FactorPanel,
+    options: CompareOptions,
+    on_step: Callable[[str], None] | None = None,
+) -> tuple[ComparisonResult, ArmSet]:
+    """Walk every arm forward on ``panel``; the first decision comes after ``window`` months."""
+    options.validate(panel)
+    arms = ArmSet(options.train, first_decision=options.window, window=options.window,
+                  refit_every=options.refit_every, train_months=TRAIN_MONTHS,
+                  covariance=options.covariance, gamma_grid=options.gamma_grid)  # fmt: skip
+    strategies = arms.strategies(options.arms)
+    comparison = run_comparison(panel, strategies, options.window, options.train.tc, on_step)
+    return comparison, arms
+
+
+def seed_rows(comparison: ComparisonResult, arms: ArmSet, seed: int, tc: float) -> dict:
+    """Per arm: statistics, the chosen gammas and the series (gross returns, turnover)."""
+    out = {}
+    for arm, result in comparison.results.items():
+        s = result.stats
+        out[arm] = {
+            "seed": seed, "arm": arm, "sharpe": s.sharpe, "turnover": s.turnover,
+            "annualised_return": s.annualised_return,
+            "annualised_volatility": s.annualised_volatility, "max_drawdown": s.max_drawdown,
+            "gammas": [t["gamma"] for t in arms.tuning.get(arm, [])],
+            "gross": (result.net_returns + tc * result.turnover).tolist(),
+            "turnover_series": result.turnover.tolist(),
+        }  # fmt: skip
+    return out
+
+
+def _one_seed(panel: FactorPanel, options: CompareOptions, seed: int, threads: int) -> dict:
+    """What a worker runs: one seed's comparison, as plain data."""
+    from e2e_portfolio.config import configure_threads
+
+    configure_threads(threads)
+    seeded = replace(options, train=replace(options.train, seed=seed))
+    comparison, arms = compare_arms(panel, seeded)
+    first = next(iter(comparison.results.values()))
+    return {"seed": seed, "dates": [f"{d:%Y-%m-%d}" for d in first.dates],
+            "arms": seed_rows(comparison, arms, seed, options.train.tc),
+            "tuning": arms.tuning}  # fmt: skip
+
+
+def worker_threads(workers: int) -> int:
+    """Torch threads per worker so that workers never use more threads than cores."""
+    from e2e_portfolio.config import get_settings
+
+    cores = os.cpu_count() or 1
+    return max(1, min(get_settings().e2e_threads, cores // workers))
+
+
+def compare_across_seeds(
+    seeds: Sequence[int],
+    panel_for: Callable[[int], FactorPanel],
+    options: CompareOptions,
+    workers: int = 1,
+    on_seed: Callable[[dict], None] | None = None,
+) -> tuple[dict[str, Any], RunRecord]:
+    """Run :func:`compare_arms` per seed (``panel_for(seed)``) and pair the arms over seeds.
+
+    Parameters
+    ----------
+    seeds : sequence of int
+        Each seeds the network (``TrainConfig.seed``) and, through ``panel_for``, the data.
+    panel_for : callable
+        Seed to panel (a new synthetic universe, or the same history every time).
+    options : CompareOptions
+    workers : int
+        Local worker processes (joblib); each gets ``cores // workers`` torch threads at most.
+    on_seed : callable, optional
+        Called with each finished seed's result (progress bars).
+
+    Returns
+    -------
+    summary : dict
+        ``verdict`` (:func:`paired_verdicts` over :func:`comparisons_for` the arms run),
+        ``per_seed`` rows, ``mean`` (per arm: mean Sharpe and turnover), ``break_even`` (per
+        e2e arm vs decoupled), ``tuning`` (per seed, per arm, the chosen gammas per refit).
+    record : RunRecord
+        One stored run: its series hold every arm and seed (``arm/seed=N``).
+    """
+    if not seeds:
+        raise DataError("seeds: expected at least one seed, got none")
+    if workers < 1:
+        raise DataError(f"workers: expected at least 1, got {workers}")
+    options.validate(panel_for(seeds[0]))
+    threads = worker_threads(workers)
+    jobs = [(panel_for(seed), options, seed, threads) for seed in seeds]
+    results = []
+    if workers == 1:
+        for job in jobs:
+            results.append(_one_seed(*job))
+            if on_seed is not None:
+                on_seed(results[-1])
+    else:
+        from joblib import Parallel, delayed
+
+        parallel = Parallel(n_jobs=workers, return_as="generator_unordered")
+        for result in parallel(delayed(_one_seed)(*job) for job in jobs):
+            results.append(result)
+            if on_seed is not None:
+                on_seed(result)
+    results.sort(key=lambda r: r["seed"])
+    return _summarise(results, options)
+
+
+def _summarise(results: list[dict], options: CompareOptions) -> tuple[dict, RunRecord]:
+    arms = list(options.arms)
+    sharpe = {arm: [r["arms"][arm]["sharpe"] for r in results] for arm in arms}
+    verdict = paired_verdicts(sharpe, comparisons_for(arms))
+    series = lambda arm, key: [np.array(r["arms"][arm][key]) for r in results]  # noqa: E731
+    break_even = []
+    for arm in (a for a in BREAK_EVEN_ARMS if a in arms and "decoupled" in arms):
+        cost = break_even_cost(series(arm, "gross"), series(arm, "turnover_series"),
+                               series("decoupled", "gross"),
+                               series("decoupled", "turnover_series"))  # fmt: skip
+        break_even.append({"arm": arm, "versus": "decoupled", "cost": cost})
+    per_seed = [
+        {k: v for k, v in r["arms"][arm].items() if k not in ("gross", "turnover_series")}
+        for r in results
+        for arm in arms
+    ]
+    mean = {arm: {"sharpe": float(np.mean(sharpe[arm])),
+                  "turnover": float(np.mean([r["arms"][arm]["turnover"] for r in results]))}
+            for arm in arms}  # fmt: skip
+    summary = {"arms": arms, "verdict": verdict, "per_seed": per_seed, "mean": mean,
+               "break_even": break_even, "seeds": [r["seed"] for r in results],
+               "tuning": {str(r["seed"]): r["tuning"] for r in results}}  # fmt: skip
+    frames = []
+    for r in results:
+        for arm in arms:
+            a = r["arms"][arm]
+            gross, turnover = np.array(a["gross"]), np.array(a["turnover_series"])
+            frames.append(pd.DataFrame({
+                "strategy": f"{arm}/seed={r['seed']}", "date": pd.to_datetime(r["dates"]),
+                "net_return": gross - options.train.tc * turnover, "turnover": turnover,
+            }))  # fmt: skip
+    record = RunRecord(kind="compare", config=options.as_config(),
+                       metrics={k: v for k, v in summary.items() if k != "per_seed"}
+                       | {"per_seed": per_seed},
+                       series=pd.concat(frames, ignore_index=True))  # fmt: skip
+    return summary, record

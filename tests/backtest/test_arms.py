@@ -1,0 +1,97 @@
+"""The arms of the central comparison: what each shares, and gamma chosen on validation only."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from e2e_portfolio.backtest.arms import ARMS, GAMMA_GRID, MIN_HISTORY, ArmSet
+from e2e_portfolio.backtest.walkforward import past_view, run_comparison
+from e2e_portfolio.exceptions import DataError
+from e2e_portfolio.models.qp_reference import solve_with_cvxpy
+from e2e_portfolio.models.train import TrainConfig
+
+START, WINDOW = 30, 24
+
+
+@pytest.fixture(scope="module")
+def walked(small_panel):
+    """All arms on the seed-42 panel (12 assets, 36 months), two epochs per refit."""
+    arms = ArmSet(TrainConfig(epochs=2, seed=42, w_max=0.3), first_decision=START,
+                  window=WINDOW, refit_every=3)  # fmt: skip
+    comparison = run_comparison(small_panel, arms.strategies(), START, tc=0.005)
+    return arms, comparison
+
+
+def test_every_arm_runs_and_qp_arms_record_their_gamma(walked):
+    arms, comparison = walked
+    assert tuple(comparison.results) == ARMS
+    for result in comparison.results.values():
+        np.testing.assert_allclose(result.weights.sum(axis=1), 1.0, atol=1e-8)
+        assert (result.weights >= -1e-9).all() and (result.weights <= 0.3 + 1e-9).all()
+    for arm in ("plug_in", "decoupled", "decoupled_nll", "e2e", "e2e_risk", "e2e_return"):
+        assert len(arms.tuning[arm]) == 2  # refits at positions 30 and 33
+        assert all(t["gamma"] in GAMMA_GRID for t in arms.tuning[arm])
+    assert "min_variance" not in arms.tuning and "equal_weight" not in arms.tuning
+
+
+def test_the_ablations_share_what_they_should(walked):
+    """decoupled, decoupled_nll and e2e_risk use the one MSE forecast; e2e uses one network
+    for both moments; e2e_risk and decoupled_nll learn their own risk networks."""
+    arms, _ = walked
+    mse = arms.models("decoupled")["mu"]
+    assert arms.models("decoupled_nll")["mu"] is mse and arms.models("e2e_risk")["mu"] is mse
+    assert arms.models("e2e")["mu"] is arms.models("e2e")["risk"]
+    assert arms.models("e2e_risk")["risk"] is not arms.models("decoupled_nll")["risk"]
+    assert set(arms.models("decoupled")) == {"mu"} and set(arms.models("e2e_return")) == {"mu"}
+
+
+def test_gamma_is_chosen_on_the_validation_months_only(small_panel):
+    """Plug-in arm, one refit at position 30: the validation months are the last quarter of
+    the training pairs (positions 12..29, so 25..29 after rounding 0.25 * 18 = 4.5 to 4:
+    26..29); each gamma's validation Sharpe is recomputed here with cvxpy from the returns of
+    those months only, and the chosen gamma is the grid's best. Tolerance 1e-6 on Sharpe
+    ratios: cvxpy's Clarabel solves to 1e-10."""
+    arms = ArmSet(TrainConfig(epochs=1, seed=42), first_decision=START, window=WINDOW,
+                  refit_every=100)  # fmt: skip
+    view = past_view(small_panel, START)
+    arms.weights("plug_in", view)
+    positions = np.arange(MIN_HISTORY - 1, START)
+    n_validation = max(2, round(0.25 * len(positions)))
+    validation = positions[-n_validation:]
+    assert (validation + 1 <= START).all()  # every scored return is known at the refit
+    returns = small_panel.returns
+    scores = {}
+    for gamma in GAMMA_GRID:
+        weights = []
+        for s in validation:
+            past = returns[max(0, s - WINDOW + 1) : s + 1]
+            root = torch.linalg.cholesky(torch.as_tensor(np.cov(past, rowvar=False))).T
+            mu = torch.as_tensor(past.mean(axis=0))
+            weights.append(
+                solve_with_cvxpy(mu[None], root[None], None, gamma, None, 0.0)[0].numpy()
+            )
+        weights = np.array(weights)
+        realised = returns[validation + 1]
+        held = weights[:-1] * (1 + realised[:-1])
+        held /= held.sum(axis=1, keepdims=True)
+        turnover = np.r_[0.0, np.abs(weights[1:] - held).sum(axis=1)]
+        net = (weights * realised).sum(axis=1) - 0.005 * turnover
+        scores[gamma] = np.sqrt(12) * net.mean() / net.std(ddof=1)
+    recorded = arms.tuning["plug_in"][0]
+    got = {float(g): s for g, s in recorded["validation_sharpe"].items()}
+    for gamma in GAMMA_GRID:
+        assert got[gamma] == pytest.approx(scores[gamma], abs=1e-6)
+    assert recorded["gamma"] == max(GAMMA_GRID, key=lambda g: scores[g])
+    assert recorded["date"] == f"{small_panel.dates[START]:%Y-%m}"
+
+
+def test_bad_arm_options():
+    config = TrainConfig(epochs=1)
+    with pytest.raises(DataError, match=r"arms: expected some of equal_weight, .* got \['magic'\]"):
+        ArmSet(config, first_decision=30).strategies(["magic"])
+    with pytest.raises(DataError, match=r"covariance: expected one of"):
+        ArmSet(config, first_decision=30, covariance="sample")  # type: ignore[arg-type]
+    with pytest.raises(DataError, match=r"gamma_grid: expected positive risk aversions"):
+        ArmSet(config, first_decision=30, gamma_grid=(1.0, 0.0))
