@@ -174,6 +174,29 @@ def test_compare_over_seeds_writes_the_json_contract(tmp_path):
                                            for s in range(3)}  # fmt: skip
 
 
+def test_compare_on_one_history_tests_the_history_itself(tmp_path):
+    """A stored panel is one history: only network seeds vary; the output has the JKM and
+    block-bootstrap tests, decades and the spread over network seeds."""
+    db = str(tmp_path / "cli.duckdb")
+    loaded = invoke("--db", db, "data", "load", "synthetic", "--as", "mine", "--n-assets", "6",
+                    "--n-months", "150")  # fmt: skip
+    assert loaded.exit_code == 0, loaded.output
+    result = invoke("--db", db, "compare", "--data", "mine", "--seeds", "0-1", "--window",
+                    "24", "--epochs", "1", "--refit-every", "60", "--arms",
+                    "equal_weight,decoupled,e2e")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "over 2 network seeds" in text and "block bootstrap" in text
+    assert "2010s" in text or "2000s" in text
+    history = Store(db).load_run(Store(db).latest_run_id("compare")).metrics["history"]
+    assert [(t["arm"], t["versus"]) for t in history["tests"]] == [
+        ("equal_weight", "decoupled"), ("e2e", "decoupled")]  # fmt: skip
+    for t in history["tests"]:
+        assert 0 < t["p_bootstrap"] <= 1 and t["p_bootstrap_holm"] >= t["p_bootstrap"]
+        assert t["difference_min"] <= t["difference_max"]
+    assert set(history["spread"]) == {"equal_weight", "decoupled", "e2e"}
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

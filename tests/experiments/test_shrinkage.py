@@ -110,3 +110,17 @@ def test_same_seed_same_numbers():
 def test_bad_configuration(config, match):
     with pytest.raises(DataError, match=match):
         walk_forward(simulate_universe(n_assets=40, n_months=96, seed=1), config)
+
+
+def test_oas_and_nonlinear_baselines_join_the_comparison():
+    config = ShrinkageConfig(window=20, score_months=12, baselines=("oas", "nonlinear"))
+    summary = edge_across_seeds([1, 2, 3], n_assets=8, n_months=50, config=config)
+    row = summary["rows"][0]
+    assert {"sharpe_oas", "sharpe_nonlinear", "turnover_oas", "delta_oas"} <= set(row)
+    assert row["delta_nonlinear"] is None and 0 <= row["delta_oas"] <= 1
+    keys = ("vs_plugin", "vs_lw", "vs_oas", "vs_nonlinear")
+    raw = [summary[k]["p_wilcoxon"] for k in keys]
+    np.testing.assert_allclose([summary[k]["p_holm"] for k in keys], holm(raw))
+    with pytest.raises(DataError, match=r"baselines: expected distinct names from oas, nonlinear"):
+        walk_forward(simulate_universe(n_assets=8, n_months=50, seed=1),
+                     ShrinkageConfig(window=20, score_months=12, baselines=("sample",)))  # fmt: skip

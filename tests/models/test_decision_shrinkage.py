@@ -7,11 +7,16 @@ import sys
 
 import numpy as np
 import pytest
-from sklearn.covariance import LedoitWolf
+from sklearn.covariance import OAS, LedoitWolf
 
 from e2e_portfolio.data.synthetic import simulate_arrays
 from e2e_portfolio.exceptions import DataError
-from e2e_portfolio.models.covariance import ledoit_wolf_delta, sample_covariance, shrinkage_target
+from e2e_portfolio.models.covariance import (
+    ledoit_wolf_delta,
+    nonlinear_shrinkage,
+    sample_covariance,
+    shrinkage_target,
+)
 from e2e_portfolio.models.decision_shrinkage import (
     METHODS,
     ScoringData,
@@ -100,6 +105,26 @@ def test_one_decision_against_a_direct_computation():
     assert chosen["ledoit-wolf"][1] == pytest.approx(lw, rel=1e-10)
     np.testing.assert_allclose(chosen["ledoit-wolf"][0], portfolio(t, lw), rtol=1e-8)
     assert set(chosen) == set(METHODS)
+
+
+def test_oas_and_nonlinear_portfolios():
+    """OAS: scikit-learn's intensity toward the same scaled identity; nonlinear: the direction
+    through Ledoit-Wolf (2020)'s covariance; both with the OLS head of the other methods."""
+    exposures, returns = simulate_arrays(n_assets=8, n_months=50, seed=42)
+    config = ShrinkageConfig(window=20, score_months=12, baselines=("oas", "nonlinear"))
+    t = 40
+    chosen = shrinkage_portfolios(returns[: t + 1], exposures[: t + 1], config)
+    assert tuple(chosen) == ("plug-in", "ledoit-wolf", "decision-aware", "oas", "nonlinear")
+    window = returns[t - 19 : t + 1]
+    assert chosen["oas"][1] == pytest.approx(OAS().fit(window).shrinkage_, rel=1e-10)
+    design = np.concatenate([np.ones((8, 1)), exposures[t]], axis=-1)
+    flat = np.concatenate([np.ones((*exposures.shape[:2], 1)), exposures], axis=-1)
+    theta = np.linalg.lstsq(flat[:t].reshape(-1, flat.shape[-1]), returns[1 : t + 1].reshape(-1),
+                            rcond=None)[0]  # fmt: skip
+    direction = np.linalg.solve(nonlinear_shrinkage(window), design @ theta)
+    np.testing.assert_allclose(chosen["nonlinear"][0], direction / np.abs(direction).sum(),
+                               rtol=1e-8)  # fmt: skip
+    assert np.isnan(chosen["nonlinear"][1])
 
 
 def test_one_decision_needs_enough_months():

@@ -14,7 +14,6 @@ import numpy as np
 
 from e2e_portfolio.annualisation import annualised_sharpe
 from e2e_portfolio.models.decision_shrinkage import (
-    METHODS,
     ShrinkageConfig,
     checked_arrays,
     shrinkage_portfolios,
@@ -35,7 +34,7 @@ def walk_forward(returns: np.ndarray, exposures: np.ndarray, config: ShrinkageCo
     decided = [shrinkage_portfolios(returns[: t + 1], exposures[: t + 1], config) for t in months]
     realised = returns[months.start + 1 :]
     out: dict = {"net_returns": {}, "turnover": {}, "delta": {}, "sharpe": {}}
-    for method in METHODS:
+    for method in config.methods:
         weights = np.array([d[method][0] for d in decided])
         turnover = path_turnover(weights, realised, np.zeros(n_assets))
         net = (weights * realised).sum(axis=1) - config.tc * turnover

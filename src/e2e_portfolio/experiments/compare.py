@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from e2e_portfolio.annualisation import annualised_sharpe
 from e2e_portfolio.backtest.arms import ARMS, GAMMA_GRID, ArmSet, Covariance
 from e2e_portfolio.backtest.walkforward import ComparisonResult, run_comparison
 from e2e_portfolio.data.panel import FactorPanel
@@ -135,6 +136,7 @@ def compare_across_seeds(
     options: CompareOptions,
     workers: int = 1,
     on_seed: Callable[[dict], None] | None = None,
+    one_history: bool = False,
 ) -> tuple[dict[str, Any], RunRecord]:
     """Run :func:`compare_arms` per seed (``panel_for(seed)``) and pair the arms over seeds.
 
@@ -149,13 +151,18 @@ def compare_across_seeds(
         Local worker processes (joblib); each gets ``cores // workers`` torch threads at most.
     on_seed : callable, optional
         Called with each finished seed's result (progress bars).
+    one_history : bool
+        Every seed runs on the same real history (only the network seed varies): the
+        paired verdict across seeds then measures training noise only, so the summary adds
+        ``history`` (:func:`history_summary`): tests on the history itself and sub-periods.
 
     Returns
     -------
     summary : dict
         ``verdict`` (:func:`paired_verdicts` over :func:`comparisons_for` the arms run),
         ``per_seed`` rows, ``mean`` (per arm: mean Sharpe and turnover), ``break_even`` (per
-        e2e arm vs decoupled), ``tuning`` (per seed, per arm, the chosen gammas per refit).
+        e2e arm vs decoupled), ``tuning`` (per seed, per arm, the chosen gammas per refit),
+        and ``history`` when ``one_history``.
     record : RunRecord
         One stored run: its series hold every arm and seed (``arm/seed=N``).
     """
@@ -181,7 +188,52 @@ def compare_across_seeds(
             if on_seed is not None:
                 on_seed(result)
     results.sort(key=lambda r: r["seed"])
-    return _summarise(results, options)
+    summary, record = _summarise(results, options)
+    if one_history:
+        summary["history"] = history_summary(results, options)
+        record.metrics["history"] = summary["history"]  # type: ignore[index]
+    return summary, record
+
+
+def history_summary(results: list[dict], options: CompareOptions) -> dict[str, Any]:
+    """Tests on one real history, sub-periods by decade, and the spread over network seeds.
+
+    ``tests``: for each comparison, on the first network seed's run, the Sharpe difference,
+    the Jobson-Korkie-Memmel p and the studentised circular block-bootstrap p (Ledoit & Wolf
+    2008; blocks of 6 months), each Holm-adjusted over the comparisons; plus the smallest and
+    largest difference over all network seeds. ``decades``: per calendar decade of the
+    out-of-sample months, each arm's Sharpe on the first seed. ``spread``: per arm, the
+    Sharpe's min, median and max over network seeds.
+    """
+    from e2e_portfolio.significance import block_bootstrap_sharpe_test, holm, sharpe_difference_test
+
+    first, tc = results[0], options.train.tc
+    net = {arm: np.array(a["gross"]) - tc * np.array(a["turnover_series"])
+           for arm, a in first["arms"].items()}  # fmt: skip
+    tests = []
+    for arm, versus in comparisons_for(list(options.arms)):
+        jkm = sharpe_difference_test(net[arm], net[versus])
+        boot = block_bootstrap_sharpe_test(net[arm], net[versus])
+        gaps = [r["arms"][arm]["sharpe"] - r["arms"][versus]["sharpe"] for r in results]
+        tests.append({"arm": arm, "versus": versus, "difference": jkm["difference"],
+                      "p_jkm": jkm["p_value"], "p_bootstrap": boot["p_value"],
+                      "difference_min": min(gaps), "difference_max": max(gaps)})  # fmt: skip
+    for name in ("p_jkm", "p_bootstrap"):
+        for row, adjusted in zip(tests, holm([t[name] for t in tests]), strict=True):
+            row[f"{name}_holm"] = float(adjusted)
+    dates = pd.to_datetime(first["dates"])
+    decades = []
+    for decade in sorted(set(dates.year // 10 * 10)):
+        mask = np.asarray(dates.year // 10 * 10 == decade)
+        if mask.sum() < 12:
+            continue
+        decades.append({"decade": f"{decade}s", "months": int(mask.sum()),
+                        "sharpe": {arm: float(annualised_sharpe(r[mask]))
+                                   for arm, r in net.items()}})  # fmt: skip
+    spread = {arm: {k: float(f([r["arms"][arm]["sharpe"] for r in results]))
+                    for k, f in (("min", np.min), ("median", np.median), ("max", np.max))}
+              for arm in options.arms}  # fmt: skip
+    return {"seed": first["seed"], "tests": tests, "decades": decades, "spread": spread}
 
 
 def _summarise(results: list[dict], options: CompareOptions) -> tuple[dict, RunRecord]:

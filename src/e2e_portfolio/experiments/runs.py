@@ -21,10 +21,11 @@ from e2e_portfolio.data.synthetic import month_ends, simulate_universe
 from e2e_portfolio.exceptions import DataError
 from e2e_portfolio.experiments.compare import CompareOptions, compare_arms
 from e2e_portfolio.experiments.shrinkage import (
-    METHODS,
     ShrinkageConfig,
     WalkForwardResult,
+    _mean_or_none,
     edge_across_seeds,
+    rival_key,
     walk_forward,
 )
 from e2e_portfolio.models.predictor import ReturnPredictor
@@ -64,16 +65,18 @@ def shrink_synthetic(
 def shrink_history(panel: FactorPanel, config: ShrinkageConfig) -> tuple[dict, RunRecord]:
     """The same comparison by walk-forward on one real history.
 
-    Decision-aware against each rival: the Jobson-Korkie-Memmel test (``p_value``) and the
-    studentised circular block bootstrap (``p_bootstrap``, blocks of 6 months, 4,999 draws),
-    each Holm-adjusted over the two comparisons (``p_value_holm``, ``p_bootstrap_holm``).
+    Decision-aware against each rival (``vs_plugin``, ``vs_lw``, and the baselines asked
+    for): the Jobson-Korkie-Memmel test (``p_value``) and the studentised circular block
+    bootstrap (``p_bootstrap``, blocks of 6 months, 4,999 draws), each Holm-adjusted over the
+    comparisons (``p_value_holm``, ``p_bootstrap_holm``).
     """
     result = walk_forward(panel, config)
     decision = result.net_returns["decision-aware"]
+    methods = config.methods
     tests = {}
-    for key, method in (("vs_plugin", "plug-in"), ("vs_lw", "ledoit-wolf")):
+    for method in (m for m in methods if m != "decision-aware"):
         other = result.net_returns[method]
-        tests[key] = {
+        tests[f"vs_{rival_key(method)}"] = {
             **sharpe_difference_test(decision, other),
             "p_bootstrap": block_bootstrap_sharpe_test(decision, other)["p_value"],
         }
@@ -84,8 +87,8 @@ def shrink_history(panel: FactorPanel, config: ShrinkageConfig) -> tuple[dict, R
     summary = {
         "sharpe": result.sharpe(),
         **tests,
-        "mean_delta": {m: float(result.delta[m].mean()) for m in METHODS},
-        "mean_turnover": {m: float(result.turnover[m].mean()) for m in METHODS},
+        "mean_delta": {m: _mean_or_none(result.delta[m]) for m in methods},
+        "mean_turnover": {m: float(result.turnover[m].mean()) for m in methods},
         "n_months": int(result.decision_months.size),
         "first_month": str(panel.dates[result.decision_months[0] + 1].date()),
         "last_month": str(panel.dates[result.decision_months[-1] + 1].date()),
@@ -111,7 +114,7 @@ def walk_forward_frames(
     """
     realised_dates = dates[result.decision_months + 1]
     stats, frames = {}, []
-    for method in METHODS:
+    for method in result.net_returns:
         net, turnover = result.net_returns[method], result.turnover[method]
         stats[f"{method}{suffix}"] = strategy_stats(net, turnover)
         frames.append(

@@ -31,6 +31,16 @@ from e2e_portfolio.significance import holm, paired_comparison
 __all__ = ["METHODS", "ShrinkageConfig", "WalkForwardResult", "edge_across_seeds", "walk_forward"]
 
 
+def _mean_or_none(values: np.ndarray) -> float | None:
+    """The mean, or None where there is none (nonlinear shrinkage has no single delta)."""
+    return None if np.isnan(values).any() else float(values.mean())
+
+
+def rival_key(method: str) -> str:
+    """The key of a rival's comparison: ``vs_plugin``, ``vs_lw``, ``vs_oas``, ``vs_nonlinear``."""
+    return {"plug-in": "plugin", "ledoit-wolf": "lw"}.get(method, method)
+
+
 @dataclass(frozen=True)
 class WalkForwardResult:
     """Out-of-sample series of the three methods on the same months.
@@ -99,17 +109,18 @@ def walk_forward(
             f"first_decision: expected in [{earliest}, {panel.n_dates - 2}], got {start}"
         )
     shared = _SharedDecisions(config)
+    methods = config.methods
     comparison = run_comparison(
-        panel, {m: shared.strategy(m) for m in METHODS}, start, config.tc, on_step=on_step
+        panel, {m: shared.strategy(m) for m in methods}, start, config.tc, on_step=on_step
     )
     months = np.arange(start, panel.n_dates - 1)
     results = comparison.results
     return WalkForwardResult(
         decision_months=months,
-        net_returns={m: results[m].net_returns for m in METHODS},
-        turnover={m: results[m].turnover for m in METHODS},
-        delta={m: np.array([shared.decided[int(t)][m][1] for t in months]) for m in METHODS},
-        weights={m: results[m].weights for m in METHODS},
+        net_returns={m: results[m].net_returns for m in methods},
+        turnover={m: results[m].turnover for m in methods},
+        delta={m: np.array([shared.decided[int(t)][m][1] for t in months]) for m in methods},
+        weights={m: results[m].weights for m in methods},
     )
 
 
@@ -135,8 +146,9 @@ def edge_across_seeds(
     -------
     dict
         ``mean_edge``, ``win_rate`` (decision-aware vs plug-in), ``mean_edge_vs_lw``,
-        ``win_rate_vs_lw``, ``vs_plugin`` and ``vs_lw`` (full :func:`paired_comparison`,
-        plus ``p_holm``: the Wilcoxon p Holm-adjusted over the two comparisons),
+        ``win_rate_vs_lw``, ``vs_plugin``, ``vs_lw`` and ``vs_oas``, ``vs_nonlinear`` when
+        those baselines run (full :func:`paired_comparison`, plus ``p_holm``: the Wilcoxon p
+        Holm-adjusted over the comparisons),
         ``mean_sharpe`` per method, ``rows`` (per seed: Sharpe per method, mean chosen
         delta, mean Ledoit-Wolf delta, mean turnover per method), ``delta_star`` (per seed),
         ``config``, and ``results`` (the :class:`WalkForwardResult` per seed).
@@ -149,10 +161,11 @@ def edge_across_seeds(
         sharpe = result.sharpe()
         row = {
             "seed": int(seed),
-            **{f"sharpe_{m}": sharpe[m] for m in METHODS},
+            **{f"sharpe_{m}": sharpe[m] for m in config.methods},
             "delta_star": float(result.delta["decision-aware"].mean()),
             "delta_lw": float(result.delta["ledoit-wolf"].mean()),
-            **{f"turnover_{m}": float(result.turnover[m].mean()) for m in METHODS},
+            **{f"delta_{m}": _mean_or_none(result.delta[m]) for m in config.methods},
+            **{f"turnover_{m}": float(result.turnover[m].mean()) for m in config.methods},
         }
         rows.append(row)
         results[int(seed)] = result
@@ -160,17 +173,19 @@ def edge_across_seeds(
             on_seed(row)
     if not rows:
         raise DataError("seeds: expected at least one seed, got none")
-    column = {m: np.array([r[f"sharpe_{m}"] for r in rows]) for m in METHODS}
-    vs_plugin = paired_comparison(column["decision-aware"], column["plug-in"])
-    vs_lw = paired_comparison(column["decision-aware"], column["ledoit-wolf"])
-    vs_plugin["p_holm"], vs_lw["p_holm"] = holm([vs_plugin["p_wilcoxon"], vs_lw["p_wilcoxon"]])
+    column = {m: np.array([r[f"sharpe_{m}"] for r in rows]) for m in config.methods}
+    versus = {f"vs_{rival_key(m)}": paired_comparison(column["decision-aware"], column[m])
+              for m in config.methods if m != "decision-aware"}  # fmt: skip
+    adjusted = holm([v["p_wilcoxon"] for v in versus.values()])
+    for comparison, p_holm in zip(versus.values(), adjusted, strict=True):
+        comparison["p_holm"] = float(p_holm)
+    vs_plugin, vs_lw = versus["vs_plugin"], versus["vs_lw"]
     return {
+        **versus,
         "mean_edge": vs_plugin["mean"],
         "win_rate": vs_plugin["win_rate"],
         "mean_edge_vs_lw": vs_lw["mean"],
         "win_rate_vs_lw": vs_lw["win_rate"],
-        "vs_plugin": vs_plugin,
-        "vs_lw": vs_lw,
         "mean_sharpe": {m: float(v.mean()) for m, v in column.items()},
         "rows": rows,
         "delta_star": [r["delta_star"] for r in rows],

@@ -56,11 +56,17 @@ from e2e_portfolio.models.covariance import (
     Target,
     batched_sample_covariance,
     ledoit_wolf_delta,
+    nonlinear_shrinkage,
+    oas_delta,
     shrinkage_target,
 )
 from e2e_portfolio.turnover import RUIN, drifted, path_turnover
 
 METHODS = ("plug-in", "ledoit-wolf", "decision-aware")
+"""The three methods every run compares."""
+BASELINES = ("oas", "nonlinear")
+"""Optional further rivals: OAS (Chen et al. 2010, toward the scaled identity) and the
+analytical nonlinear shrinkage of Ledoit & Wolf (2020), each with the same OLS head."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +86,13 @@ class ShrinkageConfig:
     learn_theta: bool = False
     theta_steps: int = 50
     theta_step_size: float = 0.05
+    baselines: tuple[str, ...] = ()
+    """Further rivals from :data:`BASELINES`, compared like Ledoit-Wolf."""
+
+    @property
+    def methods(self) -> tuple[str, ...]:
+        """The methods a run compares: :data:`METHODS` and the requested baselines."""
+        return (*METHODS, *self.baselines)
 
     def validate(self, n_assets: int, n_months: int) -> None:
         """Raise :class:`DataError` if the windows do not fit ``n_months`` of ``n_assets``."""
@@ -96,6 +109,14 @@ class ShrinkageConfig:
             raise DataError(f"target: expected 'identity' or 'diagonal', got {self.target!r}")
         if self.n_deltas < 2:
             raise DataError(f"n_deltas: expected at least 2, got {self.n_deltas}")
+        unknown = [b for b in self.baselines if b not in BASELINES]
+        if unknown or len(set(self.baselines)) != len(self.baselines):
+            raise DataError(
+                f"baselines: expected distinct names from {', '.join(BASELINES)}, "
+                f"got {list(self.baselines)}"
+            )
+        if "nonlinear" in self.baselines and self.window < 13:
+            raise DataError(f"window: expected at least 13 months for nonlinear, got {self.window}")
         needed = self.window + self.score_months + 2
         if n_months < needed:
             raise DataError(
@@ -247,8 +268,8 @@ def shrinkage_portfolios(
     Returns
     -------
     dict
-        Method (:data:`METHODS`) to ``(weights (N,), delta)``: unit gross leverage weights and
-        the shrinkage intensity used.
+        Method (``config.methods``) to ``(weights (N,), delta)``: unit gross leverage weights
+        and the shrinkage intensity used (NaN for nonlinear shrinkage, which has none).
     """
     t = returns.shape[0] - 1
     window, months = config.window, config.score_months
@@ -279,12 +300,18 @@ def shrinkage_portfolios(
         ),
         "decision-aware": (best, targets[-1], decision_theta),
     }
+    window_returns = returns[t - window + 1 :]
+    if "oas" in config.baselines:
+        chosen["oas"] = (oas_delta(window_returns), shrinkage_target(sample, "identity"), theta)
     portfolios = {}
     for method, (delta, target, head) in chosen.items():
         covariance = (1.0 - delta) * sample + delta * target
         direction = np.linalg.solve(covariance, design[t] @ head)
         portfolios[method] = (unit_gross_weights(direction), float(delta))
-    return portfolios
+    if "nonlinear" in config.baselines:
+        direction = np.linalg.solve(nonlinear_shrinkage(window_returns), design[t] @ theta)
+        portfolios["nonlinear"] = (unit_gross_weights(direction), math.nan)
+    return {method: portfolios[method] for method in config.methods}
 
 
 def checked_arrays(returns: np.ndarray, exposures: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -23,6 +23,7 @@ from e2e_portfolio.apps.cli.base import (
 from e2e_portfolio.apps.cli.tables import (
     arms_table,
     comparison_table,
+    history_compare_tables,
     history_tables,
     shrink_tables,
     sweep_table,
@@ -65,6 +66,13 @@ def shrink(
     learn_theta: Annotated[
         bool, typer.Option(help="Also train the return head for net Sharpe (gradient ascent).")
     ] = False,
+    baselines: Annotated[
+        str | None,
+        typer.Option(
+            help="Further rivals, comma-separated: oas (Chen et al. 2010), nonlinear "
+            "(Ledoit & Wolf 2020)."
+        ),
+    ] = None,
     first_seed: Annotated[
         int, typer.Option(help="Seeds are first_seed .. first_seed + n_seeds - 1.")
     ] = 0,
@@ -75,8 +83,9 @@ def shrink(
     the target by delta: 0 (plug-in), Ledoit-Wolf's delta, or the delta that maximised the net
     Sharpe of the SCORE_MONTHS months before (decision-aware). Portfolios are the mean-variance
     direction at unit gross leverage. On synthetic data the comparison is repeated over seeds
-    and summarised with paired confidence intervals and tests; on a real history it is one
-    walk-forward with Jobson-Korkie-Memmel tests. The run is stored in the DuckDB file.
+    and summarised with paired confidence intervals and Wilcoxon tests; on a real history it
+    is one walk-forward with Jobson-Korkie-Memmel and block-bootstrap tests. p-values are
+    Holm-adjusted over the comparisons. The run is stored in the DuckDB file.
     """
     store = store_of(ctx)
     config = ShrinkageConfig(
@@ -85,6 +94,7 @@ def shrink(
         tc=tc,
         target=target,  # type: ignore[arg-type]  # ShrinkageConfig checks the value
         learn_theta=learn_theta,
+        baselines=tuple(_values(baselines, str) or ()),
     )
     if data == "synthetic":
         seeds = list(range(first_seed, first_seed + n_seeds))
@@ -211,14 +221,23 @@ def _compare_seeds(store, options, seed_list, workers, json_path, data, universe
         task = progress.add_task(f"{len(seed_list)} seeds x {len(options.arms)} arms "
                                  f"({workers} workers)", total=len(seed_list))  # fmt: skip
         summary, record = compare_across_seeds(
-            seed_list, panel_for, options, workers, on_seed=lambda _: progress.advance(task)
+            seed_list,
+            panel_for,
+            options,
+            workers,
+            on_seed=lambda _: progress.advance(task),
+            one_history=history is not None,
         )
     record = replace(record, config={"data": data, "seeds": seed_list, "n_assets": n_assets,
                                      "n_months": n_months, **record.config})  # fmt: skip
     run_id = store.save_run(record)
     console.print(arms_table(summary))
-    console.print(verdict_table(summary))
-    console.print(verdict_sentences(summary))
+    if history is not None:
+        for table in history_compare_tables(summary, history.name):
+            console.print(table)
+    else:
+        console.print(verdict_table(summary))
+        console.print(verdict_sentences(summary))
     if json_path is not None:
         document = to_json(summary["arms"], summary["verdict"], summary["per_seed"],
                            record.config, summary["break_even"])  # fmt: skip

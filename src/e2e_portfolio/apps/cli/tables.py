@@ -94,34 +94,40 @@ def shrink_tables(summary: Mapping) -> list[Table | str]:
     )
     for column in ("method", "mean Sharpe", "sd across seeds", "mean delta", "mean turnover"):
         methods.add_column(column, justify="right" if column != "method" else "left")
-    for method in METHODS:
+    for method in (*METHODS, *config.get("baselines", ())):
         sharpe = np.array([r[f"sharpe_{method}"] for r in rows])
-        delta = {"plug-in": 0.0, "ledoit-wolf": None, "decision-aware": None}[method]
-        if method == "ledoit-wolf":
-            delta = float(np.mean([r["delta_lw"] for r in rows]))
-        if method == "decision-aware":
-            delta = float(np.mean(summary["delta_star"]))
+        deltas = [r[f"delta_{method}"] for r in rows]
         turnover = float(np.mean([r[f"turnover_{method}"] for r in rows]))
         spread = f"{sharpe.std(ddof=1):.3f}" if sharpe.size > 1 else "-"
-        methods.add_row(method, f"{sharpe.mean():.3f}", spread, f"{delta:.2f}", f"{turnover:.2f}")
+        # nonlinear shrinkage has no single delta
+        shown = "-" if None in deltas else f"{np.mean(deltas):.2f}"
+        methods.add_row(method, f"{sharpe.mean():.3f}", spread, shown, f"{turnover:.2f}")
+    rivals = _rivals(summary)
     edges = Table(
-        title="Paired edges of decision-aware (per seed; p: Wilcoxon, Holm over the two)",
+        title="Paired edges of decision-aware (per seed; p: Wilcoxon, Holm over the "
+        f"{len(rivals)} comparisons)",
         title_justify="left",
     )
     for column in ("versus", "mean edge", "95% CI", "win rate", "p", "Holm p"):
         edges.add_column(column, justify="right" if column != "versus" else "left",
                          no_wrap=True)  # fmt: skip
-    for name, key in (("plug-in", "vs_plugin"), ("Ledoit-Wolf", "vs_lw")):
+    for name, key in rivals:
         c = summary[key]
         edges.add_row(
             name, f"{c['mean']:+.3f}", f"[{c['ci_low']:+.2f}, {c['ci_high']:+.2f}]",
             f"{c['win_rate']:.2f}", _p(c["p_wilcoxon"]), _p(c["p_holm"]),
         )  # fmt: skip
     verdicts = "\n".join(
-        _verdict(summary[key]["mean"], name, summary[key]["p_holm"])
-        for name, key in (("plug-in", "vs_plugin"), ("Ledoit-Wolf", "vs_lw"))
+        _verdict(summary[key]["mean"], name, summary[key]["p_holm"]) for name, key in rivals
     )
     return [methods, edges, verdicts]
+
+
+def _rivals(summary: Mapping) -> list[tuple[str, str]]:
+    """(name, key) of decision-aware's comparisons present in a shrink summary."""
+    names = (("plug-in", "vs_plugin"), ("Ledoit-Wolf", "vs_lw"), ("OAS", "vs_oas"),
+             ("nonlinear", "vs_nonlinear"))  # fmt: skip
+    return [(name, key) for name, key in names if key in summary]
 
 
 def history_tables(summary: Mapping, panel: FactorPanel) -> list[Table | str]:
@@ -135,21 +141,23 @@ def history_tables(summary: Mapping, panel: FactorPanel) -> list[Table | str]:
     )
     for column in ("method", "net Sharpe", "mean delta", "mean turnover"):
         table.add_column(column, justify="right" if column != "method" else "left")
-    for method in METHODS:
+    for method in summary["sharpe"]:
+        delta = summary["mean_delta"][method]
         table.add_row(
             method,
             f"{summary['sharpe'][method]:.3f}",
-            f"{summary['mean_delta'][method]:.2f}",
+            "-" if delta is None else f"{delta:.2f}",
             f"{summary['mean_turnover'][method]:.2f}",
         )
     tests = Table(
         title="Tests of decision-aware: Jobson-Korkie-Memmel and block bootstrap (Ledoit-Wolf "
-        "2008); Holm over the two comparisons",
+        "2008); Holm over the comparisons",
         title_justify="left",
     )
     for column in ("versus", "difference", "z", "p JKM", "Holm", "p boot", "Holm"):
         tests.add_column(column, justify="right" if column != "versus" else "left", no_wrap=True)
-    for name, key in (("plug-in", "vs_plugin"), ("Ledoit-Wolf", "vs_lw")):
+    rivals = _rivals(summary)
+    for name, key in rivals:
         c = summary[key]
         tests.add_row(name, f"{c['difference']:+.3f}", f"{c['z']:+.2f}", _p(c["p_value"]),
                       _p(c["p_value_holm"]), _p(c["p_bootstrap"]),
@@ -157,7 +165,7 @@ def history_tables(summary: Mapping, panel: FactorPanel) -> list[Table | str]:
     label = "block-bootstrap Holm p"
     verdicts = "\n".join(
         _verdict(summary[key]["difference"], name, summary[key]["p_bootstrap_holm"], label)
-        for name, key in (("plug-in", "vs_plugin"), ("Ledoit-Wolf", "vs_lw"))
+        for name, key in rivals
     )
     return [table, tests, verdicts]
 
@@ -253,7 +261,8 @@ def tuning_caption(tuning: Mapping) -> str:
 def arms_table(summary: Mapping) -> Table:
     """Mean out-of-sample Sharpe and turnover of every arm across seeds."""
     n_seeds = len(summary["seeds"])
-    table = Table(title=f"Arms over {n_seeds} seeds: out-of-sample net Sharpe",
+    seeds = "network seeds" if "history" in summary else "seeds"
+    table = Table(title=f"Arms over {n_seeds} {seeds}: out-of-sample net Sharpe",
                   title_justify="left")  # fmt: skip
     for column in ("arm", "mean Sharpe", "sd across seeds", "mean turnover"):
         table.add_column(column, justify="left" if column == "arm" else "right")
@@ -312,3 +321,43 @@ def verdict_sentences(summary: Mapping) -> str:
             lines.append(f"{v['arm']} vs {v['versus']}: no significant difference "
                          f"({v['mean']:+.3f}, Holm p = {_p(v['p_holm'])})")  # fmt: skip
     return "\n".join(lines)
+
+
+def history_compare_tables(summary: Mapping, name: str) -> list[Table | str]:
+    """One real history: tests on the first network seed, decades, spread over seeds."""
+    history = summary["history"]
+    seeds = summary["seeds"]
+    tests = Table(
+        title=f"{name}, network seed {history['seed']}: Sharpe differences; p by "
+        "Jobson-Korkie-Memmel and block bootstrap, each Holm-adjusted; range over "
+        f"{len(seeds)} network seeds",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        padding=(0, 1, 0, 0),
+        pad_edge=False,
+    )
+    for column in ("arm", "versus", "diff", "JKM", "Holm", "boot", "Holm", "seed range"):
+        tests.add_column(column, justify="left" if column in ("arm", "versus") else "right",
+                         no_wrap=True)  # fmt: skip
+    for t in history["tests"]:
+        tests.add_row(t["arm"], t["versus"], f"{t['difference']:+.3f}", _p(t["p_jkm"]),
+                      _p(t["p_jkm_holm"]), _p(t["p_bootstrap"]), _p(t["p_bootstrap_holm"]),
+                      f"{t['difference_min']:+.2f}..{t['difference_max']:+.2f}")  # fmt: skip
+    arms = summary["arms"]
+    decades = Table(title=f"{name}: net Sharpe by decade (network seed {history['seed']})",
+                    title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)  # fmt: skip
+    decades.add_column("arm", no_wrap=True)
+    for row in history["decades"]:
+        decades.add_column(f"{row['decade']} ({row['months']})", justify="right", no_wrap=True)
+    for arm in arms:
+        decades.add_row(arm, *(f"{row['sharpe'][arm]:.2f}" for row in history["decades"]))
+    lines = []
+    for t in history["tests"]:
+        p = t["p_bootstrap_holm"]
+        if p < 0.05:
+            word = "beats" if t["difference"] > 0 else "loses to"
+            lines.append(f"{t['arm']} {word} {t['versus']} on {name} "
+                         f"(block-bootstrap Holm p = {_p(p)})")  # fmt: skip
+    if not lines:
+        lines.append(f"No difference on {name} survives the Holm-adjusted block bootstrap.")
+    return [tests, decades, "\n".join(lines)]
