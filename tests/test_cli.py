@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -172,6 +175,15 @@ def test_compare_over_seeds_writes_the_json_contract(tmp_path):
     assert run.metrics["verdict"] == document["verdict"]
     assert set(run.series["strategy"]) == {f"{a}/seed={s}" for a in document["arms"]
                                            for s in range(3)}  # fmt: skip
+    # the README's Findings tables are printed from stored runs like this one
+    script = Path(__file__).resolve().parents[1] / "scripts" / "findings_tables.py"
+    tables = subprocess.run([sys.executable, str(script), "--db", db], capture_output=True,
+                            text=True, check=True).stdout  # fmt: skip
+    command = (
+        "`e2e compare --seeds 0-2 --workers 2 --n-assets 6 --n-months 40 --window 20 "
+        "--epochs 1 --refit-every 24 --arms equal_weight,min_variance,decoupled,e2e`"
+    )
+    assert command in tables and "| e2e - decoupled |" in tables
 
 
 def test_compare_on_one_history_tests_the_history_itself(tmp_path):

@@ -108,6 +108,8 @@ def shrink(
         panel = resolve_panel(data, store, universe)
         with err_console.status(f"walk-forward on {panel.name}"):
             summary, record = shrink_history(panel, config)
+        if data == "french":
+            record = replace(record, config={**record.config, "universe": universe})
         tables = history_tables(summary, panel)
     run_id = store.save_run(record)
     for table in tables:
@@ -201,6 +203,8 @@ def compare(
             panel, config, window, refit_every, advance, arms=arm_list,
             covariance=options.covariance, gamma_grid=grid,
         )  # fmt: skip
+    if data == "french":
+        record = replace(record, config={**record.config, "universe": universe})
     run_id = store.save_run(record)
     table = comparison_table(comparison, record.config)
     table.caption = tuning_caption(record.metrics["tuning"])
@@ -228,8 +232,14 @@ def _compare_seeds(store, options, seed_list, workers, json_path, data, universe
             on_seed=lambda _: progress.advance(task),
             one_history=history is not None,
         )
-    record = replace(record, config={"data": data, "seeds": seed_list, "n_assets": n_assets,
-                                     "n_months": n_months, **record.config})  # fmt: skip
+    about = {"data": data, "seeds": seed_list}
+    if history is None:
+        about |= {"n_assets": n_assets, "n_months": n_months}
+    else:
+        about |= {"n_assets": history.n_assets}
+        if data == "french":
+            about["universe"] = universe
+    record = replace(record, config={**about, **record.config})
     run_id = store.save_run(record)
     console.print(arms_table(summary))
     if history is not None:

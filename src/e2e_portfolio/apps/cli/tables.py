@@ -73,10 +73,10 @@ def _verdict(edge: float, name: str, p_value: float, label: str = "Holm p") -> s
     """One sentence that never calls a non-significant difference a win."""
     if p_value < 0.05:
         word = "beats" if edge > 0 else "loses to"
-        return f"decision-aware {word} {name}: edge {edge:+.3f} ({label} = {_p(p_value)})"
+        return f"decision-aware {word} {name}: edge {edge:+.3f} ({label} {_p_is(p_value)})"
     return (
         f"decision-aware vs {name}: no significant difference "
-        f"(edge {edge:+.3f}, {label} = {_p(p_value)})"
+        f"(edge {edge:+.3f}, {label} {_p_is(p_value)})"
     )
 
 
@@ -280,6 +280,12 @@ def _p(value: float) -> str:
     return "< 0.001" if value < 0.001 else f"{value:.2g}"
 
 
+def _p_is(value: float) -> str:
+    """``= 0.013`` or ``< 0.001``, for sentences."""
+    text = _p(value)
+    return text if text.startswith("<") else f"= {text}"
+
+
 def verdict_table(summary: Mapping) -> Table:
     """Paired differences in Sharpe across seeds, Wilcoxon and Holm-adjusted p-values."""
     table = Table(
@@ -316,10 +322,10 @@ def verdict_sentences(summary: Mapping) -> str:
         if v["p_holm"] == v["p_holm"] and v["p_holm"] < 0.05:
             word = "beats" if v["mean"] > 0 else "loses to"
             lines.append(f"{v['arm']} {word} {v['versus']}: {v['mean']:+.3f} Sharpe "
-                         f"(Holm p = {_p(v['p_holm'])})")  # fmt: skip
+                         f"(Holm p {_p_is(v['p_holm'])})")  # fmt: skip
         else:
             lines.append(f"{v['arm']} vs {v['versus']}: no significant difference "
-                         f"({v['mean']:+.3f}, Holm p = {_p(v['p_holm'])})")  # fmt: skip
+                         f"({v['mean']:+.3f}, Holm p {_p_is(v['p_holm'])})")  # fmt: skip
     return "\n".join(lines)
 
 
@@ -329,19 +335,19 @@ def history_compare_tables(summary: Mapping, name: str) -> list[Table | str]:
     seeds = summary["seeds"]
     tests = Table(
         title=f"{name}, network seed {history['seed']}: Sharpe differences; p by "
-        "Jobson-Korkie-Memmel and block bootstrap, each Holm-adjusted; range over "
-        f"{len(seeds)} network seeds",
+        "Jobson-Korkie-Memmel and by block bootstrap (Holm-adjusted: Holm); range of the "
+        f"difference over {len(seeds)} network seeds",
         title_justify="left",
         box=box.SIMPLE_HEAD,
         padding=(0, 1, 0, 0),
         pad_edge=False,
     )
-    for column in ("arm", "versus", "diff", "JKM", "Holm", "boot", "Holm", "seed range"):
+    for column in ("arm", "versus", "diff", "p JKM", "p boot", "Holm", "seed range"):
         tests.add_column(column, justify="left" if column in ("arm", "versus") else "right",
                          no_wrap=True)  # fmt: skip
     for t in history["tests"]:
         tests.add_row(t["arm"], t["versus"], f"{t['difference']:+.3f}", _p(t["p_jkm"]),
-                      _p(t["p_jkm_holm"]), _p(t["p_bootstrap"]), _p(t["p_bootstrap_holm"]),
+                      _p(t["p_bootstrap"]), _p(t["p_bootstrap_holm"]),
                       f"{t['difference_min']:+.2f}..{t['difference_max']:+.2f}")  # fmt: skip
     arms = summary["arms"]
     decades = Table(title=f"{name}: net Sharpe by decade (network seed {history['seed']})",
@@ -357,7 +363,7 @@ def history_compare_tables(summary: Mapping, name: str) -> list[Table | str]:
         if p < 0.05:
             word = "beats" if t["difference"] > 0 else "loses to"
             lines.append(f"{t['arm']} {word} {t['versus']} on {name} "
-                         f"(block-bootstrap Holm p = {_p(p)})")  # fmt: skip
+                         f"(block-bootstrap Holm p {_p_is(p)})")  # fmt: skip
     if not lines:
         lines.append(f"No difference on {name} survives the Holm-adjusted block bootstrap.")
     return [tests, decades, "\n".join(lines)]
