@@ -193,9 +193,10 @@ def test_compare_on_one_history_tests_the_history_itself(tmp_path):
     loaded = invoke("--db", db, "data", "load", "synthetic", "--as", "mine", "--n-assets", "6",
                     "--n-months", "150")  # fmt: skip
     assert loaded.exit_code == 0, loaded.output
+    path = tmp_path / "history.json"
     result = invoke("--db", db, "compare", "--data", "mine", "--seeds", "0-1", "--window",
                     "24", "--epochs", "1", "--refit-every", "60", "--arms",
-                    "equal_weight,decoupled,e2e")  # fmt: skip
+                    "equal_weight,decoupled,e2e", "--json", str(path))  # fmt: skip
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
     assert "over 2 network seeds" in text and "block bootstrap" in text
@@ -207,6 +208,7 @@ def test_compare_on_one_history_tests_the_history_itself(tmp_path):
         assert 0 < t["p_bootstrap"] <= 1 and t["p_bootstrap_holm"] >= t["p_bootstrap"]
         assert t["difference_min"] <= t["difference_max"]
     assert set(history["spread"]) == {"equal_weight", "decoupled", "e2e"}
+    assert json.loads(path.read_text())["history"]["tests"] == history["tests"]
 
 
 @pytest.mark.parametrize(

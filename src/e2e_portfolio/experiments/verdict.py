@@ -98,10 +98,13 @@ def to_json(
     per_seed: list[dict[str, Any]],
     config: Mapping[str, Any],
     break_even: list[dict[str, Any]] | None = None,
+    history: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The ``--json`` document: ``arms``, ``verdict``, ``per_seed``, ``config``, ``break_even``.
 
-    NaN (e.g. a p-value of identical arms) is written as ``null``.
+    On one real history also ``history`` (tests on the history, decades, spread over network
+    seeds; see :func:`~e2e_portfolio.experiments.compare.history_summary`). NaN (e.g. a
+    p-value of identical arms) is written as ``null``.
     """
 
     def clean(value: Any) -> Any:
@@ -115,5 +118,8 @@ def to_json(
             return clean(value.item())
         return value
 
-    return clean({"arms": list(arms), "verdict": verdict, "per_seed": per_seed,
-                  "config": dict(config), "break_even": break_even or []})  # fmt: skip
+    document = {"arms": list(arms), "verdict": verdict, "per_seed": per_seed,
+                "config": dict(config), "break_even": break_even or []}  # fmt: skip
+    if history is not None:
+        document["history"] = dict(history)
+    return clean(document)

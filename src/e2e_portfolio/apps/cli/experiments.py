@@ -249,8 +249,8 @@ def _compare_seeds(store, options, seed_list, workers, json_path, data, universe
         console.print(verdict_table(summary))
         console.print(verdict_sentences(summary))
     if json_path is not None:
-        document = to_json(summary["arms"], summary["verdict"], summary["per_seed"],
-                           record.config, summary["break_even"])  # fmt: skip
+        document = to_json(summary["arms"], summary["verdict"], summary["per_seed"], record.config,
+                           summary["break_even"], summary.get("history"))  # fmt: skip
         json_path.write_text(json.dumps(document, indent=1), encoding="utf-8")
         console.print(f"Wrote {json_path}")
     console.print(f"Stored run [bold]{run_id}[/] in {store.path}")
