@@ -9,6 +9,8 @@ variable               meaning
                        price-based panels to (default: ``DB_PATH``)
 ``E2E_THREADS``        torch intra-op threads of the ``e2e`` command and of each
                        sweep worker (default 1, see :func:`configure_threads`)
+``E2E_LOCK_TIMEOUT``   seconds a command waits for a store another process holds
+                       before it gives up (default 30; the run then goes to a file)
 =====================  ==========================================================
 """
 
@@ -37,6 +39,7 @@ class Settings(BaseSettings):
     db_path: Path = DEFAULT_DB_PATH
     signals_db_path: Path | None = None
     e2e_threads: int = Field(default=DEFAULT_THREADS, ge=1)
+    e2e_lock_timeout: float = Field(default=30.0, ge=0)
 
     @property
     def signals_path(self) -> Path:

@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import duckdb
 import numpy as np
 import pandas as pd
 import pytest
 
+from e2e_portfolio.data.records import read_run_file, write_run_file
 from e2e_portfolio.data.schemas import StrategyStats
 from e2e_portfolio.data.store import RunRecord, Store
 from e2e_portfolio.data.synthetic import simulate_universe
@@ -141,3 +145,85 @@ def test_run_with_nan_is_rejected_and_nothing_stored(store):
     with pytest.raises(DataError, match=r"config: expected JSON-serialisable"):
         store.save_run(RunRecord(kind="compare", config={"x": float("nan")}))
     assert store.list_runs()["run_id"].tolist() == [kept]
+
+
+# ------------------------------------------------------------------ safety of the store
+def test_foreign_duckdb_files_are_refused_and_left_untouched(tmp_path):
+    path = tmp_path / "theirs.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE customers (id INTEGER)")
+    con.close()
+    before = path.read_bytes()
+    store = Store(path)
+    with pytest.raises(StoreError, match=r"holds tables of another program \(customers\)"):
+        store.check_writable()
+    with pytest.raises(StoreError, match="holds tables of another program"):
+        store.save_run(RunRecord(kind="x", config={}))
+    assert path.read_bytes() == before
+
+
+def test_a_missing_folder_is_an_error_not_created(tmp_path):
+    store = Store(tmp_path / "missing" / "store.duckdb")
+    with pytest.raises(StoreError, match=r"the folder .*missing does not exist; create it first"):
+        store.check_writable()
+    with pytest.raises(StoreError, match="does not exist"):
+        store.save_run(RunRecord(kind="x", config={}))
+    assert not (tmp_path / "missing").exists()
+
+
+HOLD = """
+import sys, time, duckdb
+con = duckdb.connect(sys.argv[1])
+print("held", flush=True)
+time.sleep(float(sys.argv[2]))
+con.close()
+"""
+
+
+def _hold(path, seconds: float) -> subprocess.Popen:
+    """Another process that holds the store for writing for ``seconds``."""
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(path), str(seconds)],
+                              stdout=subprocess.PIPE, text=True)  # fmt: skip
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_a_writer_waits_for_another_process_then_writes(tmp_path):
+    store = Store(tmp_path / "store.duckdb", lock_timeout=20)
+    store.check_writable()
+    store.save_run(RunRecord(kind="first", config={}))  # creates the tables
+    holder = _hold(store.path, 1.5)
+    run_id = store.save_run(RunRecord(kind="second", config={}))
+    holder.wait(timeout=10)
+    assert run_id in set(store.list_runs()["run_id"])
+
+
+def test_a_store_held_too_long_fails_with_a_clear_message(tmp_path):
+    store = Store(tmp_path / "store.duckdb", lock_timeout=0.5)
+    store.save_run(RunRecord(kind="first", config={}))
+    holder = _hold(store.path, 5)
+    try:
+        with pytest.raises(StoreError, match=r"another process held the store for more than 0.5"):
+            store.save_run(RunRecord(kind="second", config={}))
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_run_files_round_trip(tmp_path, store):
+    dates = pd.date_range("2001-01-31", periods=3, freq="ME")
+    record = RunRecord(
+        kind="shrink", config={"seeds": [1, 2]}, metrics={"p": float("nan"), "edge": 0.5},
+        stats={"a": StrategyStats(**{f: 1.0 for f in StrategyStats.model_fields} | {"n_periods": 3})},
+        series=pd.DataFrame({"strategy": "a", "date": dates, "net_return": [0.1, 0.0, -0.1],
+                             "turnover": [1.0, 0.2, 0.1]}),
+    )  # fmt: skip
+    path = write_run_file(record, tmp_path / "pending.run.json")
+    back = read_run_file(path)
+    assert back.metrics == {"p": None, "edge": 0.5} and back.config == record.config
+    pd.testing.assert_frame_equal(back.series, record.series, check_dtype=False)
+    run_id = store.save_run(back)
+    assert store.load_run(run_id).stats == record.stats
+    (tmp_path / "other.json").write_text("{}")
+    with pytest.raises(DataError, match="expected a run file written by e2e-portfolio"):
+        read_run_file(tmp_path / "other.json")

@@ -7,15 +7,21 @@ statistics, net return series and weights), so runs can be listed, compared and 
 Every write is one transaction: if any statement fails, the file is left exactly as it was.
 Reading a missing file, a file that is not a DuckDB database, or one whose tables have other
 columns than this module's raises :class:`~e2e_portfolio.exceptions.StoreError` naming the file.
+A DuckDB file that holds tables of another program is refused and left untouched, and a
+missing folder is an error, never created. DuckDB lets one process write a file at a time:
+a store that another process holds is retried with exponential backoff for up to
+``lock_timeout`` seconds before it fails. :meth:`Store.check_writable` runs these checks
+before an experiment computes anything.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from e2e_portfolio.data.panel import RETURN_COLUMN, FactorPanel
+from e2e_portfolio.data.records import RunRecord, to_json
 from e2e_portfolio.data.schemas import StrategyStats
 from e2e_portfolio.exceptions import DataError, PanelExistsError, StoreError
 
@@ -76,71 +83,77 @@ TABLES: dict[str, dict[str, str]] = {
 }
 
 
-@dataclass(frozen=True)
-class RunRecord:
-    """One stored experiment run.
-
-    Attributes
-    ----------
-    kind : str
-        The command that made it, e.g. ``"compare"`` or ``"shrink"``.
-    config : dict
-        JSON-serialisable configuration (options, seeds, data name).
-    metrics : dict
-        JSON-serialisable summary (edges, p-values, ...).
-    stats : dict of str to StrategyStats
-        Out-of-sample statistics per strategy.
-    series : DataFrame
-        Columns ``strategy, date, net_return, turnover``; may be empty.
-    weights : DataFrame
-        Columns ``strategy, date, asset, weight``; may be empty.
-    run_id : str
-        Filled in by :meth:`Store.save_run`.
-    created_at : datetime
-        UTC time the run was saved.
-    """
-
-    kind: str
-    config: Mapping[str, Any]
-    metrics: Mapping[str, Any] = field(default_factory=dict)
-    stats: Mapping[str, StrategyStats] = field(default_factory=dict)
-    series: pd.DataFrame = field(default_factory=pd.DataFrame)
-    weights: pd.DataFrame = field(default_factory=pd.DataFrame)
-    run_id: str = ""
-    created_at: datetime | None = None
-
-
 class Store:
     """A DuckDB file of panels and runs.
 
     Parameters
     ----------
     path : path-like
-        The DuckDB file. Writes create it (and its folder); reads require it to exist.
+        The DuckDB file. Writes create it (its folder must exist); reads require it to exist.
+    lock_timeout : float
+        Seconds to keep retrying while another process holds the file.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, lock_timeout: float = 30.0) -> None:
         self.path = Path(path)
+        self.lock_timeout = lock_timeout
 
     def __repr__(self) -> str:
         return f"Store({str(self.path)!r})"
+
+    def check_writable(self) -> None:
+        """Raise :class:`StoreError` now if a run could not be saved here later.
+
+        The folder must exist and be writable; an existing file must be a DuckDB database
+        with no tables but this module's (it is opened for writing, waiting for other
+        processes as any write would, and its tables are created if it has none).
+        """
+        folder = self.path.parent
+        if not folder.is_dir():
+            raise StoreError(f"{self.path}: the folder {folder} does not exist; create it first")
+        if not self.path.exists():
+            if not os.access(folder, os.W_OK):
+                raise StoreError(f"{self.path}: the folder {folder} is not writable")
+            return
+        if not os.access(self.path, os.W_OK):
+            raise StoreError(f"{self.path}: the file is not writable")
+        with self._connect(write=True):
+            pass
 
     # ----------------------------------------------------------------- connections
     @contextmanager
     def _connect(self, write: bool) -> Iterator[duckdb.DuckDBPyConnection]:
         if not write and not self.path.exists():
             raise StoreError(f"{self.path}: no such store; load data or run an experiment first")
-        if write:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            con = duckdb.connect(str(self.path), read_only=not write)
-        except duckdb.Error as exc:
-            raise StoreError(f"{self.path}: cannot open as a DuckDB database: {exc}") from exc
+        if write and not self.path.parent.is_dir():
+            raise StoreError(
+                f"{self.path}: the folder {self.path.parent} does not exist; create it first"
+            )
+        con = self._open(write)
         try:
             self._check_schema(con, create=write)
             yield con
         finally:
             con.close()
+
+    def _open(self, write: bool) -> duckdb.DuckDBPyConnection:
+        """Connect, retrying with exponential backoff while another process holds the file."""
+        deadline, wait = time.monotonic() + self.lock_timeout, 0.05
+        while True:
+            try:
+                return duckdb.connect(str(self.path), read_only=not write)
+            except duckdb.Error as exc:
+                locked = "lock" in str(exc).lower()
+                if locked and time.monotonic() + wait < deadline:
+                    time.sleep(wait)
+                    wait = min(2 * wait, 2.0)
+                    continue
+                if locked:
+                    raise StoreError(
+                        f"{self.path}: another process held the store for more than "
+                        f"{self.lock_timeout:g} s: {exc}"
+                    ) from exc
+                raise StoreError(f"{self.path}: cannot open as a DuckDB database: {exc}") from exc
 
     @contextmanager
     def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -160,6 +173,12 @@ class Store:
             "WHERE table_schema = 'main' ORDER BY table_name, ordinal_position"
         ).fetchall():
             existing.setdefault(table, []).append(column)
+        foreign = sorted(set(existing) - set(TABLES))
+        if foreign:
+            raise StoreError(
+                f"{self.path}: holds tables of another program ({', '.join(foreign)}); left "
+                "untouched: choose another store file"
+            )
         missing = [t for t in TABLES if t not in existing]
         if missing and not create:
             raise StoreError(
@@ -263,7 +282,7 @@ class Store:
         """Store ``run`` and return its new id (``<kind>-<utc time>-<6 hex>``)."""
         created = _now()
         run_id = f"{run.kind}-{created:%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
-        config, metrics = _to_json("config", run.config), _to_json("metrics", run.metrics)
+        config, metrics = to_json("config", run.config), to_json("metrics", run.metrics)
         stats = pd.DataFrame(
             [{"run_id": run_id, "strategy": s, **v.model_dump()} for s, v in run.stats.items()],
             columns=list(TABLES["run_stats"]),
@@ -347,23 +366,6 @@ class Store:
 
 def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
-
-
-def _to_json(argument: str, value: Mapping[str, Any]) -> str:
-    try:
-        return json.dumps(dict(value), allow_nan=False, default=_json_default)
-    except (TypeError, ValueError) as exc:
-        raise DataError(f"{argument}: expected JSON-serialisable finite values: {exc}") from exc
-
-
-def _json_default(value: object) -> object:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray | tuple | range):
-        return list(np.asarray(value).tolist())
-    if isinstance(value, Path | datetime | pd.Timestamp):
-        return str(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def _with_run_id(frame: pd.DataFrame, run_id: str, table: str) -> pd.DataFrame:

@@ -7,7 +7,9 @@ The typer app, common options, the store of the context, and one error wrapper
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar, cast
 
@@ -18,6 +20,7 @@ from e2e_portfolio.config import configure_threads, get_settings
 from e2e_portfolio.data.datasets import (
     FRENCH_UNIVERSES,
 )
+from e2e_portfolio.data.records import RunRecord, write_run_file
 from e2e_portfolio.data.store import Store
 from e2e_portfolio.exceptions import E2EPortfolioError, PanelExistsError
 
@@ -55,7 +58,36 @@ UniverseOption = Annotated[
 
 def store_of(ctx: typer.Context) -> Store:
     """The store of the ``--db`` file (or its default)."""
-    return Store(ctx.obj["db"])
+    return Store(ctx.obj["db"], lock_timeout=get_settings().e2e_lock_timeout)
+
+
+def writable_store_of(ctx: typer.Context) -> Store:
+    """The store, checked before any work that will be saved there (fails fast, not after)."""
+    store = store_of(ctx)
+    store.check_writable()
+    return store
+
+
+def save_run(store: Store, record: RunRecord) -> str:
+    """Save ``record``; if that fails, write it to a run file and say how to import it.
+
+    Returns the run id, or ``""`` when the run went to a file instead.
+    """
+    try:
+        run_id = store.save_run(record)
+        console.print(f"Stored run [bold]{run_id}[/] in {store.path}")
+        return run_id
+    except Exception as exc:  # never lose a computed run, whatever stopped the save
+        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+        name = f"{store.path.stem}.{record.kind}-{stamp}.run.json"
+        folder = store.path.parent if os.access(store.path.parent, os.W_OK) else Path.cwd()
+        path = write_run_file(record, folder / name)
+        err_console.print(
+            f"[bold yellow]warning:[/] could not save the run in {store.path} ({exc}); saved "
+            f"it to {path} instead. Import it later with: e2e --db {store.path} runs import "
+            f"{path}"
+        )
+        return ""
 
 
 def fail(exc: Exception) -> typer.Exit:

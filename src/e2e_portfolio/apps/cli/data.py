@@ -11,6 +11,7 @@ from e2e_portfolio.apps.cli.base import (
     data_app,
     handled,
     store_of,
+    writable_store_of,
 )
 from e2e_portfolio.apps.cli.tables import (
     panel_summary_table,
@@ -57,7 +58,7 @@ def data_load(
     replace: Annotated[bool, typer.Option(help="Overwrite a stored panel of that name.")] = False,
 ) -> None:
     """Build a panel from a data source and store it in the DuckDB file."""
-    store = store_of(ctx)
+    store = writable_store_of(ctx)
     target = name or dataset
     panel = _build_panel(store, dataset, target, n_assets, n_months, seed, universe, tickers, start)
     store.write_panel(panel, replace=replace)

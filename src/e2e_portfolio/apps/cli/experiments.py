@@ -18,7 +18,8 @@ from e2e_portfolio.apps.cli.base import (
     console,
     err_console,
     handled,
-    store_of,
+    save_run,
+    writable_store_of,
 )
 from e2e_portfolio.apps.cli.tables import (
     arms_table,
@@ -87,7 +88,7 @@ def shrink(
     is one walk-forward with Jobson-Korkie-Memmel and block-bootstrap tests. p-values are
     Holm-adjusted over the comparisons. The run is stored in the DuckDB file.
     """
-    store = store_of(ctx)
+    store = writable_store_of(ctx)
     config = ShrinkageConfig(
         window=window,
         score_months=score_months,
@@ -111,10 +112,9 @@ def shrink(
         if data == "french":
             record = replace(record, config={**record.config, "universe": universe})
         tables = history_tables(summary, panel)
-    run_id = store.save_run(record)
+    save_run(store, record)
     for table in tables:
         console.print(table)
-    console.print(f"Stored run [bold]{run_id}[/] in {store.path}")
 
 
 @app.command()
@@ -177,7 +177,7 @@ def compare(
     Holm-adjusted over the comparisons printed) and break-even costs are reported. The run is
     stored (config, statistics, returns; weights for one seed).
     """
-    store = store_of(ctx)
+    store = writable_store_of(ctx)
     arm_list = tuple(_values(arms, str) or ARMS)
     grid = tuple(_values(gamma_grid, float) or GAMMA_GRID)
     config = TrainConfig(
@@ -205,12 +205,11 @@ def compare(
         )  # fmt: skip
     if data == "french":
         record = replace(record, config={**record.config, "universe": universe})
-    run_id = store.save_run(record)
+    save_run(store, record)
     table = comparison_table(comparison, record.config)
     table.caption = tuning_caption(record.metrics["tuning"])
     table.caption_justify = "left"
     console.print(table)
-    console.print(f"Stored run [bold]{run_id}[/] in {store.path}")
 
 
 def _compare_seeds(store, options, seed_list, workers, json_path, data, universe, n_assets,
@@ -240,7 +239,7 @@ def _compare_seeds(store, options, seed_list, workers, json_path, data, universe
         if data == "french":
             about["universe"] = universe
     record = replace(record, config={**about, **record.config})
-    run_id = store.save_run(record)
+    save_run(store, record)
     console.print(arms_table(summary))
     if history is not None:
         for table in history_compare_tables(summary, history.name):
@@ -253,7 +252,6 @@ def _compare_seeds(store, options, seed_list, workers, json_path, data, universe
                            summary["break_even"], summary.get("history"))  # fmt: skip
         json_path.write_text(json.dumps(document, indent=1), encoding="utf-8")
         console.print(f"Wrote {json_path}")
-    console.print(f"Stored run [bold]{run_id}[/] in {store.path}")
 
 
 def _values(text: str | None, cast):
@@ -298,7 +296,7 @@ def sweep(
     """
     from e2e_portfolio.experiments.sweep import expand_grid, read_grid, run_sweep, summarise
 
-    store = store_of(ctx)
+    store = writable_store_of(ctx)
     if grid is not None:
         spec = read_grid(grid)
     else:

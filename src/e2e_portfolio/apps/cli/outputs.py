@@ -16,7 +16,9 @@ from e2e_portfolio.apps.cli.base import (
     console,
     err_console,
     handled,
+    save_run,
     store_of,
+    writable_store_of,
 )
 from e2e_portfolio.apps.cli.tables import (
     importance_table,
@@ -51,14 +53,33 @@ def report(
     console.print(f"Wrote report of [bold]{record.run_id}[/] to {output}")
 
 
-@app.command()
+runs_app = typer.Typer(help="List the stored runs, or import a run file.")
+app.add_typer(runs_app, name="runs")
+
+
+@runs_app.callback(invoke_without_command=True)
 @handled()
 def runs(
     ctx: typer.Context, kind: Annotated[str | None, typer.Option(help="Only this kind.")] = None
 ) -> None:
-    """List the stored runs, newest first."""
-    table = runs_table(store_of(ctx).list_runs(kind))
-    console.print(table)
+    """List the stored runs, newest first (``e2e runs import FILE`` imports a run file)."""
+    if ctx.invoked_subcommand is None:
+        console.print(runs_table(store_of(ctx).list_runs(kind)))
+
+
+@runs_app.command("import")
+@handled()
+def runs_import(
+    ctx: typer.Context,
+    path: Annotated[
+        Path, typer.Argument(help="A run file written when saving a run failed.", dir_okay=False)
+    ],
+) -> None:
+    """Store a run that was written to a file because the store could not take it then."""
+    from e2e_portfolio.data.records import read_run_file
+
+    store = writable_store_of(ctx)
+    save_run(store, read_run_file(path))
 
 
 @app.command()
@@ -84,7 +105,7 @@ def attribute(
     from e2e_portfolio.attribution.saliency import attribution_across_seeds
     from e2e_portfolio.data.store import RunRecord
 
-    store = store_of(ctx)
+    store = writable_store_of(ctx)
     config = TrainConfig(gamma=gamma, w_max=w_max, epochs=epochs)
     config.validate(n_assets)
     with Progress(console=err_console, transient=True) as progress:
@@ -103,9 +124,8 @@ def attribute(
                 "gamma": gamma, "w_max": w_max, "epochs": epochs, "shap": shap},
         metrics=summary,
     )  # fmt: skip
-    run_id = store.save_run(record)
+    save_run(store, record)
     console.print(importance_table(summary))
-    console.print(f"Stored run [bold]{run_id}[/] in {store.path}")
 
 
 @app.command()
