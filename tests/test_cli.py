@@ -267,4 +267,19 @@ def test_sweep_command(tmp_path):
     assert "0 jobs run, 4 already stored" in again.output
     bad = invoke("--db", db, "sweep", "--seeds", "1", "--n-assets", "8", "--window", "5",
                  "--backend", "serial")  # fmt: skip
-    assert bad.exit_code == 1 and "1 failed" in bad.output
+    text = " ".join(bad.output.split())
+    assert bad.exit_code == 1 and "grid: 1 configuration(s) cannot run" in text
+    assert "jobs run" not in text  # refused before anything ran
+    idle = invoke("--db", db, "sweep", "--kind", "shrink", "--gamma", "4,8")
+    assert idle.exit_code == 1 and "not an option of kind shrink: gamma" in idle.output
+
+
+def test_a_stored_panel_with_a_builtin_name_is_used_and_said_so(tmp_path):
+    db = str(tmp_path / "cli.duckdb")
+    loaded = invoke("--db", db, "data", "load", "french", "--universe", "size_value")
+    assert loaded.exit_code == 0, loaded.output
+    result = invoke("--db", db, "shrink", "--data", "french", "--window", "24")
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "--data french is the panel stored under that name" in text
+    assert "N=9" in text  # the stored size x value portfolios, not the 12 industries

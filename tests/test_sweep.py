@@ -5,7 +5,13 @@ import torch
 
 from e2e_portfolio.data.store import Store
 from e2e_portfolio.exceptions import DataError
-from e2e_portfolio.experiments.sweep import expand_grid, read_grid, run_sweep, summarise
+from e2e_portfolio.experiments.sweep import (
+    _guarded,
+    expand_grid,
+    read_grid,
+    run_sweep,
+    summarise,
+)
 from e2e_portfolio.models.train import TrainConfig
 
 SMALL = {
@@ -69,15 +75,46 @@ def test_ray_local_mode_gives_the_serial_numbers(tmp_path):
 
 def test_failed_job_is_reported_and_others_kept(tmp_path):
     store = Store(tmp_path / "s.duckdb")
-    jobs = expand_grid({**SMALL, "seeds": 2, "window": [5, 20]})  # window 5 < n_assets + 2
+    jobs = expand_grid({**SMALL, "seeds": 4})
+
+    def fragile(job):  # a job that raises at run time (the grid itself is valid)
+        return (job, None, "RuntimeError: out of memory") if job.seed % 2 else _guarded(job)
+
     reported = []
-    outcome = run_sweep(
-        jobs, store, backend="serial", on_done=lambda job, error: reported.append(error)
-    )
+    outcome = run_sweep(jobs, store, backend="serial", runner=fragile,
+                        on_done=lambda job, error: reported.append(error))  # fmt: skip
     assert len(outcome.ran) == 2 and len(outcome.failed) == 2
-    assert all("window: expected at least n_assets + 2" in error for _, error in outcome.failed)
+    assert all("out of memory" in error for _, error in outcome.failed)
     assert sum(e is not None for e in reported) == 2
     assert len(store.job_keys()) == 2
+
+
+def test_the_whole_grid_is_checked_before_any_job_runs():
+    with pytest.raises(DataError, match=r"grid: 1 configuration\(s\) cannot run: .*\"window\": 5"
+                       r".*window: expected at least n_assets \+ 2"):  # fmt: skip
+        expand_grid({**SMALL, "window": [5, 20]})
+    with pytest.raises(DataError, match=r"grid: not an option of kind shrink: gamma"):
+        expand_grid({**SMALL, "gamma": [4.0, 8.0]})
+    with pytest.raises(DataError, match=r"seeds: expected non-negative seeds, got -5"):
+        expand_grid({**SMALL, "seeds": [-5, 1]})
+
+
+def test_ctrl_c_keeps_what_is_stored_and_names_what_remains(tmp_path):
+    store = Store(tmp_path / "s.duckdb")
+    jobs = expand_grid({**SMALL, "seeds": 4})
+    calls = []
+
+    def interrupted_after_two(job):
+        calls.append(job)
+        if len(calls) > 2:
+            raise KeyboardInterrupt
+        return _guarded(job)
+
+    outcome = run_sweep(jobs, store, backend="serial", runner=interrupted_after_two)
+    assert outcome.interrupted and len(outcome.ran) == 2 and len(outcome.remaining) == 2
+    assert len(store.job_keys()) == 2
+    again = run_sweep(jobs, store, backend="serial")  # the rerun runs only the rest
+    assert len(again.skipped) == 2 and len(again.ran) == 2
 
 
 def test_rerun_skips_stored_jobs_and_summarises(tmp_path):

@@ -34,6 +34,14 @@ class PanelExistsError(StoreError):
         self.path, self.name = path, name
 
 
+class StrategyError(E2EPortfolioError):
+    """A strategy raised, or returned weights it may not, at a named date."""
+
+    def __init__(self, name: str, date: object, message: str) -> None:
+        super().__init__(f"{name}: at {date}: {message}")
+        self.name, self.date = name, date
+
+
 class DataSourceError(E2EPortfolioError):
     """An external data source (for example yfinance) could not deliver data."""
 

@@ -10,11 +10,11 @@ from e2e_portfolio.backtest.strategies import (
     PlugInMeanVariance,
     equal_weight,
 )
-from e2e_portfolio.backtest.walkforward import backtest, past_view, run_comparison
+from e2e_portfolio.backtest.walkforward import backtest, declare, past_view, run_comparison
 from e2e_portfolio.data.datasets import french_excess_returns
 from e2e_portfolio.data.features import build_features
 from e2e_portfolio.data.panel import FactorPanel
-from e2e_portfolio.exceptions import DataError
+from e2e_portfolio.exceptions import DataError, StrategyError
 from e2e_portfolio.models.train import TrainConfig
 
 
@@ -94,9 +94,41 @@ def test_user_strategy_is_a_plain_callable(small_panel):
     assert result.name == "momentum"
 
 
-def test_bad_strategy_output_is_named(small_panel):
-    with pytest.raises(DataError, match=r"broken: expected finite weights of shape \(12,\)"):
-        backtest(small_panel, lambda view: np.ones(3), start=5, name="broken")
+@pytest.mark.parametrize(
+    ("weights", "match"),
+    [
+        (np.ones(3), r"expected weights of shape \(12,\), got shape \(3,\)"),
+        (np.r_[np.nan, np.full(11, 1 / 11)], r"expected finite weights, got nan for asset 0"),
+        (np.r_[-0.1, np.full(11, 1.1 / 11)], r"expected weights >= 0 .* got -0.1 for asset 0"),
+        (np.full(12, 0.25), r"expected weights summing to 1 .* got 3"),
+        (np.zeros(12), r"expected weights summing to 1 .* got 0"),
+    ],
+    ids=["shape", "nan", "short", "sum-3", "sum-0"],
+)
+def test_bad_strategy_output_is_named_with_its_date(small_panel, weights, match):
+    with pytest.raises(StrategyError, match=r"broken: at 2000-06: " + match):
+        backtest(small_panel, lambda view: weights, start=5, name="broken")
+
+
+def test_declared_shorts_and_leverage_pass(small_panel):
+    long_short = np.r_[0.6, -0.4, np.zeros(10)]  # unit gross, sum 0.2
+    result = backtest(small_panel, declare(lambda view: long_short, short=True, leverage=True),
+                      start=5)  # fmt: skip
+    np.testing.assert_array_equal(result.weights[0], long_short)
+
+
+def test_a_failing_strategy_is_reported_and_the_others_kept(small_panel):
+    def fragile(view):
+        if len(view.dates) > 8:
+            raise RuntimeError("no data for this month")
+        return equal_weight(view)
+
+    comparison = run_comparison(small_panel, {"1/N": equal_weight, "fragile": fragile}, start=5)
+    assert set(comparison.results) == {"1/N"}
+    error = comparison.failures["fragile"]
+    assert "fragile: at 2000-09: RuntimeError: no data for this month" in str(error)
+    with pytest.raises(StrategyError, match="every strategy failed"):
+        run_comparison(small_panel, {"fragile": fragile}, start=5)
 
 
 @pytest.mark.parametrize(

@@ -97,6 +97,11 @@ class MinimumVariance:
     long_only: bool = False
     w_max: float | None = None
 
+    @property
+    def allows_short(self) -> bool:
+        """The closed form shorts; the long-only QP does not."""
+        return not self.long_only
+
     def __call__(self, view: PastView) -> np.ndarray:
         """Weights (n,) for the view's last date."""
         sigma = covariance(view.trailing_returns(self.window), self.estimator)

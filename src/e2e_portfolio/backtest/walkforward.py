@@ -15,7 +15,7 @@ trade it will be charged for.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -23,7 +23,7 @@ import pandas as pd
 from e2e_portfolio.backtest.metrics import strategy_stats
 from e2e_portfolio.data.panel import FactorPanel
 from e2e_portfolio.data.schemas import StrategyStats
-from e2e_portfolio.exceptions import DataError
+from e2e_portfolio.exceptions import DataError, StrategyError
 from e2e_portfolio.turnover import drifted
 
 
@@ -61,7 +61,39 @@ class PastView:
 
 
 Strategy = Callable[[PastView], np.ndarray]
-"""Any callable from the past to weights (n,)."""
+"""Any callable from the past to weights (n,).
+
+The engine checks every decision: finite, non-negative and summing to 1 (within
+``WEIGHT_TOLERANCE``), unless the callable declares ``allows_short = True`` (negative weights)
+or ``allows_leverage = True`` (any sum), e.g. with :func:`declare`."""
+
+WEIGHT_TOLERANCE = 1e-8
+"""How far weights may fall below 0 or their sum stray from 1 (solver rounding)."""
+
+
+def declare(strategy: Strategy, *, short: bool = False, leverage: bool = False) -> Strategy:
+    """Mark ``strategy`` as taking short positions and/or a budget other than 1; returns it."""
+    strategy.allows_short = short  # type: ignore[attr-defined]
+    strategy.allows_leverage = leverage  # type: ignore[attr-defined]
+    return strategy
+
+
+def check_weights(strategy: Strategy, weights: np.ndarray, n: int) -> str | None:
+    """What is wrong with one decision's ``weights`` (n,), or None."""
+    if weights.shape != (n,):
+        return f"expected weights of shape ({n},), got shape {weights.shape}"
+    bad = np.flatnonzero(~np.isfinite(weights))
+    if bad.size:
+        return f"expected finite weights, got {weights[bad[0]]} for asset {bad[0]}"
+    if not getattr(strategy, "allows_short", False) and weights.min() < -WEIGHT_TOLERANCE:
+        asset = int(np.argmin(weights))
+        return (f"expected weights >= 0 (declare allows_short to short), got "
+                f"{weights[asset]:.3g} for asset {asset}")  # fmt: skip
+    total = float(weights.sum())
+    if not getattr(strategy, "allows_leverage", False) and abs(total - 1) > WEIGHT_TOLERANCE:
+        return (f"expected weights summing to 1 (declare allows_leverage otherwise), got "
+                f"{total:.6g}")  # fmt: skip
+    return None
 
 
 def past_view(panel: FactorPanel, t: int, holdings: np.ndarray | None = None) -> PastView:
@@ -130,12 +162,14 @@ def backtest(
     turnover = np.empty(len(decisions))
     net = np.empty(len(decisions))
     for i, t in enumerate(decisions):
-        w = np.asarray(strategy(past_view(panel, t, held)), dtype=np.float64)
-        if w.shape != (n,) or not np.isfinite(w).all():
-            raise DataError(
-                f"{name}: expected finite weights of shape ({n},) at {panel.dates[t]:%Y-%m}, "
-                f"got shape {w.shape}"
-            )
+        try:
+            w = np.asarray(strategy(past_view(panel, t, held)), dtype=np.float64)
+        except Exception as exc:
+            raise StrategyError(name, f"{panel.dates[t]:%Y-%m}",
+                                f"{type(exc).__name__}: {exc}") from exc  # fmt: skip
+        problem = check_weights(strategy, w, n)
+        if problem is not None:
+            raise StrategyError(name, f"{panel.dates[t]:%Y-%m}", problem)
         realised = panel.returns[t + 1]
         turnover[i] = np.abs(w - held).sum()
         gross = float(w @ realised)
@@ -155,6 +189,9 @@ class ComparisonResult:
     panel_name: str
     assets: tuple[str, ...]
     results: dict[str, BacktestResult]
+    failures: dict[str, StrategyError] = field(default_factory=dict)
+    """Strategies that raised or returned weights they may not: name to the error (with
+    the date); the others' results are kept."""
 
     def stats_frame(self) -> pd.DataFrame:
         """One row per strategy, one column per :class:`StrategyStats` field."""
@@ -214,12 +251,20 @@ def run_comparison(
     Returns
     -------
     ComparisonResult
-        Per-strategy :class:`BacktestResult` and frames of series, weights and statistics.
+        Per-strategy :class:`BacktestResult` and frames of series, weights and statistics;
+        a strategy that raised or returned bad weights is in ``failures`` (with its date)
+        and the others are kept. Raises :class:`StrategyError` only when all failed.
     """
     if not strategies:
         raise DataError("strategies: expected at least one strategy, got none")
-    results = {}
+    results, failures = {}, {}
     for name, strategy in strategies.items():
         step = (lambda name=name: on_step(name)) if on_step is not None else None
-        results[name] = backtest(panel, strategy, start, tc, name=name, on_step=step)
-    return ComparisonResult(panel.name, panel.assets, results)
+        try:
+            results[name] = backtest(panel, strategy, start, tc, name=name, on_step=step)
+        except StrategyError as exc:
+            failures[name] = exc
+    if not results:
+        raise StrategyError(", ".join(failures), "every date", "every strategy failed: "
+                            + "; ".join(str(e) for e in failures.values()))  # fmt: skip
+    return ComparisonResult(panel.name, panel.assets, results, failures)

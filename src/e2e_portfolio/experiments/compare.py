@@ -90,6 +90,8 @@ def compare_arms(
                   covariance=options.covariance, gamma_grid=options.gamma_grid)  # fmt: skip
     strategies = arms.strategies(options.arms)
     comparison = run_comparison(panel, strategies, options.window, options.train.tc, on_step)
+    if comparison.failures:  # a verdict needs every arm on every month
+        raise next(iter(comparison.failures.values()))
     return comparison, arms
 
 

@@ -141,10 +141,12 @@ def resolve_panel(
 ) -> FactorPanel:
     """The panel an experiment's ``data`` option names.
 
-    ``synthetic`` (simulated with ``n_assets``, ``n_months``, ``seed``), ``french``
-    (``universe``), ``sp500``, or a panel stored under that name. ``name`` renames a
-    built-in panel.
+    A panel stored under that name, which wins even over a built-in name (the command line
+    says so); else ``synthetic`` (simulated with ``n_assets``, ``n_months``, ``seed``),
+    ``french`` (``universe``) or ``sp500``. ``name`` renames a built-in panel.
     """
+    if name is None and store.has_panel(data):
+        return store.read_panel(data)
     if data == "synthetic":
         return simulate_universe(
             n_assets=n_assets, n_months=n_months, seed=seed, name=name or "synthetic"
@@ -153,12 +155,10 @@ def resolve_panel(
         return load_french(universe, name=name or "french")  # type: ignore[arg-type]
     if data == "sp500":
         return load_sp500(name=name or "sp500")
-    if not store.has_panel(data):
-        raise DataError(
-            f"data: expected synthetic, french, sp500 or a stored panel, got {data!r} "
-            f"(stored panels: {', '.join(store.panel_names()) or 'none'})"
-        )
-    return store.read_panel(data)
+    raise DataError(
+        f"data: expected synthetic, french, sp500 or a stored panel, got {data!r} "
+        f"(stored panels: {', '.join(store.panel_names()) or 'none'})"
+    )
 
 
 def compare_strategies(

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from e2e_portfolio.annualisation import annualised_sharpe
-from e2e_portfolio.backtest.walkforward import PastView, Strategy, run_comparison
+from e2e_portfolio.backtest.walkforward import PastView, Strategy, declare, run_comparison
 from e2e_portfolio.data.panel import FactorPanel
 from e2e_portfolio.data.synthetic import simulate_universe
 from e2e_portfolio.exceptions import DataError
@@ -75,7 +75,7 @@ class _SharedDecisions:
                 self.decided[t] = shrinkage_portfolios(view.returns, view.exposures, self.config)
             return self.decided[t][method][0]
 
-        return decide
+        return declare(decide, short=True, leverage=True)  # unit gross, long-short
 
 
 def walk_forward(
@@ -113,6 +113,8 @@ def walk_forward(
     comparison = run_comparison(
         panel, {m: shared.strategy(m) for m in methods}, start, config.tc, on_step=on_step
     )
+    if comparison.failures:  # every method is needed for the paired comparison
+        raise next(iter(comparison.failures.values()))
     months = np.arange(start, panel.n_dates - 1)
     results = comparison.results
     return WalkForwardResult(

@@ -13,6 +13,7 @@ import hashlib
 import itertools
 import json
 import tomllib
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,8 +61,9 @@ def expand_grid(spec: Mapping[str, Any]) -> list[SweepJob]:
     """Jobs for every combination of the listed values.
 
     ``spec`` holds ``kind`` (a kind or a list), ``seeds`` (a list, or an int ``n`` for
-    ``0..n-1``) and any options of the kinds, each a value or a list of values; options a
-    kind does not take are ignored for it.
+    ``0..n-1``) and any options of the kinds, each a value or a list of values. An option
+    none of the kinds takes is an error; with several kinds, each takes the options it has.
+    Every configuration is validated here, before any job runs (:func:`validate_job`).
     """
     kinds = _as_list(spec.get("kind", "shrink"))
     for kind in kinds:
@@ -73,6 +75,13 @@ def expand_grid(spec: Mapping[str, Any]) -> list[SweepJob]:
     unknown = set(spec) - known - {"kind", "seeds"}
     if unknown:
         raise DataError(f"grid: unknown options {sorted(unknown)}; known: {sorted(known)}")
+    taken = set().union(*(DEFAULTS[kind] for kind in kinds))
+    idle = sorted(set(spec) - taken - {"kind", "seeds"})
+    if idle:
+        raise DataError(
+            f"grid: not an option of kind {', '.join(kinds)}: {', '.join(idle)} "
+            f"(options of {', '.join(kinds)}: {', '.join(sorted(taken))})"
+        )
     jobs: list[SweepJob] = []
     for kind in kinds:
         defaults = DEFAULTS[kind]
@@ -80,7 +89,45 @@ def expand_grid(spec: Mapping[str, Any]) -> list[SweepJob]:
         for values in itertools.product(*axes.values()):
             options = dict(zip(axes, values, strict=True))
             jobs.extend(SweepJob(kind, seed, options) for seed in seeds)
+    if any(seed < 0 for seed in seeds):
+        raise DataError(f"seeds: expected non-negative seeds, got {min(seeds)}")
+    problems = {}
+    for job in {j.config_key: j for j in jobs}.values():
+        try:
+            validate_job(job)
+        except ValueError as exc:
+            problems[json.dumps(dict(job.options), sort_keys=True)] = str(exc)
+    if problems:
+        listed = "; ".join(f"{config}: {problem}" for config, problem in problems.items())
+        raise DataError(f"grid: {len(problems)} configuration(s) cannot run: {listed}")
     return jobs
+
+
+def _configs(job: SweepJob):
+    """The experiment configuration a job runs (shrink: ShrinkageConfig; compare: TrainConfig)."""
+    o = dict(job.options)
+    if job.kind == "shrink":
+        return ShrinkageConfig(window=o["window"], score_months=o["score_months"], tc=o["tc"],
+                               target=o["target"])  # fmt: skip
+    from e2e_portfolio.models.train import TrainConfig
+
+    return TrainConfig(gamma=o["gamma"], w_max=o["w_max"], kappa=o["kappa"], tc=o["tc"],
+                       epochs=o["epochs"], seed=job.seed, device=o["device"])  # fmt: skip
+
+
+def validate_job(job: SweepJob) -> None:
+    """Raise ``ValueError`` naming the option if ``job`` cannot run (checked before any job)."""
+    o = dict(job.options)
+    config = _configs(job)
+    if job.kind == "shrink":
+        config.validate(o["n_assets"], o["n_months"])
+        return
+    config.validate(o["n_assets"])
+    if o["window"] < 12 or o["window"] > o["n_months"] - 13:
+        raise DataError(
+            f"window: expected between 12 and n_months - 13 = {o['n_months'] - 13}, got "
+            f"{o['window']}"
+        )
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -113,18 +160,14 @@ def run_job(job: SweepJob) -> dict[str, Any]:
 
     configure_threads()  # workers inherit E2E_THREADS from the command
     o = dict(job.options)
+    config = _configs(job)
     if job.kind == "shrink":
-        shrinkage = ShrinkageConfig(window=o["window"], score_months=o["score_months"],
-                                    tc=o["tc"], target=o["target"])  # fmt: skip
-        row = edge_across_seeds([job.seed], o["n_assets"], o["n_months"], shrinkage)["rows"][0]
-        return {k: v for k, v in row.items() if k != "seed"}
+        row = edge_across_seeds([job.seed], o["n_assets"], o["n_months"], config)["rows"][0]
+        return {k: v for k, v in row.items() if k != "seed" and v is not None}
     from e2e_portfolio.data.synthetic import simulate_universe
     from e2e_portfolio.experiments.runs import compare_strategies
-    from e2e_portfolio.models.train import TrainConfig
 
     panel = simulate_universe(n_assets=o["n_assets"], n_months=o["n_months"], seed=job.seed)
-    config = TrainConfig(gamma=o["gamma"], w_max=o["w_max"], kappa=o["kappa"], tc=o["tc"],
-                         epochs=o["epochs"], seed=job.seed, device=o["device"])  # fmt: skip
     comparison, _, _ = compare_strategies(panel, config, o["window"], o["refit_every"])
     return {f"sharpe_{name}": r.stats.sharpe for name, r in comparison.results.items()}
 
@@ -160,7 +203,11 @@ def _ray_results(jobs, n_workers, address, runner):
     started_here = not ray.is_initialized()
     if started_here:
         options = {"address": address} if address else {"num_cpus": n_workers}
-        ray.init(include_dashboard=False, log_to_driver=False, **options)
+        try:
+            ray.init(include_dashboard=False, log_to_driver=False, **options)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise DataError(f"address: no Ray cluster at {address or 'local'}: {first}") from exc
     remote = ray.remote(runner)
     pending = [remote.remote(job) for job in jobs]
     try:
@@ -174,11 +221,17 @@ def _ray_results(jobs, n_workers, address, runner):
 
 @dataclass
 class SweepOutcome:
-    """What a sweep did: jobs run, skipped (already stored) and failed (with their error)."""
+    """What a sweep did: jobs run, skipped (already stored), failed, and interrupted.
+
+    ``failed`` pairs each job with its error; ``interrupted`` is set by Ctrl-C, with the jobs
+    that did not run in ``remaining``.
+    """
 
     ran: list[SweepJob] = field(default_factory=list)
     skipped: list[SweepJob] = field(default_factory=list)
     failed: list[tuple[SweepJob, str]] = field(default_factory=list)
+    interrupted: bool = False
+    remaining: list[SweepJob] = field(default_factory=list)
 
 
 def run_sweep(
@@ -190,28 +243,43 @@ def run_sweep(
     on_done: Callable[[SweepJob, str | None], None] | None = None,
     runner: Callable[[SweepJob], tuple] = _guarded,
 ) -> SweepOutcome:
-    """Run the jobs not yet stored, storing each result from this (the driver) process."""
+    """Run the jobs not yet stored, storing each result from this (the driver) process.
+
+    Ctrl-C stops the workers and returns what was stored so far (``interrupted``, with the
+    ``remaining`` jobs); rerunning the same sweep skips what is stored.
+    """
     jobs = list(jobs)
     if n_workers < 1:
         raise DataError(f"n_workers: expected at least 1, got {n_workers}")
     stored = store.job_keys() if store.path.exists() else set()
     outcome = SweepOutcome(skipped=[j for j in jobs if j.job_key in stored])
     todo = [j for j in jobs if j.job_key not in stored]
-    for job, metrics, error in _results(todo, backend, n_workers, address, runner):
-        if error is None:
-            assert metrics is not None
-            record = RunRecord(
-                kind=f"sweep-{job.kind}",
-                config={"job_key": job.job_key, "config_key": job.config_key, "seed": job.seed,
-                        "data": "synthetic", **job.options},
-                metrics=metrics,
-            )  # fmt: skip
-            store.save_run(record)
-            outcome.ran.append(job)
-        else:
-            outcome.failed.append((job, error))
-        if on_done is not None:
-            on_done(job, error)
+    results = _results(todo, backend, n_workers, address, runner)
+    try:
+        for job, metrics, error in results:
+            if error is None:
+                assert metrics is not None
+                record = RunRecord(
+                    kind=f"sweep-{job.kind}",
+                    config={"job_key": job.job_key, "config_key": job.config_key,
+                            "seed": job.seed, "data": "synthetic", **job.options},
+                    metrics=metrics,
+                )  # fmt: skip
+                store.save_run(record)
+                outcome.ran.append(job)
+            else:
+                outcome.failed.append((job, error))
+            if on_done is not None:
+                on_done(job, error)
+    except KeyboardInterrupt:
+        outcome.interrupted = True
+        done = {j.job_key for j in outcome.ran} | {j.job_key for j, _ in outcome.failed}
+        outcome.remaining = [j for j in todo if j.job_key not in done]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # joblib's notice about the interrupted pool
+            close = getattr(results, "close", None)
+            if close is not None:
+                close()
     return outcome
 
 

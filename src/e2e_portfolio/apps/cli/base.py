@@ -61,6 +61,26 @@ def store_of(ctx: typer.Context) -> Store:
     return Store(ctx.obj["db"], lock_timeout=get_settings().e2e_lock_timeout)
 
 
+BUILTIN_NAMES = ("synthetic", "french", "sp500")
+
+
+def uses_stored_panel(store: Store, data: str) -> bool:
+    """Whether ``--data`` names a stored panel; says so when that shadows a built-in."""
+    stored = store.has_panel(data)
+    if stored and data in BUILTIN_NAMES:
+        err_console.print(
+            f"[bold]note:[/] --data {data} is the panel stored under that name in {store.path}, "
+            f"not the built-in one (`e2e data delete {data}` brings the built-in back)"
+        )
+    return stored
+
+
+def print_stored(store: Store, run_id: str) -> None:
+    """The last line of a command that saved a run (nothing when it went to a file)."""
+    if run_id:
+        console.print(f"Stored run [bold]{run_id}[/] in {store.path}")
+
+
 def writable_store_of(ctx: typer.Context) -> Store:
     """The store, checked before any work that will be saved there (fails fast, not after)."""
     store = store_of(ctx)
@@ -74,9 +94,7 @@ def save_run(store: Store, record: RunRecord) -> str:
     Returns the run id, or ``""`` when the run went to a file instead.
     """
     try:
-        run_id = store.save_run(record)
-        console.print(f"Stored run [bold]{run_id}[/] in {store.path}")
-        return run_id
+        return store.save_run(record)
     except Exception as exc:  # never lose a computed run, whatever stopped the save
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
         name = f"{store.path.stem}.{record.kind}-{stamp}.run.json"

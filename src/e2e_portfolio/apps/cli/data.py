@@ -47,7 +47,7 @@ def data_load(
     ] = None,
     n_assets: Annotated[int, typer.Option(help="synthetic: number of assets.", min=2)] = 40,
     n_months: Annotated[int, typer.Option(help="synthetic: number of months.", min=2)] = 96,
-    seed: Annotated[int, typer.Option(help="synthetic: random seed.")] = 42,
+    seed: Annotated[int, typer.Option(help="synthetic: random seed.", min=0)] = 42,
     universe: Annotated[
         str, typer.Option(help=f"french: one of {', '.join(FRENCH_UNIVERSES)}.")
     ] = "industries",

@@ -18,7 +18,9 @@ from e2e_portfolio.apps.cli.base import (
     console,
     err_console,
     handled,
+    print_stored,
     save_run,
+    uses_stored_panel,
     writable_store_of,
 )
 from e2e_portfolio.apps.cli.tables import (
@@ -75,7 +77,7 @@ def shrink(
         ),
     ] = None,
     first_seed: Annotated[
-        int, typer.Option(help="Seeds are first_seed .. first_seed + n_seeds - 1.")
+        int, typer.Option(help="Seeds are first_seed .. first_seed + n_seeds - 1.", min=0)
     ] = 0,
 ) -> None:
     """Headline experiment: decision-aware covariance shrinkage vs plug-in and Ledoit-Wolf.
@@ -97,7 +99,7 @@ def shrink(
         learn_theta=learn_theta,
         baselines=tuple(_values(baselines, str) or ()),
     )
-    if data == "synthetic":
+    if not uses_stored_panel(store, data) and data == "synthetic":
         seeds = list(range(first_seed, first_seed + n_seeds))
         with Progress(console=err_console, transient=True) as progress:
             task = progress.add_task(f"{n_seeds} universes", total=n_seeds)
@@ -112,9 +114,10 @@ def shrink(
         if data == "french":
             record = replace(record, config={**record.config, "universe": universe})
         tables = history_tables(summary, panel)
-    save_run(store, record)
+    run_id = save_run(store, record)
     for table in tables:
         console.print(table)
+    print_stored(store, run_id)
 
 
 @app.command()
@@ -133,7 +136,9 @@ def compare(
     universe: UniverseOption = "industries",
     n_assets: Annotated[int, typer.Option(help="synthetic: number of assets.", min=2)] = 40,
     n_months: Annotated[int, typer.Option(help="synthetic: number of months.", min=30)] = 96,
-    seed: Annotated[int, typer.Option(help="One run: seed of the data and of training.")] = 42,
+    seed: Annotated[
+        int, typer.Option(help="One run: seed of the data and of training.", min=0)
+    ] = 42,
     seeds: Annotated[
         str | None,
         typer.Option(
@@ -185,12 +190,15 @@ def compare(
     )
     options = CompareOptions(config, window, refit_every, arm_list,
                              covariance, grid)  # type: ignore[arg-type]  # fmt: skip
+    if json_path is not None and not json_path.parent.is_dir():
+        raise ValueError(f"--json: the folder {json_path.parent} does not exist")
     if seeds is not None:
         _compare_seeds(store, options, parse_seeds(seeds), workers, json_path,
                        data, universe, n_assets, n_months)  # fmt: skip
         return
     if json_path is not None:
         raise ValueError("--json: needs --seeds (the JSON holds paired verdicts across seeds)")
+    uses_stored_panel(store, data)
     panel = resolve_panel(data, store, universe, n_assets, n_months, seed)
     steps = len(arm_list) * (panel.n_dates - 1 - window)
     with Progress(console=err_console, transient=True) as progress:
@@ -205,16 +213,18 @@ def compare(
         )  # fmt: skip
     if data == "french":
         record = replace(record, config={**record.config, "universe": universe})
-    save_run(store, record)
+    run_id = save_run(store, record)
     table = comparison_table(comparison, record.config)
     table.caption = tuning_caption(record.metrics["tuning"])
     table.caption_justify = "left"
     console.print(table)
+    print_stored(store, run_id)
 
 
 def _compare_seeds(store, options, seed_list, workers, json_path, data, universe, n_assets,
                    n_months) -> None:  # fmt: skip
-    history = None if data == "synthetic" else resolve_panel(data, store, universe)
+    stored = uses_stored_panel(store, data)
+    history = None if data == "synthetic" and not stored else resolve_panel(data, store, universe)
 
     def panel_for(seed: int):
         # one history: only the training seeds vary
@@ -239,7 +249,7 @@ def _compare_seeds(store, options, seed_list, workers, json_path, data, universe
         if data == "french":
             about["universe"] = universe
     record = replace(record, config={**about, **record.config})
-    save_run(store, record)
+    run_id = save_run(store, record)
     console.print(arms_table(summary))
     if history is not None:
         for table in history_compare_tables(summary, history.name):
@@ -252,6 +262,7 @@ def _compare_seeds(store, options, seed_list, workers, json_path, data, universe
                            summary["break_even"], summary.get("history"))  # fmt: skip
         json_path.write_text(json.dumps(document, indent=1), encoding="utf-8")
         console.print(f"Wrote {json_path}")
+    print_stored(store, run_id)
 
 
 def _values(text: str | None, cast):
@@ -322,6 +333,13 @@ def sweep(
         f"{len(outcome.ran)} jobs run, {len(outcome.skipped)} already stored, "
         f"{len(outcome.failed)} failed"
     )
+    if outcome.interrupted:
+        console.print(sweep_table(summary))
+        err_console.print(
+            f"interrupted: {len(outcome.ran)} jobs stored in {store.path}, "
+            f"{len(outcome.remaining)} not run; the same command runs only those"
+        )
+        raise typer.Exit(code=130)
     for job, error in outcome.failed:
         err_console.print(f"[red]failed[/] {job.kind} seed {job.seed} {dict(job.options)}: {error}")
     console.print(sweep_table(summary))

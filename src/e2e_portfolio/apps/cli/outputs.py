@@ -16,6 +16,7 @@ from e2e_portfolio.apps.cli.base import (
     console,
     err_console,
     handled,
+    print_stored,
     save_run,
     store_of,
     writable_store_of,
@@ -79,7 +80,7 @@ def runs_import(
     from e2e_portfolio.data.records import read_run_file
 
     store = writable_store_of(ctx)
-    save_run(store, read_run_file(path))
+    print_stored(store, save_run(store, read_run_file(path)))
 
 
 @app.command()
@@ -124,8 +125,9 @@ def attribute(
                 "gamma": gamma, "w_max": w_max, "epochs": epochs, "shap": shap},
         metrics=summary,
     )  # fmt: skip
-    save_run(store, record)
+    run_id = save_run(store, record)
     console.print(importance_table(summary))
+    print_stored(store, run_id)
 
 
 @app.command()
