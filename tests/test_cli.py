@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -283,3 +285,24 @@ def test_a_stored_panel_with_a_builtin_name_is_used_and_said_so(tmp_path):
     text = " ".join(result.output.split())
     assert "--data french is the panel stored under that name" in text
     assert "N=9" in text  # the stored size x value portfolios, not the 12 industries
+
+
+def test_import_a_csv_then_shrink_and_compare_on_it(tmp_path):
+    rng = np.random.default_rng(42)
+    dates = pd.date_range("1990-01-31", periods=150, freq="ME")
+    returns = pd.DataFrame(rng.normal(0.008, 0.05, (150, 6)), index=dates,
+                           columns=[f"S{i}" for i in range(6)])  # fmt: skip
+    (returns * 100).to_csv(tmp_path / "mine.csv", index_label="month")
+    db = str(tmp_path / "cli.duckdb")
+    imported = invoke("--db", db, "data", "import", str(tmp_path / "mine.csv"), "--name", "mine",
+                      "--percent")  # fmt: skip
+    assert imported.exit_code == 0, imported.output
+    assert "Imported panel mine (wide, monthly): 6 assets x 115 months" in " ".join(
+        imported.output.split()
+    )
+    shrunk = invoke("--db", db, "shrink", "--data", "mine", "--window", "24")
+    assert shrunk.exit_code == 0, shrunk.output
+    compared = invoke("--db", db, "compare", "--data", "mine", "--window", "24", "--epochs", "1",
+                      "--refit-every", "60", "--arms", "equal_weight,decoupled,e2e")  # fmt: skip
+    assert compared.exit_code == 0, compared.output
+    assert Store(db).load_run(Store(db).latest_run_id("compare")).config["data"] == "mine"

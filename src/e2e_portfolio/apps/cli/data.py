@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -9,6 +10,7 @@ import typer
 from e2e_portfolio.apps.cli.base import (
     console,
     data_app,
+    err_console,
     handled,
     store_of,
     writable_store_of,
@@ -115,3 +117,37 @@ def data_delete(
     store = store_of(ctx)
     store.delete_panel(name)
     console.print(f"Deleted panel [bold]{name}[/] from {store.path}")
+
+
+@data_app.command("import")
+@handled()
+def data_import(
+    ctx: typer.Context,
+    path: Annotated[
+        Path, typer.Argument(help="A .csv or .parquet file of returns.", show_default=False)
+    ],
+    name: Annotated[str, typer.Option(help="Store the panel under this name.")],
+    percent: Annotated[bool, typer.Option(help="Returns are in percent (1.2 = 1.2%).")] = False,
+    replace: Annotated[bool, typer.Option(help="Overwrite a stored panel of that name.")] = False,
+) -> None:
+    """Import your own returns from a CSV or Parquet file.
+
+    Wide layout: a date column, then one column per asset. Long layout: columns date, asset,
+    return, and optional characteristic columns, which become the exposures (without them
+    the past-only features momentum, reversal, volatility and beta are built). Daily or
+    weekly returns are compounded to months. Every problem is reported with its row and
+    column. Then use the panel with --data NAME in shrink, compare and data show.
+    """
+    from e2e_portfolio.data.importer import import_returns
+
+    store = writable_store_of(ctx)
+    result = import_returns(path, name, percent=percent)
+    for note in result.notes:
+        err_console.print(f"[bold]note:[/] {note}")
+    store.write_panel(result.panel, replace=replace)
+    panel = result.panel
+    console.print(
+        f"Imported panel [bold]{panel.name}[/] ({result.layout}, {result.frequency}): "
+        f"{panel.n_assets} assets x {panel.n_dates} months {panel.dates[0]:%Y-%m} .. "
+        f"{panel.dates[-1]:%Y-%m} x {panel.n_features} features in {store.path}"
+    )

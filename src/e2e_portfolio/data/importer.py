@@ -1,0 +1,266 @@
+"""Your own return history as a :class:`~e2e_portfolio.data.panel.FactorPanel`.
+
+:func:`import_returns` reads a CSV or Parquet file in one of two layouts:
+
+- **wide**: one row per date, the first column the date (any name), one column per asset;
+- **long**: columns ``date``, ``asset``, ``return`` (any case), and optionally further numeric
+  columns: per-asset characteristics, used as the panel's exposures.
+
+Returns are simple returns as decimals (``0.012``), or in percent with ``percent=True``.
+Daily or weekly data are compounded to calendar months, ``prod(1 + r) - 1`` over the
+periods of each month, dated at the month end (characteristics: their last value in the
+month); the import notes say so. Without characteristics the exposures are the past-only
+features of :mod:`e2e_portfolio.data.features`.
+
+Checks, each an error naming the row (1-based, as a spreadsheet shows it, counting the
+header) and column: a date that does not parse, a duplicate date (or date and asset), dates
+out of order, irregular spacing (a gap of more than one period), a cell that is not a number,
+a return of -100% or less, and a missing value. A monthly return beyond +-100% is accepted
+with a note (returns in percent without ``percent=True`` look like this).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from e2e_portfolio.data.features import build_features
+from e2e_portfolio.data.panel import FactorPanel
+from e2e_portfolio.exceptions import DataError
+
+LONG_COLUMNS = ("date", "asset", "return")
+FREQUENCIES = {"daily": (1, 4), "weekly": (5, 9), "monthly": (27, 32)}
+"""Median spacing of the dates in days that identifies each frequency (inclusive bounds)."""
+MAX_GAP = {"daily": 10, "weekly": 15, "monthly": 45}
+"""The largest gap in days between consecutive dates that is still regular."""
+IMPLAUSIBLE = 1.0
+"""A monthly return beyond this (100%) gets a note: returns in percent, or a data error."""
+
+
+@dataclass
+class ImportResult:
+    """The panel and what the import did (``notes``: one line each)."""
+
+    panel: FactorPanel
+    frequency: str
+    layout: str
+    notes: list[str] = field(default_factory=list)
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """The file as a frame of strings and numbers (CSV, or Parquet with pyarrow)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"path: no such file {path}")
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return pd.read_csv(path, dtype=str, keep_default_na=False)
+    if suffix in (".parquet", ".pq"):
+        try:
+            return pd.read_parquet(path)
+        except ImportError as exc:
+            raise DataError("path: reading Parquet needs pyarrow (pip install pyarrow)") from exc
+    raise DataError(f"path: expected a .csv or .parquet file, got {path.name}")
+
+
+def import_returns(
+    path: Path, name: str, percent: bool = False, description: str | None = None
+) -> ImportResult:
+    """Read ``path`` (see the module docstring) into a monthly :class:`FactorPanel`."""
+    table = read_table(path)
+    if table.empty or table.shape[1] < 2:
+        raise DataError(f"{Path(path).name}: expected a header and at least two columns")
+    lower = {str(c).strip().lower(): c for c in table.columns}
+    notes: list[str] = []
+    if all(c in lower for c in LONG_COLUMNS):
+        layout = "long"
+        returns, characteristics = _long(table, lower)
+    else:
+        layout = "wide"
+        returns, characteristics = _wide(table), {}
+    if percent:
+        returns = returns / 100.0
+        notes.append("returns read in percent and divided by 100")
+    _check_values(returns, percent)
+    frequency = _frequency(returns.index)
+    if frequency != "monthly":
+        periods = len(returns)
+        returns, characteristics = _to_months(returns, characteristics)
+        notes.append(f"{frequency} returns compounded to months: {periods} {frequency} "
+                     f"periods -> {len(returns)} months (prod(1 + r) - 1 per month)")  # fmt: skip
+    returns.index = returns.index + pd.offsets.MonthEnd(0)
+    for frame in characteristics.values():
+        frame.index = frame.index + pd.offsets.MonthEnd(0)
+    big = returns.abs() > IMPLAUSIBLE
+    if big.to_numpy().any():
+        date, asset = big.stack()[lambda s: s].index[0]
+        notes.append(f"{int(big.to_numpy().sum())} monthly returns beyond +-100%, first "
+                     f"{returns.loc[date, asset]:.4g} for {asset} at {date:%Y-%m} (in percent? "
+                     "then import with percent)")  # fmt: skip
+    text = description or f"imported from {Path(path).name} ({layout}, {frequency})"
+    if characteristics:
+        panel = _with_characteristics(returns, characteristics, name, text)
+        notes.append(f"exposures: the file's characteristics {', '.join(characteristics)}")
+    else:
+        panel = build_features(returns, name, description=text)
+        notes.append("exposures: past-only features (momentum, reversal, volatility, beta); "
+                     f"the first {len(returns) - panel.n_dates} months only feed them")  # fmt: skip
+    return ImportResult(panel, frequency, layout, notes)
+
+
+def _row(position: int) -> int:
+    """The 1-based file row of a data row (the header is row 1)."""
+    return position + 2
+
+
+def _dates(values: pd.Series, column: str) -> pd.DatetimeIndex:
+    parsed = pd.to_datetime(values, errors="coerce")
+    bad = np.flatnonzero(parsed.isna().to_numpy())
+    if bad.size:
+        raise DataError(f"row {_row(bad[0])}, column {column!r}: expected a date, got "
+                        f"{values.iloc[bad[0]]!r}")  # fmt: skip
+    return pd.DatetimeIndex(parsed)
+
+
+def _numbers(frame: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
+    """Numeric values; a cell that is not a number (empty counts as missing) is an error."""
+    out = {}
+    for column in frame.columns:
+        raw = frame[column]
+        text = raw.astype(str).str.strip()
+        empty = text.isin(["", "nan", "NaN", "NA", "None"]) | raw.isna()
+        numbers = pd.to_numeric(raw.where(~empty), errors="coerce")
+        bad = np.flatnonzero((numbers.isna() & ~empty).to_numpy())
+        if bad.size:
+            raise DataError(f"row {rows[bad[0]]}, column {column!r}: expected a number, got "
+                            f"{raw.iloc[bad[0]]!r}")  # fmt: skip
+        missing = np.flatnonzero(empty.to_numpy())
+        if missing.size:
+            raise DataError(f"row {rows[missing[0]]}, column {column!r}: missing value; every "
+                            "asset needs a return on every date (a changing universe is not "
+                            "supported yet)")  # fmt: skip
+        out[column] = numbers.to_numpy(dtype=np.float64)
+    return pd.DataFrame(out, index=frame.index)
+
+
+def _wide(table: pd.DataFrame) -> pd.DataFrame:
+    date_column = table.columns[0]
+    dates = _dates(table[date_column], str(date_column))
+    assets = [str(c).strip() for c in table.columns[1:]]
+    if len(set(assets)) != len(assets):
+        raise DataError(f"columns: expected each asset once, got {assets}")
+    values = _numbers(table.iloc[:, 1:].set_axis(assets, axis=1),
+                      np.arange(len(table)) + 2)  # fmt: skip
+    values.index = dates
+    _check_dates(dates, np.arange(len(table)) + 2, str(date_column))
+    return values.rename_axis(index="date", columns="asset")
+
+
+def _long(
+    table: pd.DataFrame, lower: dict[str, str]
+) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+    date_c, asset_c, return_c = (lower[c] for c in LONG_COLUMNS)
+    rows = np.arange(len(table)) + 2
+    dates = _dates(table[date_c], str(date_c))
+    assets = table[asset_c].astype(str).str.strip()
+    extra = [c for c in table.columns if c not in (date_c, asset_c, return_c)]
+    numbers = _numbers(table[[return_c, *extra]], rows)
+    keyed = pd.DataFrame({"date": dates, "asset": assets.to_numpy(), "row": rows})
+    duplicated = keyed.duplicated(["date", "asset"]).to_numpy()
+    if duplicated.any():
+        i = int(np.flatnonzero(duplicated)[0])
+        raise DataError(f"row {rows[i]}: duplicate date and asset ({dates[i]:%Y-%m-%d}, "
+                        f"{assets.iloc[i]})")  # fmt: skip
+    keyed = pd.concat([keyed, numbers.reset_index(drop=True)], axis=1)
+    wide = keyed.pivot(index="date", columns="asset", values=return_c).sort_index()
+    first_rows = keyed.groupby("date")["row"].min().reindex(wide.index).to_numpy()
+    _check_dates(pd.DatetimeIndex(wide.index), first_rows, str(date_c), long=True)
+    if wide.isna().to_numpy().any():
+        date, asset = wide.isna().stack()[lambda s: s].index[0]
+        raise DataError(f"date {date:%Y-%m-%d}, asset {asset!r}: missing value; every asset "
+                        "needs a return on every date (a changing universe is not supported "
+                        "yet)")  # fmt: skip
+    characteristics = {
+        str(c).strip(): keyed.pivot(index="date", columns="asset", values=c)
+        .sort_index()
+        .reindex(columns=wide.columns)
+        for c in extra
+    }
+    return wide.rename_axis(index="date", columns="asset"), characteristics
+
+
+def _check_dates(dates: pd.DatetimeIndex, rows: np.ndarray, column: str, long: bool = False):
+    if not long:
+        duplicated = np.flatnonzero(dates.duplicated())
+        if duplicated.size:
+            i = duplicated[0]
+            raise DataError(f"row {rows[i]}, column {column!r}: duplicate date {dates[i]:%Y-%m-%d}")
+        backwards = np.flatnonzero(_days(dates) < 0)
+        if backwards.size:
+            i = backwards[0] + 1
+            raise DataError(f"row {rows[i]}, column {column!r}: dates out of order: "
+                            f"{dates[i]:%Y-%m-%d} after {dates[i - 1]:%Y-%m-%d}")  # fmt: skip
+    if len(dates) < 3:
+        raise DataError(f"column {column!r}: expected at least 3 dates, got {len(dates)}")
+    gaps = _days(dates)
+    frequency = _frequency(dates)
+    irregular = np.flatnonzero(gaps > MAX_GAP[frequency])
+    if irregular.size:
+        i = irregular[0] + 1
+        raise DataError(f"row {rows[i]}, column {column!r}: irregular dates: {gaps[i - 1]:.0f} "
+                        f"days from {dates[i - 1]:%Y-%m-%d} to {dates[i]:%Y-%m-%d} in "
+                        f"{frequency} data")  # fmt: skip
+
+
+def _days(dates: pd.DatetimeIndex) -> np.ndarray:
+    """Days between consecutive dates, whatever the index's time unit."""
+    return np.diff(dates.to_numpy()).astype("timedelta64[s]").astype(np.float64) / 86_400
+
+
+def _frequency(dates: pd.DatetimeIndex) -> str:
+    median = float(np.median(_days(dates)))
+    for frequency, (low, high) in FREQUENCIES.items():
+        if low <= median <= high:
+            return frequency
+    raise DataError(f"dates: expected daily, weekly or monthly data, got a median spacing of "
+                    f"{median:.1f} days")  # fmt: skip
+
+
+def _check_values(returns: pd.DataFrame, percent: bool) -> None:
+    low = returns <= -1.0
+    if low.to_numpy().any():
+        date, asset = low.stack()[lambda s: s].index[0]
+        shown = returns.loc[date, asset] * (100 if percent else 1)
+        unit = "%" if percent else ""
+        raise DataError(f"date {date:%Y-%m-%d}, asset {asset!r}: a return of {shown:g}{unit} "
+                        "is a loss of 100% or more; simple returns must exceed -100%")  # fmt: skip
+
+
+def _to_months(
+    returns: pd.DataFrame, characteristics: dict[str, pd.DataFrame]
+) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+    months = returns.index.to_period("M")
+    monthly = (1.0 + returns).groupby(months).prod() - 1.0
+    monthly.index = monthly.index.to_timestamp(how="end").normalize()
+    sampled = {}
+    for name, frame in characteristics.items():
+        last = frame.groupby(frame.index.to_period("M")).last()
+        last.index = last.index.to_timestamp(how="end").normalize()
+        sampled[name] = last
+    return monthly, sampled
+
+
+def _with_characteristics(
+    returns: pd.DataFrame, characteristics: dict[str, pd.DataFrame], name: str, text: str
+) -> FactorPanel:
+    exposures = np.stack(
+        [frame.reindex(index=returns.index, columns=returns.columns).to_numpy(np.float64)
+         for frame in characteristics.values()], axis=-1,
+    )  # fmt: skip
+    return FactorPanel(name=name, dates=pd.DatetimeIndex(returns.index),
+                       assets=tuple(returns.columns), features=tuple(characteristics),
+                       exposures=exposures, returns=returns.to_numpy(np.float64),
+                       description=text)  # fmt: skip
