@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,8 @@ from e2e_portfolio.backtest.arms import ARMS, GAMMA_GRID
 from e2e_portfolio.data.store import Store
 
 runner = CliRunner()
+SMALL_SHRINK_ARGS = ("shrink", "--n-seeds", "2", "--n-assets", "8", "--n-months", "50",
+                     "--window", "20", "--score-months", "12")  # fmt: skip
 
 
 def invoke(*args: str):
@@ -306,3 +309,32 @@ def test_import_a_csv_then_shrink_and_compare_on_it(tmp_path):
                       "--refit-every", "60", "--arms", "equal_weight,decoupled,e2e")  # fmt: skip
     assert compared.exit_code == 0, compared.output
     assert Store(db).load_run(Store(db).latest_run_id("compare")).config["data"] == "mine"
+
+
+def test_runs_lists_kind_data_seeds_headline_and_json(tmp_path):
+    db = str(tmp_path / "cli.duckdb")
+    assert invoke("--db", db, *SMALL_SHRINK_ARGS).exit_code == 0
+    assert invoke("--db", db, "sweep", "--seeds", "1", "--n-assets", "8", "--n-months", "50",
+                  "--window", "12", "--backend", "serial").exit_code == 0  # fmt: skip
+    listed = invoke("--db", db, "runs", "--kind", "shrink")
+    assert listed.exit_code == 0, listed.output
+    text = listed.output
+    run_ids = list(Store(db).list_runs()["run_id"])
+    assert all(run_id in text for run_id in run_ids)  # whole ids, also the sweep's
+    assert "sweep-shrink" in text and "decision-aware" in text and "seeds 0-1 (2)" in text
+    rows = [json.loads(line) for line in invoke("--db", db, "runs", "--json").output.splitlines()]
+    assert {r["kind"] for r in rows} == {"shrink", "sweep-shrink"}
+    assert rows[-1]["options"]["window"] == 20 and "vs ledoit-wolf" in rows[-1]["headline"]
+
+
+def test_dashboard_becomes_the_server_with_the_store(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr("os.execv", lambda path, args: calls.append((path, args)))
+    monkeypatch.delenv("DB_PATH", raising=False)
+    db = tmp_path / "mine.duckdb"
+    result = invoke("--db", str(db), "dashboard", "--port", "8600")
+    assert result.exit_code == 0, result.output
+    ((_, args),) = calls
+    assert args[1:4] == ["-m", "streamlit", "run"] and "8600" in args
+
+    assert os.environ["DB_PATH"] == str(db.resolve())

@@ -336,13 +336,27 @@ class Store:
         )
 
     def list_runs(self, kind: str | None = None) -> pd.DataFrame:
-        """Stored runs, newest first: run_id, kind, created_at, config."""
+        """Stored runs, newest first: run_id, kind, created_at, config, metrics (JSON text)."""
         with self._connect(write=False) as con:
             return con.execute(
-                "SELECT run_id, kind, created_at, config FROM runs"
+                "SELECT run_id, kind, created_at, config, metrics FROM runs"
                 " WHERE ? IS NULL OR kind = ? ORDER BY created_at DESC, run_id DESC",
                 [kind, kind],
             ).df()
+
+    def headline_stats(self, run_ids: list[str]) -> dict[str, dict[str, float]]:
+        """Out-of-sample Sharpe per strategy of the given runs (those with statistics)."""
+        if not run_ids:
+            return {}
+        with self._connect(write=False) as con:
+            rows = con.execute(
+                "SELECT run_id, strategy, sharpe FROM run_stats WHERE list_contains(?, run_id)",
+                [run_ids],
+            ).fetchall()
+        out: dict[str, dict[str, float]] = {}
+        for run_id, strategy, sharpe in rows:
+            out.setdefault(run_id, {})[strategy] = float(sharpe)
+        return out
 
     def job_keys(self) -> set[str]:
         """``job_key`` of every stored sweep job (see :mod:`e2e_portfolio.experiments.sweep`)."""

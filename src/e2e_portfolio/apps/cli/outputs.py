@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -23,6 +24,7 @@ from e2e_portfolio.apps.cli.base import (
 )
 from e2e_portfolio.apps.cli.tables import (
     importance_table,
+    run_summaries,
     runs_table,
 )
 from e2e_portfolio.models.train import TrainConfig
@@ -61,11 +63,28 @@ app.add_typer(runs_app, name="runs")
 @runs_app.callback(invoke_without_command=True)
 @handled()
 def runs(
-    ctx: typer.Context, kind: Annotated[str | None, typer.Option(help="Only this kind.")] = None
+    ctx: typer.Context,
+    kind: Annotated[
+        str | None, typer.Option(help="Only this kind (shrink also lists sweep-shrink runs).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines for scripts.")] = False,
 ) -> None:
-    """List the stored runs, newest first (``e2e runs import FILE`` imports a run file)."""
-    if ctx.invoked_subcommand is None:
-        console.print(runs_table(store_of(ctx).list_runs(kind)))
+    """List the stored runs, newest first: kind, data, seeds, key options, headline Sharpe.
+
+    ``e2e runs import FILE`` stores a run that was written to a file.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    store = store_of(ctx)
+    frame = store.list_runs()
+    if kind is not None:
+        frame = frame[frame["kind"].isin([kind, f"sweep-{kind}"])]
+    rows = run_summaries(frame, store.headline_stats(list(frame["run_id"])))
+    if as_json:
+        for row in rows:
+            typer.echo(json.dumps(row))
+        return
+    console.print(runs_table(rows))
 
 
 @runs_app.command("import")
@@ -133,19 +152,28 @@ def attribute(
 @app.command()
 @handled()
 def dashboard(
+    ctx: typer.Context,
     port: Annotated[int, typer.Option(help="Port to serve on.", min=1, max=65535)] = 8501,
     address: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
 ) -> None:
-    """Launch the Streamlit dashboard (compare, shrinkage with a seed slider, stored runs)."""
-    import subprocess
+    """Launch the Streamlit dashboard (compare, shrinkage with a seed slider, stored runs).
+
+    The dashboard reads and stores runs in the same DuckDB file (--db). This process becomes
+    the Streamlit server, so Ctrl+C or killing it stops the server.
+    """
+    import os
     import sys
 
     script = Path(__file__).parents[1] / "streamlit_app.py"
     command = [sys.executable, "-m", "streamlit", "run", str(script), "--server.port", str(port),
                "--server.address", address, "--server.headless", "true",
                "--browser.gatherUsageStats", "false"]  # fmt: skip
-    console.print(f"Serving the dashboard on http://{address}:{port} (Ctrl+C stops it)")
-    raise typer.Exit(subprocess.run(command).returncode)
+    database = Path(ctx.obj["db"]).resolve()
+    console.print(f"Serving the dashboard on http://{address}:{port} with runs in {database} "
+                  "(Ctrl+C stops it)")  # fmt: skip
+    sys.stdout.flush()
+    os.environ["DB_PATH"] = str(database)
+    os.execv(sys.executable, command)  # replace this process: no orphaned server
 
 
 @app.command("build-dashboard")

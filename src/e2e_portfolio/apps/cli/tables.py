@@ -192,14 +192,69 @@ def comparison_table(comparison, config: Mapping) -> Table:
     return table
 
 
-def runs_table(runs) -> Table:
-    """Stored runs: id, kind, time, data."""
-    table = Table(title="Stored runs", title_justify="left")
-    for column in ("run id", "kind", "created (UTC)", "data"):
-        table.add_column(column)
+KEY_OPTIONS = ("n_assets", "window", "tc", "gamma", "w_max", "kappa", "target", "covariance",
+               "epochs", "learn_theta", "baselines")  # fmt: skip
+
+
+def _headline(kind: str, metrics: Mapping, stats: Mapping[str, float]) -> str:
+    """The one comparison a run is about, in Sharpe."""
+
+    def pair(values: Mapping, a: str, b: str) -> str:
+        return f"{a} {values[a]:.3f} vs {b} {values[b]:.3f}" if a in values and b in values else ""
+
+    if kind == "shrink":
+        values = metrics.get("mean_sharpe") or metrics.get("sharpe") or {}
+        return pair(values, "decision-aware", "ledoit-wolf")
+    if kind == "compare":
+        mean = {a: v["sharpe"] for a, v in metrics.get("mean", {}).items()}
+        return pair(mean or stats, "e2e", "decoupled")
+    if kind.startswith("sweep-"):
+        values = {k.removeprefix("sharpe_"): v for k, v in metrics.items()
+                  if k.startswith("sharpe_") and isinstance(v, int | float)}  # fmt: skip
+        return pair(values, "decision-aware", "ledoit-wolf") or pair(values, "e2e", "decoupled")
+    return ""
+
+
+def _seeds(config: Mapping) -> str:
+    seeds = config.get("seeds", config.get("seed"))
+    if isinstance(seeds, list):
+        return f"{seeds[0]}-{seeds[-1]} ({len(seeds)})" if len(seeds) > 1 else str(seeds[0])
+    return "" if seeds is None else str(seeds)
+
+
+def run_summaries(runs, stats: Mapping[str, Mapping[str, float]]) -> list[dict]:
+    """One plain row per stored run: id, kind, created, data, seeds, options, headline."""
+    rows = []
     for row in runs.itertuples():
-        data = json.loads(row.config).get("data", "synthetic")
-        table.add_row(row.run_id, row.kind, f"{row.created_at:%Y-%m-%d %H:%M:%S}", str(data))
+        config, metrics = json.loads(row.config), json.loads(row.metrics)
+        options = {k: config[k] for k in KEY_OPTIONS
+                   if k in config and config[k] not in (None, [], False)}  # fmt: skip
+        headline = _headline(row.kind, metrics, stats.get(row.run_id, {}))
+        rows.append({"run_id": row.run_id, "kind": row.kind,
+                     "created": f"{row.created_at:%Y-%m-%d %H:%M:%S}",
+                     "data": str(config.get("data", "synthetic")), "seeds": _seeds(config),
+                     "options": options, "headline": headline})  # fmt: skip
+    return rows
+
+
+def runs_table(rows: list[dict]) -> Table:
+    """Stored runs, one block each: id, kind, data, seeds; headline Sharpe; options, time.
+
+    Ids are never cut, whatever the width.
+    """
+    table = Table(title=f"Stored runs, newest first ({len(rows)})", title_justify="left",
+                  box=box.SIMPLE_HEAD, pad_edge=False, show_header=False)  # fmt: skip
+    table.add_column("run", overflow="fold")
+    for r in rows:
+        options = " ".join(
+            f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}"
+            for k, v in r["options"].items()
+        )
+        seeds = f"  seeds {r['seeds']}" if r["seeds"] else ""
+        lines = [f"[bold]{r['run_id']}[/]  {r['kind']}  {r['data']}{seeds}"]
+        lines += [f"  {text}" for text in (r["headline"], options) if text]
+        lines.append(f"  {r['created']} UTC")
+        table.add_row("\n".join(lines))
     return table
 
 
