@@ -338,3 +338,35 @@ def test_dashboard_becomes_the_server_with_the_store(tmp_path, monkeypatch):
     assert args[1:4] == ["-m", "streamlit", "run"] and "8600" in args
 
     assert os.environ["DB_PATH"] == str(db.resolve())
+
+
+def test_a_changing_universe_round_trips_through_shrink_and_compare(tmp_path):
+    """A CSV with a late listing (S6 from 1995) and a delisting (S1 after 2000): imported
+    with the gaps as not listed; shrink and the arms that handle it run; the learned arms
+    say why they cannot."""
+    rng = np.random.default_rng(42)
+    dates = pd.date_range("1990-01-31", periods=180, freq="ME")
+    returns = pd.DataFrame(rng.normal(0.008, 0.05, (180, 8)), index=dates,
+                           columns=[f"S{i}" for i in range(8)])  # fmt: skip
+    returns.loc[:"1994-12-31", "S6"] = np.nan
+    returns.loc["2001-01-31":, "S1"] = np.nan
+    returns.to_csv(tmp_path / "changing.csv", index_label="month", na_rep="")
+    db = str(tmp_path / "cli.duckdb")
+    imported = invoke("--db", db, "data", "import", str(tmp_path / "changing.csv"), "--name",
+                      "changing")  # fmt: skip
+    assert imported.exit_code == 0, imported.output
+    panel = Store(db).read_panel("changing")
+    assert not panel.is_complete and panel.listed[:, 1].sum() < panel.n_dates
+    shrunk = invoke("--db", db, "shrink", "--data", "changing", "--window", "24")
+    assert shrunk.exit_code == 0, shrunk.output
+    run = Store(db).load_run(Store(db).latest_run_id("shrink"))
+    assert len(run.series) > 0 and np.isfinite(run.series["net_return"]).all()
+    args = ["--db", db, "compare", "--data", "changing", "--window", "24", "--epochs", "1"]
+    simple = invoke(*args, "--arms", "equal_weight,min_variance,plug_in")
+    assert simple.exit_code == 0, simple.output
+    weights = Store(db).load_run(Store(db).latest_run_id("compare")).weights
+    after = weights[(weights["asset"] == "S1") & (weights["date"] > "2001-01-31")]
+    assert len(after) and (after["weight"] == 0).all()  # delisted: never held again
+    learned = invoke(*args, "--arms", "decoupled,e2e")
+    assert learned.exit_code == 1
+    assert "late listings or delistings" in " ".join(learned.output.split())

@@ -182,3 +182,47 @@ def test_features_of_real_history_feed_the_engine():
     panel = build_features(returns, name="ind")
     result = backtest(panel, MinimumVariance(window=24), start=30)
     assert np.isfinite(result.net_returns).all()
+
+
+def _changing_panel() -> FactorPanel:
+    """Three assets: a0 always listed, a1 listed from 2000-04, a2 delisted after 2000-07."""
+    rng = np.random.default_rng(42)
+    returns = rng.normal(0.01, 0.05, (12, 3))
+    returns[:3, 1] = np.nan
+    returns[7:, 2] = np.nan
+    return FactorPanel(name="changing", dates=pd.date_range("2000-01-31", periods=12, freq="ME"),
+                       assets=("a0", "a1", "a2"), features=("x",),
+                       exposures=np.zeros((12, 3, 1)), returns=returns)  # fmt: skip
+
+
+def test_delisting_earns_zero_then_leaves_the_book():
+    """Held over the month it delists, a2 earns 0; the next decision starts with it as cash."""
+    panel = _changing_panel()
+    seen = []
+
+    def hold_a2(view):
+        seen.append(view.holdings)
+        return np.array([0.0, 0.0, 1.0]) if view.listed_now[2] else equal_weight(view)
+
+    result = backtest(panel, hold_a2, start=5)
+    # decision at 2000-07 (a2's last listed month) earns 2000-08, where a2 has no return
+    assert result.dates[1] == pd.Timestamp("2000-08-31") and result.net_returns[1] == 0.0
+    np.testing.assert_array_equal(seen[2], [0.0, 0.0, 0.0])  # a2 left the book as cash
+    assert result.turnover[2] == pytest.approx(1.0)  # buying the new book from cash
+    np.testing.assert_allclose(result.weights[2], [0.5, 0.5, 0.0])  # equal weight of listed
+
+
+def test_weights_on_an_unlisted_asset_are_refused():
+    with pytest.raises(StrategyError, match=r"expected no weight on 'a1' \(not listed then\)"):
+        backtest(_changing_panel(), lambda view: np.full(3, 1 / 3), start=1, name="all")
+
+
+def test_estimators_use_the_assets_with_a_full_window():
+    panel = _changing_panel()
+    view = past_view(panel, 8)  # a1 listed for 6 months, a2 gone
+    assert view.with_history(4).tolist() == [True, True, False]
+    assert view.with_history(8).tolist() == [True, False, False]
+    weights = MinimumVariance(window=4, long_only=True)(view)
+    assert weights[2] == 0 and weights.sum() == pytest.approx(1.0)
+    with pytest.raises(DataError, match=r"window: expected at least 2 assets with 8 months"):
+        PlugInMeanVariance(window=8)(view)

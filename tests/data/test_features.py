@@ -64,7 +64,7 @@ def test_features_at_t_use_nothing_after_t(history, cut):
         (
             lambda h: h.assign(A=h["A"].where(h.index != h.index[5])),
             NaNError,
-            "returns: expected finite values",
+            "returns: asset 'A' has no return at .* between its first",
         ),
         (lambda h: h.assign(B=-1.5), DataError, r"returns: expected simple returns > -1"),
         (lambda h: h.iloc[:, :1], DataError, "returns: expected at least 2 assets, got 1"),
@@ -81,3 +81,20 @@ def test_bad_histories_raise(history, change, error, match):
 def test_bad_window_raises(history):
     with pytest.raises(DataError, match=r"window: expected an integer >= 3, got 2"):
         build_features(history, name="h", window=2)
+
+
+def test_a_changing_universe_gets_features_once_it_has_the_history(history):
+    """Asset A lists 20 months late and B delists 15 months early: their features are NaN
+    until the windows fill (and after B leaves), z-scores run over the others."""
+    changing = history.copy()
+    changing.iloc[:20, 0] = np.nan
+    changing.iloc[-15:, 1] = np.nan
+    panel = build_features(changing, name="h")
+    a = panel.exposures[:, 0, :]
+    first_full = changing.index[20 + 36 - 1]  # 36-month beta window after listing
+    assert np.isnan(a[panel.dates < first_full]).any(axis=1).all()
+    assert np.isfinite(a[panel.dates >= first_full]).all()
+    assert np.isnan(panel.returns[-15:, 1]).all() and np.isnan(panel.exposures[-15:, 1]).all()
+    listed = panel.listed[:, 2:]
+    z = panel.exposures[:, 2:, 0][listed.all(axis=1)]
+    assert np.isfinite(z).all()

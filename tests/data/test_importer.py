@@ -80,12 +80,12 @@ def test_long_layout_uses_the_characteristics(tmp_path, wide):
          r"row 12, column 'month': irregular dates: 120 days from 2000-10-31 to 2001-02-28"),
         (lambda t: t.assign(B=lambda f: f["B"].where(f.index != 8, "-1.2")),
          r"date 2000-09-30, asset 'B': a return of -1.2 is a loss of 100% or more"),
-        (lambda t: t.assign(D=lambda f: f["D"].where(f.index != 0, "")),
-         r"row 2, column 'D': missing value"),
+        (lambda t: t.assign(D=lambda f: f["D"].where(f.index != 30, "")),
+         r"asset 'D' has no return at 2002-07-31 between its first"),
         (lambda t: t.assign(month=lambda f: f["month"].where(f.index != 4, "May 40th")),
          r"row 6, column 'month': expected a date, got 'May 40th'"),
     ],
-    ids=["not-a-number", "duplicate-date", "unsorted", "irregular", "total-loss", "missing",
+    ids=["not-a-number", "duplicate-date", "unsorted", "irregular", "total-loss", "gap",
          "bad-date"],
 )  # fmt: skip
 def test_errors_name_the_row_and_column(tmp_path, wide, edit, match):
@@ -107,3 +107,18 @@ def test_implausible_returns_get_a_note_and_wrong_files_an_error(tmp_path, wide)
         import_returns(tmp_path / "r.xlsx", "x")
     with pytest.raises(DataError, match=r"path: no such file"):
         import_returns(tmp_path / "none.csv", "x")
+
+
+def test_late_listings_and_delistings_are_kept_as_missing(tmp_path, wide):
+    """C lists at month 20 and D delists after month 45: empty cells, kept as not listed."""
+    table = wide.copy()
+    table.iloc[:20, 2] = np.nan
+    table.iloc[45:, 3] = np.nan
+    path = tmp_path / "changing.csv"
+    table.to_csv(path, index_label="month", na_rep="")
+    result = import_returns(path, "changing")
+    panel = result.panel
+    offset = 60 - panel.n_dates
+    assert not panel.is_complete
+    np.testing.assert_array_equal(panel.listed[:, 3], np.arange(offset, 60) < 45)
+    np.testing.assert_array_equal(panel.listed[:, 2], np.arange(offset, 60) >= 20)

@@ -44,9 +44,11 @@ def test_window(small_panel):
     ("change", "error", "match"),
     [
         (lambda a: a["returns"].__setitem__((1, 1), np.nan), NaNError,
-         r"returns: expected finite values, got 1 NaN or inf"),
+         r"returns: asset 'a1' has no return at \d{4}-\d\d-\d\d between its first"),
+        (lambda a: a["returns"].__setitem__((slice(None), 2), np.nan), NaNError,
+         r"returns: asset 'a2' has no return on any date"),
         (lambda a: a["exposures"].__setitem__((0, 0, 0), np.inf), NaNError,
-         r"exposures: expected finite values, got 1 NaN or inf"),
+         r"exposures: expected finite values or NaN \(unknown\), got inf"),
         (lambda a: a.update(dates=a["dates"][::-1]), DataError,
          r"dates: expected strictly increasing dates"),
         (lambda a: a.update(assets=("a0",), returns=a["returns"][:, :1],
@@ -58,7 +60,7 @@ def test_window(small_panel):
          r"returns: expected shape \(5, 3\), got \(5, 2\)"),
         (lambda a: a.update(name=""), DataError, r"name: expected a non-empty string"),
     ],
-    ids=["nan-return", "inf-exposure", "dates-out-of-order", "one-asset", "duplicate-assets",
+    ids=["gap-in-listing", "never-listed", "inf-exposure", "dates-out-of-order", "one-asset", "duplicate-assets",
          "returns-shape", "empty-name"],
 )  # fmt: skip
 def test_bad_panels_raise(change, error, match):
@@ -72,3 +74,13 @@ def test_from_frame_needs_every_pair(small_panel):
     frame = small_panel.to_frame().iloc[1:]
     with pytest.raises(DataError, match=r"frame: expected one row per \(date, asset\) pair"):
         FactorPanel.from_frame("x", frame)
+
+
+def test_late_listings_and_delistings_are_a_changing_universe():
+    arrays = _arrays()
+    arrays["returns"][:2, 0] = np.nan  # listed from the third date
+    arrays["returns"][3:, 1] = np.nan  # delisted after the fourth
+    panel = FactorPanel(**arrays)
+    assert not panel.is_complete
+    assert panel.listed[:, 0].tolist() == [False, False, True, True, True]
+    assert panel.listed[:, 1].tolist() == [True, True, True, False, False]

@@ -104,6 +104,42 @@ def _roots(
     return covariance_root(torch.as_tensor(np.array(covariances), dtype=torch.float64))
 
 
+def _masked_roots(
+    returns: np.ndarray,
+    positions: Sequence[int] | np.ndarray,
+    window: int,
+    how: str,
+    w_max: float | None,
+) -> tuple[torch.Tensor, torch.Tensor | None, np.ndarray]:
+    """Like :func:`_roots`, on the assets with a return in every month of each window.
+
+    Returns the roots (m, n, n), per-asset caps ``upper`` (m, n) that exclude the other
+    assets (0) or None when every asset qualifies everywhere, and the masks (m, n). An
+    excluded asset gets the mean variance of the others on the diagonal (it is never held).
+    """
+    covariances, masks = [], []
+    for s in positions:
+        past = returns[max(0, s - window + 1) : s + 1]
+        mask = np.isfinite(past).all(axis=0)
+        if mask.sum() < 2:
+            raise DataError(f"window: expected at least 2 assets with a full window at position "
+                            f"{s}, got {int(mask.sum())}")  # fmt: skip
+        sub = past[:, mask]
+        covariance = (np.cov(sub, rowvar=False) if how == "sample"
+                      else shrunk_covariance(sub, how))  # type: ignore[arg-type]  # fmt: skip
+        full = np.diag(np.full(mask.size, np.mean(np.diag(covariance))))
+        full[np.ix_(mask, mask)] = covariance
+        covariances.append(full)
+        masks.append(mask)
+    roots = covariance_root(torch.as_tensor(np.array(covariances), dtype=torch.float64))
+    masks_array = np.array(masks)
+    if masks_array.all():
+        return roots, None, masks_array
+    cap = 1.0 if w_max is None else w_max
+    upper = torch.as_tensor(np.where(masks_array, cap, 0.0), dtype=torch.float64)
+    return roots, upper, masks_array
+
+
 @dataclass
 class _Refit:
     """What all arms share at one refit date ``t``: the training pairs and their estimates."""
@@ -190,7 +226,8 @@ class ArmSet:
         """The arm's weights (n,) at the view's last date; refits first when due."""
         t = len(view.dates) - 1
         if arm == "equal_weight":
-            return np.full(view.n_assets, 1.0 / view.n_assets)
+            listed = view.listed_now
+            return np.where(listed, 1.0 / listed.sum(), 0.0)
         refit_date = self._refit_date(t)
         state = self._states.setdefault(arm, _ArmState())
         if arm in TUNED and state.refit_date != refit_date:
@@ -231,10 +268,16 @@ class ArmSet:
 
     def _refit(self, arm: str, state: _ArmState, data: _Refit) -> None:
         c = self.config
-        mse = self._shared(data, "mse", lambda: train_decoupled(data.x, data.y, c))
+        if arm in LEARNED and not (np.isfinite(data.x).all() and np.isfinite(data.y).all()):
+            raise DataError(
+                f"arms: {arm} trains its network on every asset and month, and this panel has "
+                f"late listings or delistings in the training months before {data.date} "
+                "(equal_weight, min_variance and plug_in handle a changing universe)"
+            )
         models: dict[str, ReturnPredictor] = {}
         trained = []
         if arm in ("decoupled", "decoupled_nll", "e2e_risk"):
+            mse = self._shared(data, "mse", lambda: train_decoupled(data.x, data.y, c))
             models["mu"] = mse.model
             trained.append(("decoupled", mse))
         if arm == "decoupled_nll":
@@ -262,7 +305,7 @@ class ArmSet:
     def _tune(self, arm: str, state: _ArmState, data: _Refit) -> None:
         """Choose gamma on the validation months (data up to each month only)."""
         positions = data.positions[data.validation]
-        realised = data.y[data.validation]
+        realised = np.nan_to_num(data.y[data.validation])  # delisted: earns 0, as in the backtest
         mu, risk = self._moments(arm, state, data.returns, data.x[data.validation], positions)
         scores = {}
         for gamma in self.gamma_grid:
@@ -291,9 +334,16 @@ class ArmSet:
         """
         x = torch.as_tensor(np.array(exposures), dtype=torch.float64).to(self.config.device)
         m, n = x.shape[:2]
-        if arm in ("min_variance", "plug_in") or arm in ("decoupled", "e2e_return"):
+        masks = None
+        if arm in ("min_variance", "plug_in"):
             how = "sample" if arm == "plug_in" else self.covariance
-            risk = {"R": _roots(returns, positions, self.window, how).to(x.device)}
+            roots, upper, masks = _masked_roots(returns, positions, self.window, how,
+                                                self.config.w_max)  # fmt: skip
+            risk = {"R": roots.to(x.device)}
+            if upper is not None:
+                risk["upper"] = upper.to(x.device)
+        elif arm in ("decoupled", "e2e_return"):
+            risk = {"R": _roots(returns, positions, self.window, self.covariance).to(x.device)}
         else:
             with torch.no_grad():
                 _, loadings, idiosyncratic = state.models["risk"](x)
@@ -302,7 +352,9 @@ class ArmSet:
             mu = x.new_zeros((m, n))
         elif arm == "plug_in":
             means = [returns[max(0, s - self.window + 1) : s + 1].mean(axis=0) for s in positions]
-            mu = torch.as_tensor(np.array(means), dtype=torch.float64).to(x.device)
+            assert masks is not None
+            means_array = np.where(masks, np.array(means), 0.0)  # excluded assets: not held
+            mu = torch.as_tensor(means_array, dtype=torch.float64).to(x.device)
         else:
             with torch.no_grad():
                 mu = state.models["mu"](x)[0]

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from e2e_portfolio.backtest.walkforward import PastView
+from e2e_portfolio.exceptions import DataError
 from e2e_portfolio.models.predictor import ReturnPredictor
 from e2e_portfolio.models.qp_layer import MeanVarianceQP
 from e2e_portfolio.models.risk import covariance_root, ledoit_wolf_covariance
@@ -41,9 +42,28 @@ def equal_weight(view: PastView) -> np.ndarray:
     Returns
     -------
     ndarray, (n_assets,)
-        ``1 / n_assets`` each.
+        ``1 / k`` on each of the ``k`` assets listed now, 0 elsewhere.
     """
-    return np.full(view.n_assets, 1.0 / view.n_assets)
+    listed = view.listed_now
+    return np.where(listed, 1.0 / listed.sum(), 0.0)
+
+
+def _subset(view: PastView, window: int) -> np.ndarray:
+    """The assets with a return in each of the last ``window`` months (at least two)."""
+    subset = view.with_history(window)
+    if subset.sum() < 2:
+        raise DataError(
+            f"window: expected at least 2 assets with {window} months of history at "
+            f"{view.dates[-1]:%Y-%m}, got {int(subset.sum())}"
+        )
+    return subset
+
+
+def _embed(weights: np.ndarray, subset: np.ndarray) -> np.ndarray:
+    """Weights of a subset of assets as weights of all of them (0 elsewhere)."""
+    out = np.zeros(subset.size)
+    out[subset] = weights
+    return out
 
 
 def covariance(returns: np.ndarray, estimator: Estimator) -> np.ndarray:
@@ -103,13 +123,14 @@ class MinimumVariance:
         return not self.long_only
 
     def __call__(self, view: PastView) -> np.ndarray:
-        """Weights (n,) for the view's last date."""
-        sigma = covariance(view.trailing_returns(self.window), self.estimator)
+        """Weights (n,) for the view's last date, on the assets with a full window."""
+        subset = _subset(view, self.window)
+        sigma = covariance(view.trailing_returns(self.window)[:, subset], self.estimator)
         if not self.long_only:
-            direction = np.linalg.solve(sigma, np.ones(view.n_assets))
-            return direction / direction.sum()
+            direction = np.linalg.solve(sigma, np.ones(subset.sum()))
+            return _embed(direction / direction.sum(), subset)
         risk = covariance_root(torch.as_tensor(sigma))
-        return _solve_qp(np.zeros(view.n_assets), 1.0, self.w_max, R=risk)
+        return _embed(_solve_qp(np.zeros(subset.sum()), 1.0, self.w_max, R=risk), subset)
 
 
 @dataclass
@@ -122,10 +143,11 @@ class PlugInMeanVariance:
     estimator: Estimator = "sample"
 
     def __call__(self, view: PastView) -> np.ndarray:
-        """Weights (n,) for the view's last date."""
-        past = view.trailing_returns(self.window)
+        """Weights (n,) for the view's last date, on the assets with a full window."""
+        subset = _subset(view, self.window)
+        past = view.trailing_returns(self.window)[:, subset]
         risk = covariance_root(torch.as_tensor(covariance(past, self.estimator)))
-        return _solve_qp(past.mean(axis=0), self.gamma, self.w_max, R=risk)
+        return _embed(_solve_qp(past.mean(axis=0), self.gamma, self.w_max, R=risk), subset)
 
 
 @dataclass

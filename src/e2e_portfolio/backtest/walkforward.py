@@ -5,6 +5,13 @@ dates, exposures and returns up to and including ``t``, as read-only arrays. The
 returns weights; they earn ``returns[t + 1]``. Since the view holds no later data and cannot be
 written to, look-ahead is impossible by construction, whatever the strategy does.
 
+A changing universe (NaN returns where an asset is not listed, see
+:mod:`e2e_portfolio.data.panel`): a decision may only hold assets listed at ``t``
+(:attr:`PastView.listed_now`). An asset held over a month in which it delists earns 0 that
+month (its last return was its last listed month's; the position is taken to have been
+converted to cash at the last price) and then leaves the book: the drifted holdings carry it
+as cash, outside the weights.
+
 Costs: ``tc * ||w_t - h_{t-1}||_1`` (two-sided turnover), where ``h_{t-1}`` are last
 period's weights after they drifted with that period's returns (the first decision trades from
 cash); :mod:`e2e_portfolio.turnover` defines it for the whole package. The view also carries
@@ -49,6 +56,15 @@ class PastView:
         """Number of assets."""
         return len(self.assets)
 
+    @property
+    def listed_now(self) -> np.ndarray:
+        """(n,) bool: listed over the period just ended; only these may be held."""
+        return np.isfinite(self.returns[-1])
+
+    def with_history(self, window: int) -> np.ndarray:
+        """(n,) bool: a return in each of the last ``window`` periods (so listed now too)."""
+        return np.isfinite(self.trailing_returns(window)).all(axis=0)
+
     def trailing_returns(self, window: int) -> np.ndarray:
         """The last ``window`` periods of returns, (window, n)."""
         if window > len(self.returns):
@@ -69,6 +85,15 @@ or ``allows_leverage = True`` (any sum), e.g. with :func:`declare`."""
 
 WEIGHT_TOLERANCE = 1e-8
 """How far weights may fall below 0 or their sum stray from 1 (solver rounding)."""
+
+
+def _check_listed(weights: np.ndarray, panel: FactorPanel, t: int) -> str | None:
+    """A weight on an asset not listed at ``t``, or None."""
+    unlisted = np.flatnonzero(~np.isfinite(panel.returns[t]) & (np.abs(weights) > WEIGHT_TOLERANCE))
+    if unlisted.size:
+        i = unlisted[0]
+        return f"expected no weight on {panel.assets[i]!r} (not listed then), got {weights[i]:.3g}"
+    return None
 
 
 def declare(strategy: Strategy, *, short: bool = False, leverage: bool = False) -> Strategy:
@@ -167,15 +192,16 @@ def backtest(
         except Exception as exc:
             raise StrategyError(name, f"{panel.dates[t]:%Y-%m}",
                                 f"{type(exc).__name__}: {exc}") from exc  # fmt: skip
-        problem = check_weights(strategy, w, n)
+        problem = check_weights(strategy, w, n) or _check_listed(w, panel, t)
         if problem is not None:
             raise StrategyError(name, f"{panel.dates[t]:%Y-%m}", problem)
-        realised = panel.returns[t + 1]
+        listed_next = np.isfinite(panel.returns[t + 1])
+        realised = np.where(listed_next, panel.returns[t + 1], 0.0)  # delisted: earns 0
         turnover[i] = np.abs(w - held).sum()
         gross = float(w @ realised)
         net[i] = gross - tc * turnover[i]
         weights[i] = w
-        held = drifted(w, realised)
+        held = np.where(listed_next, drifted(w, realised), 0.0)  # delisted: cash, out
         if on_step is not None:
             on_step()
     dates = panel.dates[start + 1 :]

@@ -16,7 +16,9 @@ feature             definition at date ``t``
 
 Each feature is then standardised across assets at each date (z-score), so the panel's
 exposures are comparable across dates and with the synthetic ones. The first dates, where a
-window is incomplete, are dropped.
+window is incomplete, are dropped. With a changing universe (NaN returns where an asset is
+not listed) a feature is NaN until the asset has its window of history, and the z-score runs
+over the assets that have it; the equal-weight market is the mean of the listed assets.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from e2e_portfolio.data.panel import FactorPanel
+from e2e_portfolio.data.panel import FactorPanel, _check_listing
 from e2e_portfolio.exceptions import DataError, NaNError
 
 FEATURES = ("momentum", "reversal", "volatility", "market_beta")
@@ -42,7 +44,8 @@ def build_features(
     Parameters
     ----------
     returns : DataFrame, (n_dates, n_assets)
-        Periodic simple returns, indexed by strictly increasing dates, no NaN.
+        Periodic simple returns, indexed by strictly increasing dates; NaN where an asset is
+        not listed (one unbroken listing per asset).
     name : str
         Name of the panel.
     window : int
@@ -82,7 +85,8 @@ def build_features(
         "market_beta": market_beta,
     }
     keep = slice(warm_up - 1, None)
-    exposures = np.stack([_zscore(raw[f].iloc[keep]) for f in FEATURES], axis=-1)
+    listed = np.isfinite(values.iloc[keep].to_numpy())
+    exposures = np.stack([_zscore(raw[f].iloc[keep].where(listed)) for f in FEATURES], axis=-1)
     return FactorPanel(
         name=name,
         dates=pd.DatetimeIndex(values.index[keep]),
@@ -95,11 +99,21 @@ def build_features(
 
 
 def _zscore(frame: pd.DataFrame) -> np.ndarray:
-    """Cross-sectional z-score per row; a row with no dispersion becomes zeros."""
+    """Cross-sectional z-score per row over the known values; no dispersion gives zeros.
+
+    Unknown (NaN) values stay NaN.
+    """
     values = frame.to_numpy(dtype=np.float64)
-    centred = values - values.mean(axis=1, keepdims=True)
-    scale = values.std(axis=1, keepdims=True)
-    return np.divide(centred, scale, out=np.zeros_like(centred), where=scale > 1e-12)
+    known = np.isfinite(values)
+    count = known.sum(axis=1, keepdims=True)
+    filled = np.where(known, values, 0.0)
+    mean = np.divide(filled.sum(axis=1, keepdims=True), count, out=np.zeros_like(count, float),
+                     where=count > 0)  # fmt: skip
+    centred = np.where(known, values - mean, 0.0)
+    scale = np.sqrt(np.divide((centred**2).sum(axis=1, keepdims=True), count,
+                              out=np.zeros_like(mean), where=count > 0))  # fmt: skip
+    z = np.divide(centred, scale, out=np.zeros_like(centred), where=scale > 1e-12)
+    return np.where(known, z, np.nan)
 
 
 def _check_history(returns: pd.DataFrame) -> None:
@@ -112,7 +126,10 @@ def _check_history(returns: pd.DataFrame) -> None:
     if returns.shape[1] < 2:
         raise DataError(f"returns: expected at least 2 assets, got {returns.shape[1]}")
     values = returns.to_numpy(dtype=np.float64)
-    if not np.isfinite(values).all():
-        raise NaNError("returns: expected finite values, got NaN or inf")
-    if (values <= -1.0).any():
-        raise DataError(f"returns: expected simple returns > -1, got minimum {values.min():.4g}")
+    if np.isinf(values).any():
+        raise NaNError("returns: expected finite values or NaN (not listed), got inf")
+    _check_listing(values, returns.index, tuple(str(c) for c in returns.columns))
+    if (values[np.isfinite(values)] <= -1.0).any():
+        raise DataError(
+            f"returns: expected simple returns > -1, got minimum {np.nanmin(values):.4g}"
+        )

@@ -12,11 +12,17 @@ periods of each month, dated at the month end (characteristics: their last value
 month); the import notes say so. Without characteristics the exposures are the past-only
 features of :mod:`e2e_portfolio.data.features`.
 
+Missing values (an empty cell, or a date and asset absent from a long file) mean the asset is
+not listed then: a late listing or a delisting. Each asset's listing must be unbroken, and
+after a delisting the asset is out (see :mod:`e2e_portfolio.backtest.walkforward`). Daily or
+weekly data with missing days are compounded over the days present.
+
 Checks, each an error naming the row (1-based, as a spreadsheet shows it, counting the
-header) and column: a date that does not parse, a duplicate date (or date and asset), dates
-out of order, irregular spacing (a gap of more than one period), a cell that is not a number,
-a return of -100% or less, and a missing value. A monthly return beyond +-100% is accepted
-with a note (returns in percent without ``percent=True`` look like this).
+header) and column, or the date and asset: a date that does not parse, a duplicate date (or
+date and asset), dates out of order, irregular spacing (a gap of more than one period), a
+cell that is not a number, a return of -100% or less, and a gap inside an asset's listing.
+A monthly return beyond +-100% is accepted with a note (returns in percent without
+``percent=True`` look like this).
 """
 
 from __future__ import annotations
@@ -126,7 +132,7 @@ def _dates(values: pd.Series, column: str) -> pd.DatetimeIndex:
 
 
 def _numbers(frame: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
-    """Numeric values; a cell that is not a number (empty counts as missing) is an error."""
+    """Numeric values; empty cells are missing (NaN), any other text is an error."""
     out = {}
     for column in frame.columns:
         raw = frame[column]
@@ -137,11 +143,6 @@ def _numbers(frame: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
         if bad.size:
             raise DataError(f"row {rows[bad[0]]}, column {column!r}: expected a number, got "
                             f"{raw.iloc[bad[0]]!r}")  # fmt: skip
-        missing = np.flatnonzero(empty.to_numpy())
-        if missing.size:
-            raise DataError(f"row {rows[missing[0]]}, column {column!r}: missing value; every "
-                            "asset needs a return on every date (a changing universe is not "
-                            "supported yet)")  # fmt: skip
         out[column] = numbers.to_numpy(dtype=np.float64)
     return pd.DataFrame(out, index=frame.index)
 
@@ -178,11 +179,6 @@ def _long(
     wide = keyed.pivot(index="date", columns="asset", values=return_c).sort_index()
     first_rows = keyed.groupby("date")["row"].min().reindex(wide.index).to_numpy()
     _check_dates(pd.DatetimeIndex(wide.index), first_rows, str(date_c), long=True)
-    if wide.isna().to_numpy().any():
-        date, asset = wide.isna().stack()[lambda s: s].index[0]
-        raise DataError(f"date {date:%Y-%m-%d}, asset {asset!r}: missing value; every asset "
-                        "needs a return on every date (a changing universe is not supported "
-                        "yet)")  # fmt: skip
     characteristics = {
         str(c).strip(): keyed.pivot(index="date", columns="asset", values=c)
         .sort_index()
@@ -243,7 +239,8 @@ def _to_months(
     returns: pd.DataFrame, characteristics: dict[str, pd.DataFrame]
 ) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
     months = returns.index.to_period("M")
-    monthly = (1.0 + returns).groupby(months).prod() - 1.0
+    grouped = (1.0 + returns).groupby(months)
+    monthly = grouped.prod(min_count=1) - 1.0  # a month without a listed day stays NaN
     monthly.index = monthly.index.to_timestamp(how="end").normalize()
     sampled = {}
     for name, frame in characteristics.items():

@@ -10,6 +10,13 @@ Timing convention, the one thing to get right:
 
 The target for the exposures at ``t`` is therefore ``returns[t + 1]``; see
 :meth:`FactorPanel.supervised_pairs`.
+
+A changing universe: ``returns[t, i]`` is NaN where asset ``i`` is not listed over the period
+ending at ``t``. Each asset is listed over one unbroken span (a late listing starts it, a
+delisting ends it: its last return is the last finite one, then it is out); gaps inside the
+span are an error. Exposures may be NaN where they are not known (before an asset has the
+history its features need). :attr:`FactorPanel.listed` is the mask; a panel with every asset
+listed on every date and finite exposures is :attr:`~FactorPanel.is_complete`.
 """
 
 from __future__ import annotations
@@ -76,9 +83,9 @@ class FactorPanel:
         if returns.shape != expected[:2]:
             raise DataError(f"returns: expected shape {expected[:2]}, got {returns.shape}")
         for label, values in (("exposures", exposures), ("returns", returns)):
-            if not np.isfinite(values).all():
-                bad = int(np.size(values) - np.isfinite(values).sum())
-                raise NaNError(f"{label}: expected finite values, got {bad} NaN or inf")
+            if np.isinf(values).any():
+                raise NaNError(f"{label}: expected finite values or NaN (unknown), got inf")
+        _check_listing(returns, dates, assets)
         exposures.setflags(write=False)
         returns.setflags(write=False)
         object.__setattr__(self, "dates", dates)
@@ -86,6 +93,16 @@ class FactorPanel:
         object.__setattr__(self, "features", features)
         object.__setattr__(self, "exposures", exposures)
         object.__setattr__(self, "returns", returns)
+
+    @property
+    def listed(self) -> np.ndarray:
+        """(n_dates, n_assets) bool: the asset has a return over the period ending then."""
+        return np.isfinite(self.returns)
+
+    @property
+    def is_complete(self) -> bool:
+        """Every asset listed on every date, every exposure known."""
+        return bool(self.listed.all() and np.isfinite(self.exposures).all())
 
     @property
     def n_dates(self) -> int:
@@ -183,6 +200,23 @@ class FactorPanel:
             and np.array_equal(self.exposures, other.exposures)
             and np.array_equal(self.returns, other.returns)
         )
+
+
+def _check_listing(returns: np.ndarray, dates: pd.DatetimeIndex, assets: tuple[str, ...]) -> None:
+    """Each asset is listed over one unbroken span of dates (NaN before and after only)."""
+    listed = np.isfinite(returns)
+    for i, asset in enumerate(assets):
+        rows = np.flatnonzero(listed[:, i])
+        if rows.size == 0:
+            raise NaNError(f"returns: asset {asset!r} has no return on any date")
+        gaps = np.flatnonzero(~listed[rows[0] : rows[-1] + 1, i])
+        if gaps.size:
+            date = dates[rows[0] + gaps[0]]
+            raise NaNError(
+                f"returns: asset {asset!r} has no return at {date:%Y-%m-%d} between its first "
+                f"({dates[rows[0]]:%Y-%m-%d}) and last ({dates[rows[-1]]:%Y-%m-%d}); a listing "
+                "must be unbroken (late listings and delistings are fine)"
+            )
 
 
 def _check_labels(argument: str, labels: Sequence[str], minimum: int) -> None:

@@ -72,10 +72,32 @@ class _SharedDecisions:
         def decide(view: PastView) -> np.ndarray:
             t = len(view.dates) - 1
             if t not in self.decided:
-                self.decided[t] = shrinkage_portfolios(view.returns, view.exposures, self.config)
+                self.decided[t] = self._decide(view)
             return self.decided[t][method][0]
 
         return declare(decide, short=True, leverage=True)  # unit gross, long-short
+
+    def _decide(self, view: PastView) -> dict[str, tuple[np.ndarray, float]]:
+        """The methods on the assets listed with exposures over everything they score on."""
+        c = self.config
+        span = c.window + c.score_months
+        subset = np.isfinite(view.returns[-span:]).all(axis=0) & np.isfinite(
+            view.exposures[-c.score_months - 1 :]
+        ).all(axis=(0, 2))
+        if subset.all():
+            return shrinkage_portfolios(view.returns, view.exposures, c)
+        if subset.sum() < 2:
+            raise DataError(
+                f"window: expected at least 2 assets listed over the last {span} months at "
+                f"{view.dates[-1]:%Y-%m}, got {int(subset.sum())}"
+            )
+        chosen = shrinkage_portfolios(view.returns[:, subset], view.exposures[:, subset], c)
+        out = {}
+        for method, (weights, delta) in chosen.items():
+            full = np.zeros(subset.size)
+            full[subset] = weights
+            out[method] = (full, delta)
+        return out
 
 
 def walk_forward(

@@ -132,10 +132,13 @@ class ShrinkageConfig:
 def fit_return_head(exposures: np.ndarray, next_returns: np.ndarray) -> np.ndarray:
     """OLS of next-period returns on ``[1, exposures]``, pooled over dates and assets.
 
-    exposures : (T, N, K); next_returns : (T, N). Returns theta (K + 1,).
+    exposures : (T, N, K); next_returns : (T, N). Pairs with a NaN (an asset not listed, or
+    without its exposures yet) are left out. Returns theta (K + 1,).
     """
     design = _with_intercept(exposures).reshape(-1, exposures.shape[-1] + 1)
-    theta, *_ = np.linalg.lstsq(design, next_returns.reshape(-1), rcond=None)
+    target = next_returns.reshape(-1)
+    known = np.isfinite(design).all(axis=1) & np.isfinite(target)  # listed, with exposures
+    theta, *_ = np.linalg.lstsq(design[known], target[known], rcond=None)
     return theta
 
 
