@@ -70,8 +70,13 @@ def test_features_at_t_use_nothing_after_t(history, cut):
         (lambda h: h.iloc[:, :1], DataError, "returns: expected at least 2 assets, got 1"),
         (lambda h: h.iloc[:20], DataError, r"returns: expected more than 37 dates"),
         (lambda h: h.reset_index(drop=True), DataError, "returns: expected a DatetimeIndex"),
+        (
+            lambda h: h.set_axis(pd.bdate_range("2000-01-03", periods=len(h))),
+            DataError,
+            r"returns: expected monthly dates, got a median spacing of 1.0 days",
+        ),
     ],
-    ids=["unsorted", "nan", "below-minus-one", "one-asset", "too-short", "no-dates"],
+    ids=["unsorted", "nan", "below-minus-one", "one-asset", "too-short", "no-dates", "daily"],
 )
 def test_bad_histories_raise(history, change, error, match):
     with pytest.raises(error, match=match):

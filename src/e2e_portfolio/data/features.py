@@ -125,6 +125,14 @@ def _check_history(returns: pd.DataFrame) -> None:
         raise DataError("returns: expected strictly increasing dates, got unsorted or repeated")
     if returns.shape[1] < 2:
         raise DataError(f"returns: expected at least 2 assets, got {returns.shape[1]}")
+    if len(returns) > 2:
+        spacing = np.diff(returns.index.to_numpy()).astype("timedelta64[s]").astype(float)
+        days = float(np.median(spacing)) / 86_400
+        if not 27 <= days <= 32:
+            raise DataError(
+                f"returns: expected monthly dates, got a median spacing of {days:.1f} days; "
+                "compound daily or weekly returns to months first (the importer does)"
+            )
     values = returns.to_numpy(dtype=np.float64)
     if np.isinf(values).any():
         raise NaNError("returns: expected finite values or NaN (not listed), got inf")
