@@ -130,8 +130,8 @@ def test_bad_training_data(pairs):
     with pytest.raises(DataError, match="expected shapes"):
         train_decoupled(x, y[:, :3])
     bad = x.copy()
-    bad[0, 0, 0] = np.nan
-    with pytest.raises(DataError, match="expected finite values"):
+    bad[0, 0, 0] = np.inf
+    with pytest.raises(DataError, match="expected finite values or NaN, got inf"):
         train_decoupled(bad, y)
 
 
@@ -181,3 +181,27 @@ def test_ablations_train_only_their_half(pairs):
     torch.testing.assert_close(path, direct)
     with pytest.raises(DataError, match=r"risk_roots: expected shape \(T, m, n\) with T = 59"):
         train_e2e(x, y, config, risk_roots=roots[:5])
+
+
+def test_unknown_pairs_are_left_out_of_every_loss(pairs):
+    """An asset listed late (unknown for the first 20 months): training does not depend on
+    what the unknown cells would have held, and the QP never holds it there."""
+    x, y = (np.array(a) for a in pairs)
+    x[:20, 0], y[:20, 0] = np.nan, np.nan
+    config = TrainConfig(epochs=3, w_max=0.25)
+    for train in (train_decoupled, train_e2e):
+        a = train(x, y, config)
+        # 0.5 would dominate the MSE (and the Sharpe) if the unknown cells were counted
+        b = train(x, np.where(np.isnan(y), 0.5, y), config, investable=np.isfinite(y))
+        assert a.history == b.history, train.__name__
+    mse = train_decoupled(x, y, config).model
+    nll = train_risk_nll(x, y, mse, config)
+    assert np.isfinite(nll.history["train"]).all()
+    result = train_e2e(x, y, config)
+    layer = MeanVarianceQP(12, 3, 8.0, w_max=0.25)
+    features = torch.nan_to_num(torch.tensor(x[:25]))
+    upper = torch.where(torch.isfinite(torch.tensor(x[:25])).all(-1), 0.25, 0.0).double()
+    with torch.no_grad():
+        weights = solve_path(result.model, layer, features, torch.tensor(np.nan_to_num(y[:25])),
+                             upper=upper)  # fmt: skip
+    assert weights[:20, 0].abs().max() < 1e-9 and weights[20:, 0].abs().max() >= 0

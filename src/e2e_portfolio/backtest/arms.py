@@ -86,24 +86,6 @@ def shrunk_covariance(returns: np.ndarray, estimator: Covariance) -> np.ndarray:
     return model.fit(returns).covariance_
 
 
-def _roots(
-    returns: np.ndarray, positions: Sequence[int] | np.ndarray, window: int, how: str
-) -> torch.Tensor:
-    """Covariance roots (m, n, n) of the ``window`` months ending at each position.
-
-    ``how``: a :data:`Covariance` estimator, or ``"sample"`` (ddof 1). Fewer months are used
-    where fewer are known.
-    """
-    covariances = []
-    for s in positions:
-        past = returns[max(0, s - window + 1) : s + 1]
-        sample = how == "sample"
-        covariances.append(
-            np.cov(past, rowvar=False) if sample else shrunk_covariance(past, how)  # type: ignore[arg-type]
-        )
-    return covariance_root(torch.as_tensor(np.array(covariances), dtype=torch.float64))
-
-
 def _masked_roots(
     returns: np.ndarray,
     positions: Sequence[int] | np.ndarray,
@@ -111,7 +93,10 @@ def _masked_roots(
     how: str,
     w_max: float | None,
 ) -> tuple[torch.Tensor, torch.Tensor | None, np.ndarray]:
-    """Like :func:`_roots`, on the assets with a return in every month of each window.
+    """Covariance roots of the ``window`` months ending at each position.
+
+    Only the assets with a return in every one of those months enter (fewer months where
+    fewer are known). ``how``: a :data:`Covariance` estimator, or ``"sample"`` (ddof 1).
 
     Returns the roots (m, n, n), per-asset caps ``upper`` (m, n) that exclude the other
     assets (0) or None when every asset qualifies everywhere, and the masks (m, n). An
@@ -268,34 +253,34 @@ class ArmSet:
 
     def _refit(self, arm: str, state: _ArmState, data: _Refit) -> None:
         c = self.config
-        if arm in LEARNED and not (np.isfinite(data.x).all() and np.isfinite(data.y).all()):
-            raise DataError(
-                f"arms: {arm} trains its network on every asset and month, and this panel has "
-                f"late listings or delistings in the training months before {data.date} "
-                "(equal_weight, min_variance and plug_in handle a changing universe)"
-            )
+        # a changing universe: an asset may be held at s only if it was listed then
+        listed = np.isfinite(data.returns[data.positions])
+        investable = None if listed.all() else listed
         models: dict[str, ReturnPredictor] = {}
         trained = []
         if arm in ("decoupled", "decoupled_nll", "e2e_risk"):
-            mse = self._shared(data, "mse", lambda: train_decoupled(data.x, data.y, c))
+            mse = self._shared(data, "mse", lambda: train_decoupled(data.x, data.y, c, investable))
             models["mu"] = mse.model
             trained.append(("decoupled", mse))
         if arm == "decoupled_nll":
-            nll = self._shared(data, "nll", lambda: train_risk_nll(data.x, data.y, mse.model, c))
+            nll = self._shared(data, "nll", lambda: train_risk_nll(
+                data.x, data.y, mse.model, c, investable))  # fmt: skip
             models["risk"] = nll.model
             trained.append((arm, nll))
         elif arm == "e2e":
-            result = train_e2e(data.x, data.y, c)
+            result = train_e2e(data.x, data.y, c, investable=investable)
             models["mu"] = models["risk"] = result.model
             trained.append((arm, result))
         elif arm == "e2e_risk":
-            result = train_e2e(data.x, data.y, c, frozen_mu=mse.model)
+            result = train_e2e(data.x, data.y, c, frozen_mu=mse.model, investable=investable)
             models["risk"] = result.model
             trained.append((arm, result))
         elif arm == "e2e_return":
-            roots = self._shared(data, "roots", lambda: _roots(
-                data.returns, data.positions, self.window, self.covariance))  # fmt: skip
-            result = train_e2e(data.x, data.y, c, risk_roots=roots)
+            roots, _, masks = self._shared(data, "roots", lambda: _masked_roots(
+                data.returns, data.positions, self.window, self.covariance, c.w_max))  # fmt: skip
+            allowed = masks if investable is None else masks & investable
+            result = train_e2e(data.x, data.y, c, risk_roots=roots,
+                               investable=None if allowed.all() else allowed)  # fmt: skip
             models["mu"] = result.model
             trained.append((arm, result))
         state.models, state.refit_date = models, len(data.returns) - 1
@@ -334,20 +319,25 @@ class ArmSet:
         """
         x = torch.as_tensor(np.array(exposures), dtype=torch.float64).to(self.config.device)
         m, n = x.shape[:2]
+        # an asset may be held only if listed now and its exposures are known (networks)
+        holdable = np.isfinite(returns[np.asarray(positions)])
+        if arm not in ("min_variance", "plug_in"):
+            holdable &= np.isfinite(np.asarray(exposures)).all(axis=-1)
+        x = torch.nan_to_num(x)
         masks = None
-        if arm in ("min_variance", "plug_in"):
+        if arm in ("min_variance", "plug_in", "decoupled", "e2e_return"):
             how = "sample" if arm == "plug_in" else self.covariance
-            roots, upper, masks = _masked_roots(returns, positions, self.window, how,
-                                                self.config.w_max)  # fmt: skip
+            roots, _, masks = _masked_roots(returns, positions, self.window, how,
+                                            self.config.w_max)  # fmt: skip
+            holdable &= masks
             risk = {"R": roots.to(x.device)}
-            if upper is not None:
-                risk["upper"] = upper.to(x.device)
-        elif arm in ("decoupled", "e2e_return"):
-            risk = {"R": _roots(returns, positions, self.window, self.covariance).to(x.device)}
         else:
             with torch.no_grad():
                 _, loadings, idiosyncratic = state.models["risk"](x)
             risk = {"F": loadings, "d": idiosyncratic}
+        if not holdable.all():
+            cap = 1.0 if self.config.w_max is None else self.config.w_max
+            risk["upper"] = torch.as_tensor(np.where(holdable, cap, 0.0)).to(x.device)
         if arm == "min_variance":
             mu = x.new_zeros((m, n))
         elif arm == "plug_in":

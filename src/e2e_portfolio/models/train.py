@@ -102,13 +102,24 @@ def _tensors(exposures, next_returns, device: str = "cpu") -> tuple[torch.Tensor
             f"exposures, next_returns: expected shapes (T, n, k) and (T, n), got "
             f"{tuple(x.shape)} and {tuple(y.shape)}"
         )
-    if not (torch.isfinite(x).all() and torch.isfinite(y).all()):
-        raise DataError("exposures, next_returns: expected finite values, got NaN or inf")
+    if torch.isinf(x).any() or torch.isinf(y).any():
+        raise DataError("exposures, next_returns: expected finite values or NaN, got inf")
     return x, y
 
 
-def _split(exposures, next_returns, config: TrainConfig):
-    """Validated tensors, split chronologically: ``{"train": (x, y), "validation": (x, y)}``."""
+Masks = dict[str, torch.Tensor]
+"""``investable`` (T, n): the asset may be held that month (listed, exposures known);
+``known`` (T, n): investable and its next return is known (what a forecast is scored on)."""
+
+
+def _split(exposures, next_returns, config: TrainConfig, investable=None):
+    """Validated tensors split chronologically, and the masks of a changing universe.
+
+    Returns ``parts`` (``{"train": (x, y), "validation": (x, y)}``, NaN replaced by 0) and
+    ``masks`` (per part a :data:`Masks`, or None when every value is known: then training is
+    exactly the unmasked computation). ``investable`` (T, n) narrows the assets that may be
+    held (e.g. those listed at each month); unknown exposures exclude an asset anyway.
+    """
     config.validate(np.shape(next_returns)[-1])
     x, y = _tensors(exposures, next_returns, config.device)
     n_months = x.shape[0]
@@ -118,7 +129,20 @@ def _split(exposures, next_returns, config: TrainConfig):
             f"exposures: expected at least 5 months to train and validate, got {n_months}"
         )
     cut = n_months - n_validation
-    return {"train": (x[:cut], y[:cut]), "validation": (x[cut:], y[cut:])}
+    can_hold = torch.isfinite(x).all(dim=-1)
+    if investable is not None:
+        can_hold &= torch.as_tensor(np.asarray(investable, dtype=bool), device=x.device)
+    known = can_hold & torch.isfinite(y)
+    complete = bool(known.all())
+    x, y = torch.nan_to_num(x), torch.nan_to_num(y)  # unknown: 0, and masked out below
+    parts = {"train": (x[:cut], y[:cut]), "validation": (x[cut:], y[cut:])}
+    masks: dict[str, Masks | None] = {"train": None, "validation": None}
+    if not complete:
+        masks = {
+            "train": {"investable": can_hold[:cut], "known": known[:cut]},
+            "validation": {"investable": can_hold[cut:], "known": known[cut:]},
+        }
+    return parts, masks
 
 
 def _new_model(n_features: int, config: TrainConfig) -> ReturnPredictor:
@@ -158,22 +182,32 @@ def _fit(model, objective, config: TrainConfig, higher_is_better: bool) -> Train
     return TrainResult(model, history, best_epoch)
 
 
-def train_decoupled(exposures, next_returns, config: TrainConfig | None = None) -> TrainResult:
+def train_decoupled(
+    exposures, next_returns, config: TrainConfig | None = None, investable=None
+) -> TrainResult:
     """Fit ``mu`` to next-month returns by MSE.
 
     Parameters
     ----------
     exposures : array, (T, n, k)
     next_returns : array, (T, n)
-        ``next_returns[t]`` is realised over the month after ``exposures[t]``.
+        ``next_returns[t]`` is realised over the month after ``exposures[t]``. NaN where not
+        known (a changing universe): those pairs are left out of every loss.
     config : TrainConfig
+    investable : array of bool, (T, n), optional
+        Which assets may be held each month (e.g. listed then); assets with unknown
+        exposures are excluded anyway.
     """
     config = config or TrainConfig()
-    parts = _split(exposures, next_returns, config)
+    parts, masks = _split(exposures, next_returns, config, investable)
 
     def objective(model, part):
         features, target = parts[part]
-        loss = mse_loss(model(features)[0], target)
+        mask = masks[part]
+        if mask is None:
+            loss = mse_loss(model(features)[0], target)
+        else:  # only the returns of held-able assets that are known
+            loss = mse_loss(model(features)[0][mask["known"]], target[mask["known"]])
         return loss, loss.item()
 
     n_features = parts["train"][0].shape[-1]
@@ -189,6 +223,7 @@ def solve_path(
     *,
     frozen_mu: ReturnPredictor | None = None,
     risk_roots: torch.Tensor | None = None,
+    upper: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Weights (T, n) for every month: one batch, or chained through ``w_prev`` if kappa > 0.
 
@@ -198,7 +233,8 @@ def solve_path(
     goes to the layer in factor form (``F``, ``d``): gradients reach the loadings and variances
     directly and nothing of size ``n x n`` is formed. ``frozen_mu`` replaces the model's
     forecast by that model's (no gradient); ``risk_roots`` (T, m, n) replace its risk model by
-    given roots ``R`` with ``R'R = Sigma``.
+    given roots ``R`` with ``R'R = Sigma``. ``upper`` (T, n): per-asset caps, 0 for an asset
+    that may not be held that month.
     """
     mu, loadings, idiosyncratic = model(exposures)
     if frozen_mu is not None:
@@ -207,9 +243,10 @@ def solve_path(
     n = exposures.shape[1]
 
     def risk(t: int | slice) -> dict[str, torch.Tensor]:
+        caps = {} if upper is None else {"upper": upper[t]}
         if risk_roots is not None:
-            return {"R": risk_roots[t]}
-        return {"F": loadings[t], "d": idiosyncratic[t]}
+            return {"R": risk_roots[t], **caps}
+        return {"F": loadings[t], "d": idiosyncratic[t], **caps}
 
     if layer.kappa == 0:
         return layer(mu, **risk(slice(None)))
@@ -230,6 +267,7 @@ def train_e2e(
     *,
     frozen_mu: ReturnPredictor | None = None,
     risk_roots=None,
+    investable=None,
 ) -> TrainResult:
     """Train the predictor for the net Sharpe ratio of the QP's portfolios (end-to-end).
 
@@ -237,9 +275,16 @@ def train_e2e(
     training from given weights, e.g. a decoupled fit. ``frozen_mu``: a fixed model whose
     forecast the QP gets, so only the risk model learns (``e2e_risk``). ``risk_roots`` (T, m, n):
     fixed covariance roots per month, so only the forecast learns (``e2e_return``).
+    ``investable`` as for :func:`train_decoupled`: the QP may not hold the other assets
+    (caps of 0) and an unknown next return counts as 0.
     """
     config = config or TrainConfig()
-    parts = _split(exposures, next_returns, config)
+    parts, masks = _split(exposures, next_returns, config, investable)
+    cap = 1.0 if config.w_max is None else config.w_max
+    uppers = {
+        part: None if mask is None else torch.where(mask["investable"], cap, 0.0).double()
+        for part, mask in masks.items()
+    }
     roots: dict[str, torch.Tensor | None] = {"train": None, "validation": None}
     if risk_roots is not None:
         stacked = torch.as_tensor(np.asarray(risk_roots), dtype=torch.float64).to(config.device)
@@ -262,9 +307,8 @@ def train_e2e(
 
     def objective(model, part):
         features, target = parts[part]
-        weights = solve_path(
-            model, layer, features, target, frozen_mu=frozen_mu, risk_roots=roots[part]
-        )
+        weights = solve_path(model, layer, features, target, frozen_mu=frozen_mu,
+                             risk_roots=roots[part], upper=uppers[part])  # fmt: skip
         loss = negative_sharpe_loss(weights, target, config.tc)
         return loss, -loss.item()
 
@@ -296,24 +340,35 @@ def gaussian_nll(
 
 
 def train_risk_nll(
-    exposures, next_returns, mu_model: ReturnPredictor, config: TrainConfig | None = None
+    exposures,
+    next_returns,
+    mu_model: ReturnPredictor,
+    config: TrainConfig | None = None,
+    investable=None,
 ) -> TrainResult:
     """Fit the risk model ``F``, ``d`` for statistical fit around a fixed forecast.
 
     A fresh predictor of the same family (seeded by ``config.seed``) learns ``F`` and ``d`` by
     the Gaussian negative log-likelihood (:func:`gaussian_nll`) of the residuals
     ``next_returns - mu_model(exposures)``; its own ``mu`` is unused. Early stopping on the
-    validation NLL. Parameters are as for :func:`train_decoupled`.
+    validation NLL. Parameters are as for :func:`train_decoupled`; with unknown pairs each
+    month's likelihood is that of its known assets only.
     """
     config = config or TrainConfig()
-    parts = _split(exposures, next_returns, config)
+    parts, masks = _split(exposures, next_returns, config, investable)
     frozen = copy.deepcopy(mu_model).double().to(config.device).eval()
     with torch.no_grad():
         residuals = {part: y - frozen(x)[0] for part, (x, y) in parts.items()}
 
     def objective(model, part):
         _, loadings, idiosyncratic = model(parts[part][0])
-        loss = gaussian_nll(residuals[part], loadings, idiosyncratic)
+        residual, mask = residuals[part], masks[part]
+        if mask is not None:  # unknown assets: no loading, unit variance, zero residual
+            known = mask["known"]
+            loadings = loadings * known[..., None]
+            idiosyncratic = torch.where(known, idiosyncratic, 1.0)
+            residual = torch.where(known, residual, 0.0)
+        loss = gaussian_nll(residual, loadings, idiosyncratic)
         return loss, loss.item()
 
     n_features = parts["train"][0].shape[-1]
