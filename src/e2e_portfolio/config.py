@@ -52,6 +52,19 @@ def get_settings() -> Settings:
     return Settings()
 
 
+def export_threads(threads: int | None = None) -> int:
+    """Choose and export the torch threads as ``E2E_THREADS``, without importing torch.
+
+    ``threads``, else ``$E2E_THREADS``, else 1; never more than the cores. Returns the number.
+    """
+    wanted = threads if threads is not None else get_settings().e2e_threads
+    if wanted < 1:
+        raise ValueError(f"threads: expected a positive number of threads, got {wanted}")
+    count = min(wanted, os.cpu_count() or 1)
+    os.environ["E2E_THREADS"] = str(count)
+    return count
+
+
 def configure_threads(threads: int | None = None) -> int:
     """Set torch's intra-op threads: ``threads``, else ``$E2E_THREADS``, else 1.
 
@@ -60,10 +73,6 @@ def configure_threads(threads: int | None = None) -> int:
     """
     import torch
 
-    wanted = threads if threads is not None else get_settings().e2e_threads
-    if wanted < 1:
-        raise ValueError(f"threads: expected a positive number of threads, got {wanted}")
-    count = min(wanted, os.cpu_count() or 1)
+    count = export_threads(threads)
     torch.set_num_threads(count)
-    os.environ["E2E_THREADS"] = str(count)
     return count

@@ -38,12 +38,19 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 
 from e2e_portfolio.annualisation import annualised_sharpe
+from e2e_portfolio.backtest.arm_names import (
+    ARMS,
+    COVARIANCES,
+    GAMMA_GRID,
+    TUNED,
+    Covariance,
+)
 from e2e_portfolio.backtest.walkforward import PastView, Strategy
 from e2e_portfolio.exceptions import DataError
 from e2e_portfolio.models.covariance import nonlinear_shrinkage
@@ -54,26 +61,9 @@ from e2e_portfolio.models.risk import covariance_root
 from e2e_portfolio.models.train import TrainConfig, train_decoupled, train_e2e, train_risk_nll
 from e2e_portfolio.turnover import path_turnover
 
-ARMS = (
-    "equal_weight",
-    "min_variance",
-    "plug_in",
-    "decoupled",
-    "decoupled_nll",
-    "e2e",
-    "e2e_risk",
-    "e2e_return",
-)
-"""The arms' stable slugs, in the order of every table."""
-GAMMA_GRID = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
-"""Risk aversions each QP arm chooses from on its validation months."""
 MIN_HISTORY = 13
 """Months of history a past month needs to be a training or validation month (a trailing
 covariance from fewer is noise; nonlinear shrinkage needs 13)."""
-Covariance = Literal["ledoit-wolf", "oas", "nonlinear"]
-COVARIANCES: tuple[Covariance, ...] = ("ledoit-wolf", "oas", "nonlinear")
-LEARNED = ("decoupled", "decoupled_nll", "e2e", "e2e_risk", "e2e_return")
-TUNED = ("plug_in", *LEARNED)
 
 
 def shrunk_covariance(returns: np.ndarray, estimator: Covariance) -> np.ndarray:

@@ -16,7 +16,7 @@ from typing import Annotated, Any, TypeVar, cast
 import typer
 from rich.console import Console
 
-from e2e_portfolio.config import configure_threads, get_settings
+from e2e_portfolio.config import export_threads, get_settings
 from e2e_portfolio.data.datasets import (
     FRENCH_UNIVERSES,
 )
@@ -157,5 +157,5 @@ def main(ctx: typer.Context, db: DbOption = None, threads: ThreadsOption = None)
     Data live in one local DuckDB file (``--db``, else ``$DB_PATH``, else
     ``./e2e_portfolio.duckdb``).
     """
-    configure_threads(threads)
+    export_threads(threads)  # torch itself is configured by the commands that use it
     ctx.obj = {"db": db or get_settings().db_path}

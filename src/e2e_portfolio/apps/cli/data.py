@@ -25,9 +25,6 @@ from e2e_portfolio.data.datasets import (
 )
 from e2e_portfolio.data.panel import FactorPanel
 from e2e_portfolio.data.store import Store
-from e2e_portfolio.experiments import (
-    resolve_panel,
-)
 
 
 @data_app.command("list")
@@ -82,6 +79,8 @@ def _build_panel(
     start: str,
 ) -> FactorPanel:
     if dataset in ("synthetic", "french", "sp500"):
+        from e2e_portfolio.experiments import resolve_panel
+
         return resolve_panel(dataset, store, universe, n_assets, n_months, seed, name=name)
     if dataset == "yfinance":
         from e2e_portfolio.data.fetchers import fetch_prices, prices_to_panel

@@ -34,17 +34,10 @@ from e2e_portfolio.apps.cli.tables import (
     verdict_sentences,
     verdict_table,
 )
-from e2e_portfolio.backtest.arms import ARMS, GAMMA_GRID
-from e2e_portfolio.experiments import (
-    compare_strategies,
-    resolve_panel,
-    shrink_history,
-    shrink_synthetic,
-)
-from e2e_portfolio.experiments.compare import CompareOptions, compare_across_seeds, parse_seeds
-from e2e_portfolio.experiments.shrinkage import ShrinkageConfig
-from e2e_portfolio.experiments.verdict import to_json
-from e2e_portfolio.models.train import TrainConfig
+from e2e_portfolio.backtest.arm_names import ARMS, GAMMA_GRID
+
+# The experiments import torch, cvxpy and scikit-learn: only the commands that run them do,
+# so that `e2e --help`, `e2e runs` and `e2e data list` answer at once.
 
 
 @app.command()
@@ -90,6 +83,9 @@ def shrink(
     is one walk-forward with Jobson-Korkie-Memmel and block-bootstrap tests. p-values are
     Holm-adjusted over the comparisons. The run is stored in the DuckDB file.
     """
+    from e2e_portfolio.experiments import resolve_panel, shrink_history, shrink_synthetic
+    from e2e_portfolio.experiments.shrinkage import ShrinkageConfig
+
     store = writable_store_of(ctx)
     config = ShrinkageConfig(
         window=window,
@@ -182,6 +178,13 @@ def compare(
     Holm-adjusted over the comparisons printed) and break-even costs are reported. The run is
     stored (config, statistics, returns; weights for one seed).
     """
+    from e2e_portfolio.config import configure_threads
+    from e2e_portfolio.experiments import compare_strategies, resolve_panel
+    from e2e_portfolio.experiments.compare import CompareOptions, parse_seeds
+    from e2e_portfolio.models.train import TrainConfig
+
+    configure_threads()  # E2E_THREADS, as the command line exported it
+
     store = writable_store_of(ctx)
     arm_list = tuple(_values(arms, str) or ARMS)
     grid = tuple(_values(gamma_grid, float) or GAMMA_GRID)
@@ -223,6 +226,10 @@ def compare(
 
 def _compare_seeds(store, options, seed_list, workers, json_path, data, universe, n_assets,
                    n_months) -> None:  # fmt: skip
+    from e2e_portfolio.experiments import resolve_panel
+    from e2e_portfolio.experiments.compare import compare_across_seeds
+    from e2e_portfolio.experiments.verdict import to_json
+
     stored = uses_stored_panel(store, data)
     history = None if data == "synthetic" and not stored else resolve_panel(data, store, universe)
 

@@ -27,7 +27,6 @@ from e2e_portfolio.apps.cli.tables import (
     run_summaries,
     runs_table,
 )
-from e2e_portfolio.models.train import TrainConfig
 
 
 @app.command()
@@ -123,8 +122,11 @@ def attribute(
     a larger share than the MSE model does. The run is stored (use e2e report --latest).
     """
     from e2e_portfolio.attribution.saliency import attribution_across_seeds
+    from e2e_portfolio.config import configure_threads
     from e2e_portfolio.data.store import RunRecord
+    from e2e_portfolio.models.train import TrainConfig
 
+    configure_threads()  # E2E_THREADS, as the command line exported it
     store = writable_store_of(ctx)
     config = TrainConfig(gamma=gamma, w_max=w_max, epochs=epochs)
     config.validate(n_assets)

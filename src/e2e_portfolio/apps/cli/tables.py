@@ -12,7 +12,7 @@ from rich.table import Table
 from e2e_portfolio.annualisation import PERIODS_PER_YEAR
 from e2e_portfolio.data.panel import FactorPanel
 from e2e_portfolio.data.store import Store
-from e2e_portfolio.experiments.shrinkage import METHODS
+from e2e_portfolio.models.decision_shrinkage import METHODS
 
 
 def panels_table(builtin: Mapping[str, str], store: Store) -> Table:
