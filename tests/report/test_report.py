@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from html.parser import HTMLParser
 
 import pytest
@@ -61,7 +62,25 @@ def test_report_is_self_contained(reports):
     assert text.count("Plotly.newPlot") == 7
     for heading in ("Configuration", "Out-of-sample statistics", "Figures"):
         assert heading in text
-    assert reports["shrink"].read_text().count("Plotly.newPlot") == 5
+    assert reports["shrink"].read_text().count("Plotly.newPlot") == 6  # with the paired edges
+
+
+@pytest.mark.parametrize("kind", ["compare", "shrink"])
+def test_the_report_leads_with_its_verdict(reports, kind):
+    """The verdict (headline and paired differences) comes before the first figure, the
+    configuration last; p-values read as p-values, seeds in numeric order."""
+    text = reports[kind].read_text()
+    verdict, figures = text.index("id='verdict-section'"), text.index("<h2>Figures</h2>")
+    assert verdict < figures < text.index("<h2>Configuration</h2>")
+    section = text[verdict:figures]
+    if kind == "shrink":
+        assert "Over 3 seeds: decision-aware" in section and "Holm p" in section
+        stats = text[text.index("Out-of-sample statistics") : text.index("<h2>Configuration")]
+        seeds = [int(s) for s in re.findall(r"decision-aware/seed=(\d+)", stats)]
+        assert seeds == sorted(seeds)
+    else:
+        assert "e2e" in section and "One run has no paired test" in section
+    assert "%" in text[text.index("Out-of-sample statistics") :]  # returns as percentages
 
 
 def test_report_needs_exactly_one_run(tmp_path):
@@ -81,7 +100,7 @@ def test_report_draws_offline_in_chromium(reports, kind):
         page = browser.new_page(viewport={"width": 1200, "height": 900})
         offline_page(page, errors, blocked)
         page.goto(reports[kind].as_uri())
-        expected = 7 if kind == "compare" else 5
+        expected = 7 if kind == "compare" else 6
         page.wait_for_function(
             f"document.querySelectorAll('.js-plotly-plot .main-svg').length >= {expected}",
             timeout=30_000,

@@ -19,6 +19,7 @@ from pathlib import Path
 from plotly.offline import get_plotlyjs
 
 from e2e_portfolio.experiments.shrinkage import METHODS, ShrinkageConfig, edge_across_seeds
+from e2e_portfolio.report.style import colour
 
 STLITE_VERSION = "1.9.2"
 PYODIDE_VERSION = "0.29.3"
@@ -103,6 +104,7 @@ def build_static_page(seeds: Iterable[int] = range(20), n_assets: int = 40) -> s
     """The text of ``dashboard_static.html``: precomputed seeds, plotly.js inlined, a slider."""
     rows = precompute(seeds, n_assets)
     data = json.dumps(rows).replace("</", "<\\/")
+    colours = json.dumps({m: colour(m) for m in METHODS})
     last = len(rows) - 1
     title = html.escape(f"Decision-aware shrinkage, {n_assets} assets, precomputed seeds")
     return f"""<!doctype html>
@@ -129,6 +131,7 @@ the shrinkage chosen for realised net Sharpe, for one simulated universe per see
 <script type="application/json" id="e2e-seeds">{data}</script>
 <script type="text/javascript">
 const rows = JSON.parse(document.getElementById("e2e-seeds").textContent);
+const colours = {colours};  // the report's colour per method (Okabe-Ito)
 const methods = Object.keys(rows[0].sharpe);
 function show(index) {{
   const row = rows[index];
@@ -137,7 +140,8 @@ function show(index) {{
     .map((m) => `<tr><td>${{m}}</td><td>${{row.sharpe[m].toFixed(3)}}</td></tr>`).join("");
   document.getElementById("delta").textContent =
     `mean delta* chosen for Sharpe: ${{row.delta.toFixed(2)}}`;
-  Plotly.react("chart", [{{ type: "bar", x: methods, y: methods.map((m) => row.sharpe[m]) }}],
+  Plotly.react("chart", [{{ type: "bar", x: methods, y: methods.map((m) => row.sharpe[m]),
+    marker: {{ color: methods.map((m) => colours[m]) }} }}],
     {{ title: {{ text: `seed ${{row.seed}}` }},
       yaxis: {{ title: {{ text: "out-of-sample Sharpe" }} }} }});
 }}

@@ -1,13 +1,15 @@
-"""One self-contained HTML file per stored run: its configuration, tables and figures.
+"""One self-contained HTML file per stored run, leading with its verdict.
 
-plotly.js is inlined once, so the file opens offline and makes no network request.
+First screen: the headline and the paired differences (:mod:`e2e_portfolio.report.verdict`),
+then the per-seed edges chart, then the figures (one colour per method, all seeds faintly
+with their mean), then the statistics with seeds in numeric order, and the configuration
+last. plotly.js is inlined once, so the file opens offline and makes no network request.
 """
 
 from __future__ import annotations
 
 import html
 import json
-from collections.abc import Mapping
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -15,6 +17,8 @@ from plotly.offline import get_plotlyjs
 
 from e2e_portfolio.data.store import RunRecord
 from e2e_portfolio.report import plots
+from e2e_portfolio.report.style import method_of, seed_of
+from e2e_portfolio.report.verdict import verdict_of
 
 MAX_TABLE_ROWS = 40
 STYLE = """
@@ -24,6 +28,7 @@ table { border-collapse: collapse; margin: 0.5rem 0 1rem; font-size: 0.9rem; }
 th, td { border-bottom: 1px solid #ddd; padding: 0.25rem 0.75rem; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
 .figure { margin: 1rem 0; }
+.headline { font-size: 1.1rem; margin: 0.3rem 0; }
 """
 
 
@@ -38,8 +43,6 @@ def run_figures(run: RunRecord) -> dict[str, go.Figure]:
             {m: [r[f"sharpe_{m}"] for r in rows] for m in methods}
         )
         figures["delta"] = plots.delta_distribution(run.metrics["delta_star"])
-        first = f"/seed={rows[0]['seed']}"
-        series = series[series["strategy"].str.endswith(first)]
     if run.kind == "attribution":
         figures["importance"] = plots.factor_importance(
             run.metrics["features"], run.metrics["mean_shares"]
@@ -67,45 +70,50 @@ def _table(frame: pd.DataFrame) -> str:
     return text
 
 
-def _scalars(values: Mapping, prefix: str = "") -> dict[str, object]:
-    """Flatten the numbers and strings of nested dicts (lists are left out)."""
-    flat: dict[str, object] = {}
-    for key, value in values.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(_scalars(value, f"{name}."))
-        elif isinstance(value, int | float | str | bool) or value is None:
-            flat[name] = value
-    return flat
+def _stats_frame(run: RunRecord) -> pd.DataFrame:
+    """Statistics with percentages as percentages, drawdowns negative, seeds in numeric order."""
+    stats = pd.DataFrame({k: v.model_dump() for k, v in run.stats.items()}).T
+    if stats.empty:
+        return stats
+    order = sorted(stats.index, key=lambda name: (method_of(name), seed_of(name) or -1))
+    stats = stats.loc[order]
+    return pd.DataFrame({
+        "Sharpe": stats["sharpe"].map(lambda v: f"{v:.3f}"),
+        "annual return": stats["annualised_return"].map(lambda v: f"{v:.2%}"),
+        "annual volatility": stats["annualised_volatility"].map(lambda v: f"{v:.2%}"),
+        "max drawdown": stats["max_drawdown"].map(lambda v: f"{-v:.2%}"),
+        "turnover": stats["turnover"].map(lambda v: f"{v:.3f}"),
+        "months": stats["n_periods"].map(lambda v: f"{int(v)}"),
+    }, index=stats.index)  # fmt: skip
 
 
 def build_report(run: RunRecord) -> str:
-    """The HTML text of the report of ``run``."""
+    """The HTML text of the report of ``run``: verdict first, configuration last."""
+    verdict = verdict_of(run)
     figures = run_figures(run)
-    stats = pd.DataFrame({k: v.model_dump() for k, v in run.stats.items()}).T
+    if verdict.figure is not None:
+        figures = {"paired edges": verdict.figure, **figures}
+    stats = _stats_frame(run)
     config = pd.DataFrame(
         {"value": [json.dumps(v) for v in run.config.values()]}, index=list(run.config)
     )
-    summary = _scalars(run.metrics)
     parts = [
         "<!DOCTYPE html><html><head><meta charset='utf-8'>",
         f"<title>e2e-portfolio report {html.escape(run.run_id)}</title>",
         f"<style>{STYLE}</style><script type='text/javascript'>{get_plotlyjs()}</script>",
         "</head><body>",
         f"<h1>{html.escape(run.kind)} run {html.escape(run.run_id)}</h1>",
-        f"<p>created {html.escape(str(run.created_at))} UTC</p>",
-        "<h2>Configuration</h2>", _table(config),
+        verdict.html(),
+        "<h2>Figures</h2>",
     ]  # fmt: skip
-    if summary:
-        frame = pd.DataFrame({"value": list(summary.values())}, index=list(summary))
-        parts += ["<h2>Summary</h2>", _table(frame)]
-    if not stats.empty:
-        parts += ["<h2>Out-of-sample statistics</h2>", _table(stats)]
-    parts.append("<h2>Figures</h2>")
     for key, figure in figures.items():
         div = figure.to_html(
             full_html=False, include_plotlyjs=False, div_id=f"figure-{key.replace(' ', '-')}"
         )
         parts.append(f"<div class='figure'>{div}</div>")
-    parts.append("</body></html>")
+    if not stats.empty:
+        parts += ["<h2>Out-of-sample statistics</h2>", _table(stats)]
+    created = html.escape(str(run.created_at))
+    parts += ["<h2>Configuration</h2>", _table(config), f"<p>created {created} UTC</p>",
+              "</body></html>"]  # fmt: skip
     return "\n".join(parts)

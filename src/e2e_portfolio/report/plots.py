@@ -1,9 +1,11 @@
 """Plotly figures of runs.
 
-Training curves, Sharpe ratios, equity, drawdowns, weights, turnover, factor importance,
-chosen shrinkage. Each function takes plain data (frames,
-arrays, dicts) and returns a ``plotly.graph_objects.Figure``; nothing is computed that a
-test could not check against the inputs.
+Training curves, Sharpe ratios, paired edges, equity, drawdowns, weights, turnover, factor
+importance, chosen shrinkage. Each function takes plain data (frames, arrays, dicts) and
+returns a ``plotly.graph_objects.Figure``; nothing is computed that a test could not check
+against the inputs. Every trace takes its method's colour and dash from
+:mod:`e2e_portfolio.report.style`. Series named ``method/seed=N`` (one per seed) are drawn
+faintly, one legend entry per method, with the mean across seeds drawn boldly on top.
 """
 
 from __future__ import annotations
@@ -16,6 +18,10 @@ import pandas as pd
 import plotly.graph_objects as go
 from scipy import stats
 
+from e2e_portfolio.report.style import colour, dash, method_of, seed_of
+
+TOP_HOLDINGS = 8
+"""Weights charts show this many largest holdings and the rest as "other"."""
 LAYOUT = {"template": "plotly_white", "height": 380, "margin": {"l": 60, "r": 20, "t": 50, "b": 40}}
 
 
@@ -32,7 +38,8 @@ def loss_curves(histories: Mapping[str, Mapping[str, Sequence[float]]], title: s
         for split, values in history.items():
             fig.add_scatter(
                 x=list(range(len(values))), y=list(values), mode="lines+markers",
-                name=f"{model}: {split}", line={"dash": "solid" if split == "train" else "dot"},
+                name=f"{model}: {split}",
+                line={"color": colour(model), "dash": "solid" if split == "train" else "dot"},
             )  # fmt: skip
     return fig
 
@@ -55,53 +62,128 @@ def sharpe_bars(
             )
         halves.append(half)
     fig = _figure(f"Mean out-of-sample Sharpe ({confidence:.0%} CI across seeds)", "", "Sharpe")
-    fig.add_bar(x=methods, y=means, error_y={"type": "data", "array": halves, "visible": True})
+    fig.add_bar(x=methods, y=means, error_y={"type": "data", "array": halves, "visible": True},
+                marker={"color": [colour(m) for m in methods]})  # fmt: skip
+    return fig
+
+
+def _per_seed(series: pd.DataFrame) -> bool:
+    return bool(series["strategy"].map(seed_of).notna().any())
+
+
+def _lines(fig: go.Figure, series: pd.DataFrame, values) -> go.Figure:
+    """One trace per strategy of ``values(group) -> y``; per-seed series faint, mean bold."""
+    faint = _per_seed(series)
+    shown: set[str] = set()
+    for strategy, group in series.groupby("strategy", sort=False):
+        method = method_of(str(strategy))
+        fig.add_scatter(
+            x=group["date"], y=values(group), mode="lines", name=method if faint else strategy,
+            legendgroup=method, showlegend=not faint,
+            opacity=0.18 if faint else 1.0,
+            line={"color": colour(str(strategy)), "dash": dash(str(strategy)),
+                  "width": 1 if faint else 2},
+            hovertemplate=f"{strategy}<br>%{{x|%Y-%m}}: %{{y:.3f}}<extra></extra>",
+        )  # fmt: skip
+        shown.add(method)
+    if faint:  # the mean across seeds, bold, one legend entry per method
+        frame = series.assign(method=series["strategy"].map(lambda s: method_of(str(s))))
+        for method, group in frame.groupby("method", sort=False):
+            per_seed = [g for _, g in group.groupby("strategy", sort=False)]
+            paths = [np.asarray(values(g)) for g in per_seed]
+            length = min(len(p) for p in paths)
+            dates = per_seed[0]["date"].iloc[:length]
+            fig.add_scatter(
+                x=dates, y=np.mean([p[:length] for p in paths], axis=0), mode="lines",
+                name=f"{method} (mean)", legendgroup=method,
+                line={"color": colour(str(method)), "dash": dash(str(method)), "width": 3},
+            )  # fmt: skip
     return fig
 
 
 def equity_curves(series: pd.DataFrame) -> go.Figure:
     """Compounded wealth of each strategy; series: strategy, date, net_return."""
-    fig = _figure("Equity curves (net of costs)", "", "wealth")
-    for strategy, group in series.groupby("strategy", sort=False):
-        fig.add_scatter(
-            x=group["date"],
-            y=np.cumprod(1 + group["net_return"].to_numpy()),
-            name=strategy,
-            mode="lines",
-        )
-    return fig
+    title = "Equity curves (net of costs)"
+    if _per_seed(series):
+        title += f": all {series['strategy'].map(seed_of).nunique()} seeds (faint) and mean"
+    return _lines(_figure(title, "", "wealth"), series,
+                  lambda g: np.cumprod(1 + g["net_return"].to_numpy()))  # fmt: skip
 
 
 def drawdowns(series: pd.DataFrame) -> go.Figure:
-    """Fall of wealth from its running peak, per strategy."""
-    fig = _figure("Drawdowns", "", "drawdown")
-    for strategy, group in series.groupby("strategy", sort=False):
+    """Fall of wealth from its running peak (negative), per strategy."""
+    title = "Drawdowns (fall from the running peak)"
+    if _per_seed(series):
+        title += ": all seeds (faint) and mean"
+
+    def fall(group: pd.DataFrame) -> np.ndarray:
         wealth = np.cumprod(1 + group["net_return"].to_numpy())
         peak = np.maximum.accumulate(np.concatenate([[1.0], wealth]))[1:]
-        fig.add_scatter(x=group["date"], y=wealth / peak - 1, name=strategy, mode="lines")
+        return wealth / peak - 1
+
+    fig = _lines(_figure(title, "", "drawdown"), series, fall)
     fig.update_yaxes(tickformat=".0%")
     return fig
 
 
 def turnover(series: pd.DataFrame) -> go.Figure:
-    """One-way turnover per period, per strategy."""
-    fig = _figure("Turnover", "", "||w_t - w_t-1||_1")
-    for strategy, group in series.groupby("strategy", sort=False):
-        fig.add_scatter(x=group["date"], y=group["turnover"], name=strategy, mode="lines")
+    """Two-sided turnover per period (buys plus sells against the drifted book)."""
+    title = "Turnover ||w_t - h_t-1||_1 (two-sided)"
+    if _per_seed(series):
+        title += ": all seeds (faint) and mean"
+    return _lines(_figure(title, "", "turnover"), series, lambda g: g["turnover"].to_numpy())
+
+
+def paired_edges(
+    edges: Mapping[str, Sequence[float]], intervals: Mapping[str, tuple[float, float]]
+) -> go.Figure:
+    """Per-seed paired differences in Sharpe (dots), their mean and 95% interval (bar)."""
+    fig = _figure("Paired edges per seed (dots), mean and 95% interval", "", "Sharpe difference")
+    for i, (label, values) in enumerate(edges.items()):
+        method = label.split(" - ")[0]
+        low, high = intervals[label]
+        mean = float(np.mean(values))
+        jitter = np.linspace(-0.15, 0.15, len(values)) if len(values) > 1 else np.zeros(1)
+        fig.add_scatter(x=i + jitter, y=list(values), mode="markers", name=label,
+                        marker={"color": colour(method), "size": 6, "opacity": 0.6},
+                        showlegend=False)  # fmt: skip
+        fig.add_scatter(x=[i], y=[mean], mode="markers", name=f"{label}: mean",
+                        marker={"color": colour(method), "size": 13, "symbol": "diamond",
+                                "line": {"color": "black", "width": 1}},
+                        error_y={"type": "data", "symmetric": False, "array": [high - mean],
+                                 "arrayminus": [mean - low], "color": "black", "width": 8},
+                        showlegend=False)  # fmt: skip
+    fig.add_hline(y=0, line={"color": "#666", "width": 1})
+    fig.update_xaxes(tickvals=list(range(len(edges))), ticktext=list(edges))
     return fig
 
 
 def weights_over_time(weights: pd.DataFrame, strategy: str) -> go.Figure:
-    """Stacked weights of one strategy; weights: strategy, date, asset, weight."""
+    """Stacked weights of one strategy: its largest holdings and the rest as "other".
+
+    weights: strategy, date, asset, weight. The ``TOP_HOLDINGS`` assets with the largest
+    mean absolute weight keep their own band; the others are summed.
+    """
     chosen = weights[weights["strategy"] == strategy]
     if chosen.empty:
         stored = sorted(weights["strategy"].unique())
         raise ValueError(f"strategy: no weights stored for {strategy!r}, have {stored}")
-    fig = _figure(f"Weights: {strategy}", "", "weight")
-    for asset, group in chosen.groupby("asset", sort=False):
-        fig.add_scatter(
-            x=group["date"], y=group["weight"], name=str(asset), mode="lines", stackgroup="weights"
-        )
+    wide = chosen.pivot_table(index="date", columns="asset", values="weight", sort=False)
+    order = wide.abs().mean().sort_values(ascending=False).index
+    top = list(order[:TOP_HOLDINGS])
+    bands = wide[top]
+    if len(order) > TOP_HOLDINGS:
+        bands = bands.assign(other=wide[list(order[TOP_HOLDINGS:])].sum(axis=1))
+    n_assets = len(order)
+    fig = _figure(f"Weights of {strategy}: the {len(top)} largest of {n_assets} holdings"
+                  + (" and the rest" if n_assets > len(top) else ""), "", "weight")  # fmt: skip
+    palette = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442",
+               "#000000"]  # fmt: skip
+    for i, asset in enumerate(bands.columns):
+        fill = "#BBBBBB" if asset == "other" else palette[i % len(palette)]
+        fig.add_scatter(x=bands.index, y=bands[asset], name=str(asset), mode="lines",
+                        stackgroup="weights", line={"color": fill, "width": 0.5})  # fmt: skip
+    fig.update_yaxes(tickformat=".0%")
     return fig
 
 
@@ -109,7 +191,8 @@ def factor_importance(features: Sequence[str], shares: Mapping[str, Sequence[flo
     """Grouped bars of each model's importance share per feature."""
     fig = _figure("Factor importance (share of gradient saliency)", "", "share")
     for model, values in shares.items():
-        fig.add_bar(x=list(features), y=list(values), name=model)
+        fig.add_bar(x=list(features), y=list(values), name=model,
+                    marker={"color": colour(model)})  # fmt: skip
     fig.update_layout(barmode="group")
     return fig
 

@@ -1,0 +1,78 @@
+"""One visual language: a fixed colour and dash per method, and one way to write numbers.
+
+Colours are the Okabe-Ito palette (distinguishable under the common colour-vision
+deficiencies); the report, the Streamlit app and the static page all take them from here, set
+explicitly on every trace, so a method has the same colour in every figure whatever the
+order of the traces. Numbers: percentages as percentages, drawdowns as negative percentages,
+counts as integers, p-values to two significant figures with ``< 0.001``.
+"""
+
+from __future__ import annotations
+
+import re
+
+OKABE_ITO = {
+    "black": "#000000",
+    "orange": "#E69F00",
+    "sky blue": "#56B4E9",
+    "bluish green": "#009E73",
+    "yellow": "#F0E442",
+    "blue": "#0072B2",
+    "vermillion": "#D55E00",
+    "reddish purple": "#CC79A7",
+}
+_C = OKABE_ITO
+STYLES: dict[str, tuple[str, str]] = {
+    # the arms of e2e compare
+    "equal_weight": (_C["black"], "dot"),
+    "min_variance": (_C["sky blue"], "dash"),
+    "plug_in": (_C["yellow"], "dashdot"),
+    "decoupled": (_C["blue"], "solid"),
+    "decoupled_nll": (_C["bluish green"], "dash"),
+    "e2e": (_C["vermillion"], "solid"),
+    "e2e_risk": (_C["orange"], "solid"),
+    "e2e_return": (_C["reddish purple"], "dash"),
+    # the methods of e2e shrink
+    "plug-in": (_C["reddish purple"], "dashdot"),
+    "ledoit-wolf": (_C["blue"], "solid"),
+    "decision-aware": (_C["vermillion"], "solid"),
+    "oas": (_C["sky blue"], "dash"),
+    "nonlinear": (_C["bluish green"], "dash"),
+    # predictors (attribution)
+    "end-to-end": (_C["vermillion"], "solid"),
+}
+OTHER = ("#999999", "solid")
+_SEED = re.compile(r"/seed=(\d+)$")
+
+
+def method_of(name: str) -> str:
+    """The method of a series name: ``"e2e/seed=3"`` -> ``"e2e"``."""
+    return _SEED.sub("", name)
+
+
+def seed_of(name: str) -> int | None:
+    """The seed of a series name, or None."""
+    match = _SEED.search(name)
+    return int(match.group(1)) if match else None
+
+
+def colour(name: str) -> str:
+    """The method's fixed colour (grey for names it does not know)."""
+    return STYLES.get(method_of(name), OTHER)[0]
+
+
+def dash(name: str) -> str:
+    """The method's fixed dash."""
+    return STYLES.get(method_of(name), OTHER)[1]
+
+
+def p_value(value: float | None) -> str:
+    """Two significant figures, ``< 0.001`` below, ``n/a`` for a missing value."""
+    if value is None or value != value:
+        return "n/a"
+    return "< 0.001" if value < 0.001 else f"{value:.2g}"
+
+
+def percent(value: float, signed: bool = False) -> str:
+    """``0.2247`` -> ``22.47%`` (``+22.47%`` when ``signed``)."""
+    return f"{value:+.2%}" if signed else f"{value:.2%}"

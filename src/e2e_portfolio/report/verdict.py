@@ -1,0 +1,152 @@
+"""The first screen of a report: what the run found, in one sentence and one small table.
+
+Every kind of run that compares methods gets a headline, a table of paired differences (mean,
+95% interval, win rate, adjusted p) and, across seeds, a chart of the per-seed paired edges.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import plotly.graph_objects as go
+
+from e2e_portfolio.data.records import RunRecord
+from e2e_portfolio.report import plots
+from e2e_portfolio.report.style import p_value
+
+RIVALS = (("plug-in", "vs_plugin"), ("ledoit-wolf", "vs_lw"), ("oas", "vs_oas"),
+          ("nonlinear", "vs_nonlinear"))  # fmt: skip
+
+
+@dataclass
+class Verdict:
+    """Headline sentences, the rows of the paired-differences table, and the edges figure."""
+
+    sentences: list[str] = field(default_factory=list)
+    columns: Sequence[str] = ()
+    rows: Sequence[Sequence[str]] = field(default_factory=list)
+    figure: go.Figure | None = None
+
+    def html(self) -> str:
+        """The verdict as HTML (nothing for runs that compare nothing)."""
+        if not self.sentences:
+            return ""
+        text = "".join(f"<p class='headline'>{html.escape(s)}</p>" for s in self.sentences)
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in self.columns)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>"
+            for row in self.rows
+        )
+        table = f"<table id='verdict'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        return f"<section id='verdict-section'><h2>Verdict</h2>{text}{table}</section>"
+
+
+def _says(name: str, versus: str, mean: float, p: float, what: str = "Holm p") -> str:
+    shown = p_value(p)
+    shown = shown if shown.startswith("<") else f"= {shown}"
+    if p == p and p < 0.05:
+        word = "beats" if mean > 0 else "loses to"
+        return f"{name} {word} {versus} by {mean:+.3f} Sharpe ({what} {shown})."
+    return (f"{name} vs {versus}: no significant difference ({mean:+.3f} Sharpe, "
+            f"{what} {shown}).")  # fmt: skip
+
+
+def _paired_row(label: str, v: Mapping) -> list[str]:
+    return [label, f"{v['mean']:+.3f}", f"[{v['ci_low']:+.2f}, {v['ci_high']:+.2f}]",
+            f"{v['win_rate']:.0%}", p_value(v.get("p_holm"))]  # fmt: skip
+
+
+PAIRED_COLUMNS = ("comparison", "mean difference", "95% interval", "wins", "Holm p")
+
+
+def verdict_of(run: RunRecord) -> Verdict:
+    """The verdict of a stored run, whatever its kind (empty when it compares nothing)."""
+    m = run.metrics
+    if run.kind == "shrink" and "rows" in m:
+        return _shrink_seeds(m)
+    if run.kind == "shrink" and "vs_plugin" in m:
+        return _shrink_history(m, str(run.config.get("data", "")))
+    if run.kind == "compare" and "history" in m:
+        return _compare_history(m, str(run.config.get("data", "")))
+    if run.kind == "compare" and "verdict" in m:
+        return _compare_seeds(m)
+    if run.kind == "compare" and run.stats:
+        sharpe = {k: v.sharpe for k, v in run.stats.items()}
+        if "e2e" in sharpe and "decoupled" in sharpe:
+            return Verdict([f"One walk-forward on {run.config.get('data')}: e2e "
+                            f"{sharpe['e2e']:.3f} against decoupled {sharpe['decoupled']:.3f} "
+                            "net Sharpe. One run has no paired test: use e2e compare --seeds."],
+                           ("arm", "net Sharpe"),
+                           [[k, f"{v:.3f}"] for k, v in sorted(sharpe.items(),
+                                                              key=lambda kv: -kv[1])])  # fmt: skip
+    return Verdict()
+
+
+def _shrink_seeds(m: Mapping) -> Verdict:
+    rows = m["rows"]
+    rivals = [(name, key) for name, key in RIVALS if key in m]
+    sentences = [f"Over {len(rows)} seeds: " + " ".join(
+        _says("decision-aware", name, m[key]["mean"], m[key].get("p_holm", float("nan")))
+        for name, key in rivals)]  # fmt: skip
+    table = [_paired_row(f"decision-aware - {name}", m[key]) for name, key in rivals]
+    edges = {f"decision-aware - {name}": [r["sharpe_decision-aware"] - r[f"sharpe_{name}"]
+                                          for r in rows] for name, _ in rivals}  # fmt: skip
+    intervals = {f"decision-aware - {name}": (m[key]["ci_low"], m[key]["ci_high"])
+                 for name, key in rivals}  # fmt: skip
+    figure = plots.paired_edges(edges, intervals) if len(rows) > 1 else None
+    return Verdict(sentences, PAIRED_COLUMNS, table, figure)
+
+
+def _shrink_history(m: Mapping, data: str) -> Verdict:
+    rivals = [(name, key) for name, key in RIVALS if key in m]
+    sentences = [f"On {data}: " + " ".join(
+        _says("decision-aware", name, m[key]["difference"],
+              m[key].get("p_bootstrap_holm", m[key]["p_value"]), "block-bootstrap Holm p")
+        for name, key in rivals)]  # fmt: skip
+    table = [[f"decision-aware - {name}", f"{m[key]['difference']:+.3f}",
+              p_value(m[key]["p_value"]), p_value(m[key].get("p_bootstrap_holm"))]
+             for name, key in rivals]  # fmt: skip
+    return Verdict(sentences, ("comparison", "Sharpe difference", "JKM p", "bootstrap Holm p"),
+                   table)  # fmt: skip
+
+
+def _compare_seeds(m: Mapping) -> Verdict:
+    verdict = m["verdict"]
+    per_seed = m["per_seed"]
+    n = verdict[0]["n_seeds"] if verdict else 0
+    key = {(v["arm"], v["versus"]): v for v in verdict}
+    sentences = [f"Over {n} seeds:"]
+    for pair in (("e2e", "decoupled"), ("e2e_risk", "decoupled_nll"), ("e2e_return", "decoupled")):
+        if pair in key:
+            v = key[pair]
+            sentences.append(_says(pair[0], pair[1], v["mean"], v["p_holm"]))
+    table = [_paired_row(f"{v['arm']} - {v['versus']}", v) for v in verdict]
+    sharpe = {(r["arm"], r["seed"]): r["sharpe"] for r in per_seed}
+    seeds = sorted({r["seed"] for r in per_seed})
+    shown = [pair for pair in (("e2e", "decoupled"), ("e2e_risk", "decoupled_nll"),
+                               ("e2e_return", "decoupled"), ("e2e", "min_variance"))
+             if pair in key]  # fmt: skip
+    edges = {f"{a} - {b}": [sharpe[(a, s)] - sharpe[(b, s)] for s in seeds] for a, b in shown}
+    intervals = {f"{a} - {b}": (key[(a, b)]["ci_low"], key[(a, b)]["ci_high"]) for a, b in shown}
+    figure = plots.paired_edges(edges, intervals) if len(seeds) > 1 and shown else None
+    return Verdict(sentences, PAIRED_COLUMNS, table, figure)
+
+
+def _compare_history(m: Mapping, data: str) -> Verdict:
+    history = m["history"]
+    sentences = [
+        f"On {data} (network seed {history['seed']}; differences over "
+        f"{len(m['per_seed']) // max(len(m['arms']), 1)} network seeds in brackets):"
+    ]
+    for t in history["tests"]:
+        if (t["arm"], t["versus"]) in (("e2e", "decoupled"), ("e2e_risk", "decoupled_nll"),
+                                       ("e2e_return", "decoupled")):  # fmt: skip
+            sentences.append(_says(t["arm"], t["versus"], t["difference"],
+                                   t["p_bootstrap_holm"], "block-bootstrap Holm p"))  # fmt: skip
+    table = [[f"{t['arm']} - {t['versus']}", f"{t['difference']:+.3f}",
+              f"{t['difference_min']:+.2f} .. {t['difference_max']:+.2f}", p_value(t["p_jkm"]),
+              p_value(t["p_bootstrap_holm"])] for t in history["tests"]]  # fmt: skip
+    return Verdict(sentences, ("comparison", "Sharpe difference", "over network seeds",
+                               "JKM p", "bootstrap Holm p"), table)  # fmt: skip
