@@ -181,12 +181,41 @@ def test_static_page_slider_changes_numbers_offline(static_page):
         page.goto(static_page.as_uri())
         page.wait_for_selector("#chart .main-svg")
         before = page.inner_text("#numbers")
+        axis = "JSON.stringify(document.getElementById('chart').layout.yaxis.range)"
+        range_before = page.evaluate(axis)
         page.locator("#seed").fill("2")
         page.wait_for_function("document.getElementById('seed-value').textContent === '2'")
         after = page.inner_text("#numbers")
         bars = page.evaluate("document.querySelectorAll('#chart g.point').length")
+        range_after = page.evaluate(axis)
+        summary = page.inner_text("#verdict")
+        page.wait_for_selector("#edges .main-svg")
         page.screenshot(path=screenshot_path("dashboard-static.png"), full_page=True)
         browser.close()
     assert before != after and "decision-aware" in after
     assert bars == 3
+    assert range_before == range_after  # one fixed axis for every seed
+    assert "decision-aware - ledoit-wolf" in summary and "Holm p" in summary
     assert errors == [] and blocked == []
+
+
+@pytest.mark.slow
+def test_dashboard_html_offline_says_what_it_is_and_where_to_go():
+    """Offline, the stlite page shows its own message (what it is, that it needs internet,
+    the offline alternatives) and then says that the boot failed, never a blank page."""
+    from playwright.sync_api import sync_playwright
+
+    errors, blocked = [], []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1000, "height": 700})
+        offline_page(page, errors, blocked)
+        page.goto((ROOT / "dashboard.html").as_uri())
+        page.wait_for_function("document.getElementById('e2e-status').className === 'failed'",
+                               timeout=20_000)  # fmt: skip
+        text = page.inner_text("#root")
+        page.screenshot(path=screenshot_path("dashboard-offline.png"), full_page=True)
+        browser.close()
+    assert "needs internet" in text and "dashboard_static.html" in text
+    assert "could not start" in text
+    assert blocked  # it did try the CDN

@@ -19,7 +19,7 @@ from pathlib import Path
 from plotly.offline import get_plotlyjs
 
 from e2e_portfolio.experiments.shrinkage import METHODS, ShrinkageConfig, edge_across_seeds
-from e2e_portfolio.report.style import colour
+from e2e_portfolio.report.style import colour, p_value
 
 STLITE_VERSION = "1.9.2"
 PYODIDE_VERSION = "0.29.3"
@@ -63,11 +63,39 @@ def build_dashboard_html() -> str:
 <meta name="viewport" content="width=device-width, initial-scale=1, shrink-to-fit=no" />
 <title>e2e-portfolio: training for accuracy or for decisions?</title>
 <link rel="stylesheet" href="{STLITE_URL}/stlite.css" />
+<style>
+#e2e-waiting {{ font-family: system-ui, sans-serif; max-width: 720px; margin: 3rem auto;
+  line-height: 1.5; color: #222; }}
+#e2e-waiting .failed {{ color: #b00020; font-weight: bold; }}
+</style>
 </head>
 <body>
-<div id="root"></div>
+<div id="root"><div id="e2e-waiting">
+<h1>Training for accuracy or for decisions?</h1>
+<p>This page runs e2e-portfolio's shrinkage demo in your browser: Streamlit on WebAssembly
+(stlite {STLITE_VERSION}, Pyodide {PYODIDE_VERSION}). It loads Python, numpy and scipy from the
+jsDelivr CDN, so it <b>needs internet</b>; the first load takes 20-40 s.</p>
+<p id="e2e-status">Loading...</p>
+<p>Offline, open <code>dashboard_static.html</code> (written next to this file by
+<code>e2e build-dashboard</code>: the same comparison precomputed for 20 seeds), or run
+<code>e2e dashboard</code> for the full Streamlit app.</p>
+</div></div>
 <script type="application/json" id="e2e-files">
 {files}
+</script>
+<script type="text/javascript">
+// if stlite never replaces the message above, say why instead of a blank "Loading..."
+function e2eFailed(reason) {{
+  const status = document.getElementById("e2e-status");
+  if (status) {{
+    status.className = "failed";
+    status.textContent = "The in-browser app could not start (" + reason + "). It needs " +
+      "internet to load Pyodide; offline, open dashboard_static.html or run e2e dashboard.";
+  }}
+}}
+window.addEventListener("error", (e) => e2eFailed(e.message || "a script failed to load"), true);
+window.addEventListener("unhandledrejection", (e) => e2eFailed(String(e.reason)));
+setTimeout(() => e2eFailed("no answer from the CDN after 90 s"), 90000);
 </script>
 <script type="module">
 import {{ mount }} from "{STLITE_URL}/stlite.js";
@@ -87,10 +115,15 @@ mount(
 """
 
 
-def precompute(seeds: Iterable[int], n_assets: int = 40, tc: float = 0.001) -> list[dict]:
-    """Out-of-sample Sharpe of the three methods and the mean delta* per seed."""
+def precompute(
+    seeds: Iterable[int], n_assets: int = 40, tc: float = 0.001
+) -> tuple[list[dict], dict]:
+    """Per seed the methods' out-of-sample Sharpe and mean delta*, and the verdict across them.
+
+    The verdict pairs decision-aware with each rival over the seeds (Holm-adjusted).
+    """
     summary = edge_across_seeds(seeds, n_assets, 96, ShrinkageConfig(window=48, tc=tc))
-    return [
+    rows = [
         {
             "seed": row["seed"],
             "sharpe": {m: round(row[f"sharpe_{m}"], 4) for m in METHODS},
@@ -98,12 +131,28 @@ def precompute(seeds: Iterable[int], n_assets: int = 40, tc: float = 0.001) -> l
         }
         for row in summary["rows"]
     ]
+    verdict = {
+        name: {k: round(summary[key][k], 4) for k in ("mean", "ci_low", "ci_high", "win_rate",
+                                                     "p_holm")}
+        for name, key in (("plug-in", "vs_plugin"), ("ledoit-wolf", "vs_lw"))
+    }  # fmt: skip
+    return rows, {"verdict": verdict, "mean": summary["mean_sharpe"], "tc": tc,
+                  "n_assets": n_assets}  # fmt: skip
 
 
 def build_static_page(seeds: Iterable[int] = range(20), n_assets: int = 40) -> str:
     """The text of ``dashboard_static.html``: precomputed seeds, plotly.js inlined, a slider."""
-    rows = precompute(seeds, n_assets)
+    rows, across = precompute(seeds, n_assets)
     data = json.dumps(rows).replace("</", "<\\/")
+    sharpe_values = [v for r in rows for v in r["sharpe"].values()]
+    y_range = [min(0.0, min(sharpe_values)) - 0.2, max(sharpe_values) + 0.2]  # one fixed axis
+    verdict_rows = "".join(
+        f"<tr><td>decision-aware - {name}</td><td>{v['mean']:+.3f}</td>"
+        f"<td>[{v['ci_low']:+.2f}, {v['ci_high']:+.2f}]</td><td>{v['win_rate']:.0%}</td>"
+        f"<td>{p_value(v['p_holm'])}</td></tr>"
+        for name, v in across["verdict"].items()
+    )
+    means = ", ".join(f"{m} {across['mean'][m]:.3f}" for m in METHODS)
     colours = json.dumps({m: colour(m) for m in METHODS})
     last = len(rows) - 1
     title = html.escape(f"Decision-aware shrinkage, {n_assets} assets, precomputed seeds")
@@ -121,8 +170,17 @@ td, th {{ padding: 0.2rem 0.8rem; text-align: right; }} td:first-child {{ text-a
 </head>
 <body>
 <h1>{title}</h1>
-<p>Out-of-sample net Sharpe (24 months) of the plug-in sample covariance, Ledoit-Wolf, and
-the shrinkage chosen for realised net Sharpe, for one simulated universe per seed.</p>
+<p>Settings: {len(rows)} simulated universes (seeds {rows[0]["seed"]}-{rows[-1]["seed"]}) of
+{n_assets} assets and 96 months, covariance window 48, delta chosen on the 24 months before
+each decision, tc 0.001, the last 24 months out of sample. Methods: the plug-in sample
+covariance, Ledoit-Wolf, and the shrinkage chosen for realised net Sharpe
+(<code>e2e shrink --n-seeds {len(rows)}</code> reproduces it).</p>
+<h2>Across the {len(rows)} seeds</h2>
+<p>Mean out-of-sample net Sharpe: {means}.</p>
+<table id="verdict"><thead><tr><th>paired difference</th><th>mean</th><th>95% interval</th>
+<th>wins</th><th>Holm p</th></tr></thead><tbody>{verdict_rows}</tbody></table>
+<div id="edges" style="height: 340px"></div>
+<h2>One seed at a time</h2>
 <label for="seed">seed <output id="seed-value">{rows[0]["seed"]}</output></label>
 <input type="range" id="seed" min="0" max="{last}" step="1" value="0" style="width: 100%" />
 <table id="numbers"><thead><tr><th>method</th><th>Sharpe</th></tr></thead><tbody></tbody></table>
@@ -142,11 +200,19 @@ function show(index) {{
     `mean delta* chosen for Sharpe: ${{row.delta.toFixed(2)}}`;
   Plotly.react("chart", [{{ type: "bar", x: methods, y: methods.map((m) => row.sharpe[m]),
     marker: {{ color: methods.map((m) => colours[m]) }} }}],
-    {{ title: {{ text: `seed ${{row.seed}}` }},
-      yaxis: {{ title: {{ text: "out-of-sample Sharpe" }} }} }});
+    {{ title: {{ text: `out-of-sample net Sharpe, seed ${{row.seed}}` }},
+      yaxis: {{ title: {{ text: "Sharpe" }}, range: {json.dumps(y_range)} }} }});
 }}
 document.getElementById("seed").addEventListener("input", (e) => show(Number(e.target.value)));
 show(0);
+// the paired edges of every seed, with the mean, on one chart
+const rivals = methods.filter((m) => m !== "decision-aware");
+Plotly.newPlot("edges", rivals.map((r) => ({{
+  type: "box", boxpoints: "all", jitter: 0.4, pointpos: 0, name: `decision-aware - ${{r}}`,
+  y: rows.map((row) => row.sharpe["decision-aware"] - row.sharpe[r]), boxmean: true,
+  marker: {{ color: colours[r] }}, line: {{ color: colours[r] }} }})),
+  {{ title: {{ text: "Paired edges per seed: decision-aware minus each rival" }},
+    yaxis: {{ title: {{ text: "Sharpe difference" }}, zeroline: true }}, showlegend: false }});
 </script>
 </body>
 </html>
