@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from e2e_portfolio.config import get_settings
+from e2e_portfolio.data.store import Store
 from tests.browser import CHROMIUM_ARGS, chromium_path, screenshot_path
 
 streamlit_testing = pytest.importorskip("streamlit.testing.v1", reason="streamlit is not installed")
@@ -34,6 +36,7 @@ def test_seed_slider_changes_the_shrinkage_table():
 
 def test_compare_form_runs_the_comparison():
     at = streamlit_testing.AppTest.from_file(str(APP), default_timeout=180).run()
+    assert at.number_input[1].value == 40 and _slider(at, "epochs per refit").value == 40  # CLI's
     at.number_input[1].set_value(6)  # synthetic assets
     at.number_input[2].set_value(48)  # synthetic months
     _slider(at, "epochs per refit").set_value(2)
@@ -41,7 +44,19 @@ def test_compare_form_runs_the_comparison():
     assert not at.exception
     stats = at.dataframe[0].value
     assert {"equal_weight", "decoupled", "e2e", "e2e_risk"} <= set(stats.index)
+    assert stats.loc["e2e", "annual return"].endswith("%")
     assert len(at.get("plotly_chart")) >= 3
+    # any later click keeps the results (they live in the session state)
+    weights_of = next(s for s in at.selectbox if s.label == "weights of")
+    weights_of.set_value("decoupled").run()
+    assert not at.exception and len(at.dataframe) >= 1
+    assert {"e2e", "decoupled"} <= set(at.dataframe[0].value.index)
+    # storing stores, and says so
+    store_button = next(b for b in at.button if b.label == "Store this run")
+    store_button.click().run()
+    assert any("Stored as compare-" in s.value for s in at.success)
+    runs = Store(get_settings().db_path).list_runs("compare")
+    assert len(runs) == 1
 
 
 def _free_port() -> int:

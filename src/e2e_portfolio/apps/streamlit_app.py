@@ -1,9 +1,9 @@
 """Streamlit dashboard: ``e2e dashboard``, or ``streamlit run`` on this file.
 
-Three tabs: the decoupled vs end-to-end comparison (run on demand, cached), the
+Three tabs: the eight-arm comparison (run on demand, cached, kept in the session state), the
 decision-aware shrinkage experiment for one synthetic universe at a time (seed slider), and
-the runs stored in the DuckDB file. All computation is the library's; this script only lays
-out widgets, tables and figures.
+the runs stored in the DuckDB file with any one's report (its verdict first). All computation
+is the library's; this script only lays out widgets, tables and figures.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import json
 import numpy as np
 import pandas as pd
 import streamlit as st
+import streamlit.components.v1 as components
 
 from e2e_portfolio.attribution.saliency import gradient_saliency, importance_shares
 from e2e_portfolio.config import configure_threads, get_settings
@@ -22,6 +23,7 @@ from e2e_portfolio.experiments import compare_strategies, resolve_panel, walk_fo
 from e2e_portfolio.experiments.shrinkage import METHODS, ShrinkageConfig, walk_forward
 from e2e_portfolio.models.train import TrainConfig
 from e2e_portfolio.report import plots
+from e2e_portfolio.report.html import build_report
 
 
 def _store() -> Store:
@@ -82,39 +84,62 @@ def run_shrinkage(seed: int, n_assets: int, n_months: int, window: int, tc: floa
 
 
 def compare_tab() -> None:
-    """The compare tab: decoupled vs end-to-end on one simulated universe."""
+    """The compare tab: the eight arms on one panel, with the CLI's defaults.
+
+    The result lives in the session state: any later click (another tab, the weights
+    select, storing) keeps it until the next run.
+    """
     with st.form("compare"):
         left, middle, right = st.columns(3)
         data = left.selectbox("data", ["synthetic", "french", "sp500", *_stored_panel_names()])
-        seed = left.number_input("seed", value=42, step=1)
-        n_assets = middle.number_input("synthetic assets", value=20, min_value=2, max_value=200)
+        seed = left.number_input("seed", value=42, step=1, min_value=0)
+        n_assets = middle.number_input("synthetic assets", value=40, min_value=2, max_value=200)
         n_months = middle.number_input("synthetic months", value=96, min_value=40, max_value=600)
         gamma = right.slider("gamma (risk aversion)", 0.5, 20.0, 8.0, 0.5)
         w_max = right.slider("w_max (0 = no cap)", 0.0, 1.0, 0.0, 0.01)
         kappa = left.slider("kappa (turnover penalty)", 0.0, 0.01, 0.0, 0.0005, format="%.4f")
         tc = middle.slider("tc (cost per turnover)", 0.0, 0.02, 0.005, 0.001, format="%.3f")
-        epochs = right.slider("epochs per refit", 1, 80, 20)
+        epochs = right.slider("epochs per refit", 1, 80, 40)
         submitted = st.form_submit_button("Run comparison")
-    if not submitted:
-        st.info("Choose the options and press **Run comparison** (a walk-forward with refits).")
+    if submitted:
+        cap = w_max if w_max > 0 else None
+        with st.spinner("training every arm and walking forward (about 15 s)..."):
+            try:
+                st.session_state["compare_result"] = run_compare(
+                    data, int(seed), int(n_assets), int(n_months), float(gamma), cap,
+                    float(kappa), float(tc), int(epochs))  # fmt: skip
+                st.session_state.pop("stored_as", None)
+            except ValueError as exc:
+                st.error(str(exc))
+                return
+    out = st.session_state.get("compare_result")
+    if out is None:
+        st.info("Choose the options and press **Run comparison** (a walk-forward with refits; "
+                "the defaults are those of `e2e compare`). For a verdict across seeds run "
+                "`e2e compare --seeds 0-29` and open it under Stored runs.")  # fmt: skip
         return
-    cap = w_max if w_max > 0 else None
-    with st.spinner("training and walking forward..."):
-        try:
-            out = run_compare(data, int(seed), int(n_assets), int(n_months), float(gamma), cap,
-                              float(kappa), float(tc), int(epochs))  # fmt: skip
-        except ValueError as exc:
-            st.error(str(exc))
-            return
-    st.subheader("Out-of-sample statistics")
-    st.dataframe(out["stats"].style.format("{:.3f}"))
+    st.subheader("Out-of-sample statistics (one run: no paired test)")
+    st.dataframe(_formatted_stats(out["stats"]))
     st.plotly_chart(plots.equity_curves(out["series"]))
     strategy = st.selectbox("weights of", ["e2e", "decoupled", "plug_in", "e2e_risk", "e2e_return"])
     st.plotly_chart(plots.weights_over_time(out["weights"], strategy))
     st.plotly_chart(plots.factor_importance(out["features"], out["importance"]))
     if st.button("Store this run"):
-        run_id = _store().save_run(out["record"])
-        st.success(f"stored as {run_id}")
+        st.session_state["stored_as"] = _store().save_run(out["record"])
+    if "stored_as" in st.session_state:
+        st.success(f"Stored as {st.session_state['stored_as']} in {_store().path}")
+
+
+def _formatted_stats(stats: pd.DataFrame) -> pd.DataFrame:
+    """Percentages as percentages, drawdowns negative, months as integers."""
+    return pd.DataFrame({
+        "Sharpe": stats["sharpe"].map(lambda v: f"{v:.3f}"),
+        "annual return": stats["annualised_return"].map(lambda v: f"{v:.2%}"),
+        "annual volatility": stats["annualised_volatility"].map(lambda v: f"{v:.2%}"),
+        "max drawdown": stats["max_drawdown"].map(lambda v: f"{-v:.2%}"),
+        "turnover": stats["turnover"].map(lambda v: f"{v:.3f}"),
+        "months": stats["n_periods"].map(lambda v: f"{int(v)}"),
+    }, index=stats.index)  # fmt: skip
 
 
 def shrinkage_tab() -> None:
@@ -134,7 +159,7 @@ def shrinkage_tab() -> None:
 
 
 def runs_tab() -> None:
-    """The stored-runs tab: the runs in the DuckDB file."""
+    """The stored-runs tab: the runs in the DuckDB file, and any one's report."""
     store = _store()
     if not store.path.exists():
         st.info(f"No store at {store.path} yet: run e2e shrink or e2e compare.")
@@ -145,12 +170,15 @@ def runs_tab() -> None:
         return
     runs["data"] = [json.loads(c).get("data", "") for c in runs["config"]]
     st.dataframe(runs[["run_id", "kind", "created_at", "data"]], hide_index=True)
+    chosen = st.selectbox("report of", list(runs["run_id"]), key="report_of")
+    if chosen:
+        components.html(build_report(store.load_run(chosen)), height=900, scrolling=True)
 
 
 def main() -> None:
     """Draw the dashboard (Streamlit runs this module top to bottom)."""
     configure_threads()
-    st.set_page_config(page_title="e2e-portfolio", layout="wide")
+    st.set_page_config(page_title="e2e-portfolio", layout="wide", menu_items={})
     st.title("e2e-portfolio: does training for decisions beat training for accuracy?")
     compare, shrink, stored = st.tabs(["Compare", "Decision-aware shrinkage", "Stored runs"])
     with compare:

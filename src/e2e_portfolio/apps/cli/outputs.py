@@ -169,7 +169,8 @@ def dashboard(
     script = Path(__file__).parents[1] / "streamlit_app.py"
     command = [sys.executable, "-m", "streamlit", "run", str(script), "--server.port", str(port),
                "--server.address", address, "--server.headless", "true",
-               "--browser.gatherUsageStats", "false"]  # fmt: skip
+               "--browser.gatherUsageStats", "false",
+               "--client.toolbarMode", "viewer"]  # fmt: skip  # no "Deploy" button
     database = Path(ctx.obj["db"]).resolve()
     console.print(f"Serving the dashboard on http://{address}:{port} with runs in {database} "
                   "(Ctrl+C stops it)")  # fmt: skip
