@@ -224,9 +224,9 @@ def test_compare_on_one_history_tests_the_history_itself(tmp_path):
         (["--arms", "e2e,magic"], "arms: expected some of equal_weight"),
         (["--covariance", "sample"], "covariance: expected one of"),
         (["--gamma-grid", "4,-1"], "gamma_grid: expected positive risk aversions"),
-        (["--json", "x.json"], "--json: needs --seeds"),
+        (["--json", "missing/x.json"], "--json: the folder missing does not exist"),
     ],
-    ids=["seed-range", "seed-text", "arm", "covariance", "grid", "json-without-seeds"],
+    ids=["seed-range", "seed-text", "arm", "covariance", "grid", "json-folder"],
 )
 def test_compare_bad_arm_options(tmp_path, args, message):
     result = invoke("--db", str(tmp_path / "x.duckdb"), "compare", "--n-assets", "6",
@@ -391,3 +391,19 @@ def test_light_commands_do_not_import_torch(tmp_path):
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path)
+
+
+def test_tables_have_json_twins_for_scripts(tmp_path):
+    db = str(tmp_path / "cli.duckdb")
+    path = tmp_path / "shrink.json"
+    assert invoke("--db", db, *SMALL_SHRINK_ARGS, "--json", str(path)).exit_code == 0
+    document = json.loads(path.read_text())
+    assert document["kind"] == "shrink" and len(document["result"]["rows"]) == 2
+    assert set(document["result"]["vs_lw"]) >= {"mean", "ci_low", "ci_high", "p_holm"}
+    path = tmp_path / "compare.json"
+    result = invoke("--db", db, "compare", "--n-assets", "6", "--n-months", "40", "--window",
+                    "20", "--epochs", "1", "--arms", "equal_weight,plug_in", "--json", str(path))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    document = json.loads(path.read_text())
+    assert set(document["stats"]) == {"equal_weight", "plug_in"}
+    assert document["stats"]["plug_in"]["n_periods"] == 19 and "plug_in" in document["tuning"]

@@ -106,20 +106,21 @@ def to_json(
     seeds; see :func:`~e2e_portfolio.experiments.compare.history_summary`). NaN (e.g. a
     p-value of identical arms) is written as ``null``.
     """
-
-    def clean(value: Any) -> Any:
-        if isinstance(value, float) and not math.isfinite(value):
-            return None
-        if isinstance(value, dict):
-            return {k: clean(v) for k, v in value.items()}
-        if isinstance(value, list | tuple):
-            return [clean(v) for v in value]
-        if isinstance(value, np.generic):
-            return clean(value.item())
-        return value
-
     document = {"arms": list(arms), "verdict": verdict, "per_seed": per_seed,
                 "config": dict(config), "break_even": break_even or []}  # fmt: skip
     if history is not None:
         document["history"] = dict(history)
-    return clean(document)
+    return clean_json(document)
+
+
+def clean_json(value: Any) -> Any:
+    """``value`` with NaN and infinities as None and numpy scalars as Python ones."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {k: clean_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [clean_json(v) for v in value]
+    if isinstance(value, np.generic):
+        return clean_json(value.item())
+    return value

@@ -72,6 +72,9 @@ def shrink(
     first_seed: Annotated[
         int, typer.Option(help="Seeds are first_seed .. first_seed + n_seeds - 1.", min=0)
     ] = 0,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Also write the result as JSON here.")
+    ] = None,
 ) -> None:
     """Headline experiment: decision-aware covariance shrinkage vs plug-in and Ledoit-Wolf.
 
@@ -87,6 +90,7 @@ def shrink(
     from e2e_portfolio.experiments.shrinkage import ShrinkageConfig
 
     store = writable_store_of(ctx)
+    _check_json_path(json_path)
     config = ShrinkageConfig(
         window=window,
         score_months=score_months,
@@ -113,7 +117,25 @@ def shrink(
     run_id = save_run(store, record)
     for table in tables:
         console.print(table)
+    result = {k: v for k, v in summary.items() if k != "results"}  # per-seed arrays stay out
+    _write_json(json_path, {"kind": "shrink", "config": record.config, "result": result})
     print_stored(store, run_id)
+
+
+def _check_json_path(json_path: Path | None) -> None:
+    """Fail before any work if the JSON file could not be written."""
+    if json_path is not None and not json_path.parent.is_dir():
+        raise ValueError(f"--json: the folder {json_path.parent} does not exist")
+
+
+def _write_json(json_path: Path | None, document: dict) -> None:
+    """Write ``document`` (NaN as null) so scripts never parse the tables."""
+    if json_path is None:
+        return
+    from e2e_portfolio.experiments.verdict import clean_json
+
+    json_path.write_text(json.dumps(clean_json(document), indent=1), encoding="utf-8")
+    console.print(f"Wrote {json_path}")
 
 
 @app.command()
@@ -144,7 +166,8 @@ def compare(
     ] = None,
     workers: Annotated[int, typer.Option(help="--seeds: local worker processes.", min=1)] = 1,
     json_path: Annotated[
-        Path | None, typer.Option("--json", help="--seeds: write the verdict as JSON here.")
+        Path | None,
+        typer.Option("--json", help="Also write the result as JSON here (--seeds: the verdict)."),
     ] = None,
     arms: Annotated[
         str | None, typer.Option(help=f"Comma-separated arms (default: all: {', '.join(ARMS)}).")
@@ -193,14 +216,11 @@ def compare(
     )
     options = CompareOptions(config, window, refit_every, arm_list,
                              covariance, grid)  # type: ignore[arg-type]  # fmt: skip
-    if json_path is not None and not json_path.parent.is_dir():
-        raise ValueError(f"--json: the folder {json_path.parent} does not exist")
+    _check_json_path(json_path)
     if seeds is not None:
         _compare_seeds(store, options, parse_seeds(seeds), workers, json_path,
                        data, universe, n_assets, n_months)  # fmt: skip
         return
-    if json_path is not None:
-        raise ValueError("--json: needs --seeds (the JSON holds paired verdicts across seeds)")
     uses_stored_panel(store, data)
     panel = resolve_panel(data, store, universe, n_assets, n_months, seed)
     steps = len(arm_list) * (panel.n_dates - 1 - window)
@@ -221,6 +241,9 @@ def compare(
     table.caption = tuning_caption(record.metrics["tuning"])
     table.caption_justify = "left"
     console.print(table)
+    _write_json(json_path, {"kind": "compare", "config": record.config,
+                            "stats": {k: v.model_dump() for k, v in record.stats.items()},
+                            "tuning": record.metrics["tuning"]})  # fmt: skip
     print_stored(store, run_id)
 
 
