@@ -23,7 +23,7 @@ from e2e_portfolio.experiments import compare_strategies, resolve_panel, walk_fo
 from e2e_portfolio.experiments.shrinkage import METHODS, ShrinkageConfig, walk_forward
 from e2e_portfolio.models.train import TrainConfig
 from e2e_portfolio.report import plots
-from e2e_portfolio.report.html import build_report
+from e2e_portfolio.report.html import build_report, formatted_stats
 
 
 def _store() -> Store:
@@ -119,7 +119,7 @@ def compare_tab() -> None:
                 "`e2e compare --seeds 0-29` and open it under Stored runs.")  # fmt: skip
         return
     st.subheader("Out-of-sample statistics (one run: no paired test)")
-    st.dataframe(_formatted_stats(out["stats"]))
+    st.dataframe(formatted_stats(out["stats"]))
     st.plotly_chart(plots.equity_curves(out["series"]))
     strategy = st.selectbox("weights of", ["e2e", "decoupled", "plug_in", "e2e_risk", "e2e_return"])
     st.plotly_chart(plots.weights_over_time(out["weights"], strategy))
@@ -128,18 +128,6 @@ def compare_tab() -> None:
         st.session_state["stored_as"] = _store().save_run(out["record"])
     if "stored_as" in st.session_state:
         st.success(f"Stored as {st.session_state['stored_as']} in {_store().path}")
-
-
-def _formatted_stats(stats: pd.DataFrame) -> pd.DataFrame:
-    """Percentages as percentages, drawdowns negative, months as integers."""
-    return pd.DataFrame({
-        "Sharpe": stats["sharpe"].map(lambda v: f"{v:.3f}"),
-        "annual return": stats["annualised_return"].map(lambda v: f"{v:.2%}"),
-        "annual volatility": stats["annualised_volatility"].map(lambda v: f"{v:.2%}"),
-        "max drawdown": stats["max_drawdown"].map(lambda v: f"{-v:.2%}"),
-        "turnover": stats["turnover"].map(lambda v: f"{v:.3f}"),
-        "months": stats["n_periods"].map(lambda v: f"{int(v)}"),
-    }, index=stats.index)  # fmt: skip
 
 
 def shrinkage_tab() -> None:

@@ -77,13 +77,16 @@ def _json_default(value: object) -> object:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-def _finite_or_none(value: Any) -> Any:
+def clean_json(value: Any) -> Any:
+    """``value`` with NaN and infinities as None and numpy scalars as Python ones."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, Mapping):
-        return {k: _finite_or_none(v) for k, v in value.items()}
+        return {k: clean_json(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_finite_or_none(v) for v in value]
+        return [clean_json(v) for v in value]
+    if isinstance(value, np.generic):
+        return clean_json(value.item())
     return value
 
 
@@ -103,7 +106,7 @@ def write_run_file(run: RunRecord, path: Path) -> Path:
         "weights": json.loads(run.weights.to_json(orient="records", date_format="iso")),
     }
     text = json.dumps(json.loads(json.dumps(document, default=_json_default)), indent=1)
-    path.write_text(json.dumps(_finite_or_none(json.loads(text)), indent=1), encoding="utf-8")
+    path.write_text(json.dumps(clean_json(json.loads(text)), indent=1), encoding="utf-8")
     return path
 
 

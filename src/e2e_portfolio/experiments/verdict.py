@@ -9,7 +9,6 @@ rate, Wilcoxon p) and the Wilcoxon p-values are Holm-adjusted over the compariso
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -17,7 +16,8 @@ import numpy as np
 from scipy.optimize import brentq
 
 from e2e_portfolio.annualisation import annualised_sharpe
-from e2e_portfolio.backtest.arms import ARMS
+from e2e_portfolio.backtest.arm_names import ARMS
+from e2e_portfolio.data.records import clean_json
 from e2e_portfolio.significance import holm, paired_comparison
 
 COMPARISONS: tuple[tuple[str, str], ...] = (
@@ -111,16 +111,3 @@ def to_json(
     if history is not None:
         document["history"] = dict(history)
     return clean_json(document)
-
-
-def clean_json(value: Any) -> Any:
-    """``value`` with NaN and infinities as None and numpy scalars as Python ones."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Mapping):
-        return {k: clean_json(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [clean_json(v) for v in value]
-    if isinstance(value, np.generic):
-        return clean_json(value.item())
-    return value

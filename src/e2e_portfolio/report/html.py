@@ -70,13 +70,11 @@ def _table(frame: pd.DataFrame) -> str:
     return text
 
 
-def _stats_frame(run: RunRecord) -> pd.DataFrame:
-    """Statistics with percentages as percentages, drawdowns negative, seeds in numeric order."""
-    stats = pd.DataFrame({k: v.model_dump() for k, v in run.stats.items()}).T
-    if stats.empty:
-        return stats
-    order = sorted(stats.index, key=lambda name: (method_of(name), seed_of(name) or -1))
-    stats = stats.loc[order]
+def formatted_stats(stats: pd.DataFrame) -> pd.DataFrame:
+    """Statistics (one row per strategy, :class:`StrategyStats` columns) as text to show.
+
+    Percentages as percentages, drawdowns negative, months as integers.
+    """
     return pd.DataFrame({
         "Sharpe": stats["sharpe"].map(lambda v: f"{v:.3f}"),
         "annual return": stats["annualised_return"].map(lambda v: f"{v:.2%}"),
@@ -85,6 +83,15 @@ def _stats_frame(run: RunRecord) -> pd.DataFrame:
         "turnover": stats["turnover"].map(lambda v: f"{v:.3f}"),
         "months": stats["n_periods"].map(lambda v: f"{int(v)}"),
     }, index=stats.index)  # fmt: skip
+
+
+def _stats_frame(run: RunRecord) -> pd.DataFrame:
+    """The run's statistics to show, seeds in numeric order."""
+    stats = pd.DataFrame({k: v.model_dump() for k, v in run.stats.items()}).T
+    if stats.empty:
+        return stats
+    order = sorted(stats.index, key=lambda name: (method_of(name), seed_of(name) or -1))
+    return formatted_stats(stats.loc[order])
 
 
 def build_report(run: RunRecord) -> str:

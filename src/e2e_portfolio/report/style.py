@@ -76,3 +76,9 @@ def p_value(value: float | None) -> str:
 def percent(value: float, signed: bool = False) -> str:
     """``0.2247`` -> ``22.47%`` (``+22.47%`` when ``signed``)."""
     return f"{value:+.2%}" if signed else f"{value:.2%}"
+
+
+def p_phrase(value: float | None) -> str:
+    """``= 0.013`` or ``< 0.001``, to follow "p" in a sentence."""
+    text = p_value(value)
+    return text if text.startswith("<") else f"= {text}"

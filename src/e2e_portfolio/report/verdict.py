@@ -14,7 +14,7 @@ import plotly.graph_objects as go
 
 from e2e_portfolio.data.records import RunRecord
 from e2e_portfolio.report import plots
-from e2e_portfolio.report.style import p_value
+from e2e_portfolio.report.style import p_phrase, p_value
 
 RIVALS = (("plug-in", "vs_plugin"), ("ledoit-wolf", "vs_lw"), ("oas", "vs_oas"),
           ("nonlinear", "vs_nonlinear"))  # fmt: skip
@@ -44,8 +44,7 @@ class Verdict:
 
 
 def _says(name: str, versus: str, mean: float, p: float, what: str = "Holm p") -> str:
-    shown = p_value(p)
-    shown = shown if shown.startswith("<") else f"= {shown}"
+    shown = p_phrase(p)
     if p == p and p < 0.05:
         word = "beats" if mean > 0 else "loses to"
         return f"{name} {word} {versus} by {mean:+.3f} Sharpe ({what} {shown})."

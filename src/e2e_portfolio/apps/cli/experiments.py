@@ -23,16 +23,18 @@ from e2e_portfolio.apps.cli.base import (
     uses_stored_panel,
     writable_store_of,
 )
-from e2e_portfolio.apps.cli.tables import (
+from e2e_portfolio.apps.cli.compare_tables import (
     arms_table,
-    comparison_table,
     history_compare_tables,
-    history_tables,
-    shrink_tables,
-    sweep_table,
     tuning_caption,
     verdict_sentences,
     verdict_table,
+)
+from e2e_portfolio.apps.cli.tables import (
+    comparison_table,
+    history_tables,
+    shrink_tables,
+    sweep_table,
 )
 from e2e_portfolio.backtest.arm_names import ARMS, GAMMA_GRID
 

@@ -13,6 +13,7 @@ from e2e_portfolio.annualisation import PERIODS_PER_YEAR
 from e2e_portfolio.data.panel import FactorPanel
 from e2e_portfolio.data.store import Store
 from e2e_portfolio.models.decision_shrinkage import METHODS
+from e2e_portfolio.report.style import p_phrase, p_value
 
 
 def panels_table(builtin: Mapping[str, str], store: Store) -> Table:
@@ -73,10 +74,10 @@ def _verdict(edge: float, name: str, p_value: float, label: str = "Holm p") -> s
     """One sentence that never calls a non-significant difference a win."""
     if p_value < 0.05:
         word = "beats" if edge > 0 else "loses to"
-        return f"decision-aware {word} {name}: edge {edge:+.3f} ({label} {_p_is(p_value)})"
+        return f"decision-aware {word} {name}: edge {edge:+.3f} ({label} {p_phrase(p_value)})"
     return (
         f"decision-aware vs {name}: no significant difference "
-        f"(edge {edge:+.3f}, {label} {_p_is(p_value)})"
+        f"(edge {edge:+.3f}, {label} {p_phrase(p_value)})"
     )
 
 
@@ -115,7 +116,7 @@ def shrink_tables(summary: Mapping) -> list[Table | str]:
         c = summary[key]
         edges.add_row(
             name, f"{c['mean']:+.3f}", f"[{c['ci_low']:+.2f}, {c['ci_high']:+.2f}]",
-            f"{c['win_rate']:.2f}", _p(c["p_wilcoxon"]), _p(c["p_holm"]),
+            f"{c['win_rate']:.2f}", p_value(c["p_wilcoxon"]), p_value(c["p_holm"]),
         )  # fmt: skip
     verdicts = "\n".join(
         _verdict(summary[key]["mean"], name, summary[key]["p_holm"]) for name, key in rivals
@@ -159,9 +160,9 @@ def history_tables(summary: Mapping, panel: FactorPanel) -> list[Table | str]:
     rivals = _rivals(summary)
     for name, key in rivals:
         c = summary[key]
-        tests.add_row(name, f"{c['difference']:+.3f}", f"{c['z']:+.2f}", _p(c["p_value"]),
-                      _p(c["p_value_holm"]), _p(c["p_bootstrap"]),
-                      _p(c["p_bootstrap_holm"]))  # fmt: skip
+        tests.add_row(name, f"{c['difference']:+.3f}", f"{c['z']:+.2f}", p_value(c["p_value"]),
+                      p_value(c["p_value_holm"]), p_value(c["p_bootstrap"]),
+                      p_value(c["p_bootstrap_holm"]))  # fmt: skip
     label = "block-bootstrap Holm p"
     verdicts = "\n".join(
         _verdict(summary[key]["difference"], name, summary[key]["p_bootstrap_holm"], label)
@@ -302,123 +303,3 @@ def sweep_table(summary) -> Table:
             cells.append("" if np.isnan(value) else f"{value:.3f} ± {half:.3f}")
         table.add_row(*cells)
     return table
-
-
-def tuning_caption(tuning: Mapping) -> str:
-    """The gammas each QP arm chose at its refits, one line."""
-    chosen = []
-    for arm, refits in tuning.items():
-        gammas = "/".join(f"{t['gamma']:g}" for t in refits)
-        chosen.append(f"{arm} {gammas}")
-    return "gamma chosen on the validation months at each refit: " + "; ".join(chosen)
-
-
-def arms_table(summary: Mapping) -> Table:
-    """Mean out-of-sample Sharpe and turnover of every arm across seeds."""
-    n_seeds = len(summary["seeds"])
-    seeds = "network seeds" if "history" in summary else "seeds"
-    table = Table(title=f"Arms over {n_seeds} {seeds}: out-of-sample net Sharpe",
-                  title_justify="left")  # fmt: skip
-    for column in ("arm", "mean Sharpe", "sd across seeds", "mean turnover"):
-        table.add_column(column, justify="left" if column == "arm" else "right")
-    for arm in summary["arms"]:
-        values = [r["sharpe"] for r in summary["per_seed"] if r["arm"] == arm]
-        sd = float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
-        m = summary["mean"][arm]
-        table.add_row(arm, f"{m['sharpe']:.3f}", f"{sd:.3f}", f"{m['turnover']:.3f}")
-    return table
-
-
-def _p(value: float) -> str:
-    if value != value:  # NaN: no variation in the differences
-        return "n/a"
-    return "< 0.001" if value < 0.001 else f"{value:.2g}"
-
-
-def _p_is(value: float) -> str:
-    """``= 0.013`` or ``< 0.001``, for sentences."""
-    text = _p(value)
-    return text if text.startswith("<") else f"= {text}"
-
-
-def verdict_table(summary: Mapping) -> Table:
-    """Paired differences in Sharpe across seeds, Wilcoxon and Holm-adjusted p-values."""
-    table = Table(
-        title="Paired verdicts: arm - versus in net Sharpe per seed (p: Wilcoxon; Holm over "
-        "the comparisons shown)",
-        title_justify="left",
-        box=box.SIMPLE_HEAD,
-        padding=(0, 1, 0, 0),
-        pad_edge=False,
-    )
-    for column in ("arm", "versus", "diff", "95% CI", "wins", "p", "Holm p"):
-        table.add_column(column, justify="left" if column in ("arm", "versus") else "right",
-                         no_wrap=True)  # fmt: skip
-    for v in summary["verdict"]:
-        interval = f"[{v['ci_low']:+.2f}, {v['ci_high']:+.2f}]"
-        table.add_row(v["arm"], v["versus"], f"{v['mean']:+.3f}", interval,
-                      f"{v['win_rate']:.2f}", _p(v["p_wilcoxon"]), _p(v["p_holm"]))  # fmt: skip
-    if summary.get("break_even"):
-        parts = []
-        for b in summary["break_even"]:
-            cost = b["cost"]
-            text = "no edge at 0" if cost == 0 else ("> 0.1" if cost is None else f"{cost:.4f}")
-            parts.append(f"{b['arm']} vs {b['versus']} {text}")
-        table.caption = ("break-even cost per unit turnover (weights held fixed): "
-                         + "; ".join(parts))  # fmt: skip
-        table.caption_justify = "left"
-    return table
-
-
-def verdict_sentences(summary: Mapping) -> str:
-    """One sentence per comparison that never calls a non-significant difference a win."""
-    lines = []
-    for v in summary["verdict"]:
-        if v["p_holm"] == v["p_holm"] and v["p_holm"] < 0.05:
-            word = "beats" if v["mean"] > 0 else "loses to"
-            lines.append(f"{v['arm']} {word} {v['versus']}: {v['mean']:+.3f} Sharpe "
-                         f"(Holm p {_p_is(v['p_holm'])})")  # fmt: skip
-        else:
-            lines.append(f"{v['arm']} vs {v['versus']}: no significant difference "
-                         f"({v['mean']:+.3f}, Holm p {_p_is(v['p_holm'])})")  # fmt: skip
-    return "\n".join(lines)
-
-
-def history_compare_tables(summary: Mapping, name: str) -> list[Table | str]:
-    """One real history: tests on the first network seed, decades, spread over seeds."""
-    history = summary["history"]
-    seeds = summary["seeds"]
-    tests = Table(
-        title=f"{name}, network seed {history['seed']}: Sharpe differences; p by "
-        "Jobson-Korkie-Memmel and by block bootstrap (Holm-adjusted: Holm); range of the "
-        f"difference over {len(seeds)} network seeds",
-        title_justify="left",
-        box=box.SIMPLE_HEAD,
-        padding=(0, 1, 0, 0),
-        pad_edge=False,
-    )
-    for column in ("arm", "versus", "diff", "p JKM", "p boot", "Holm", "seed range"):
-        tests.add_column(column, justify="left" if column in ("arm", "versus") else "right",
-                         no_wrap=True)  # fmt: skip
-    for t in history["tests"]:
-        tests.add_row(t["arm"], t["versus"], f"{t['difference']:+.3f}", _p(t["p_jkm"]),
-                      _p(t["p_bootstrap"]), _p(t["p_bootstrap_holm"]),
-                      f"{t['difference_min']:+.2f}..{t['difference_max']:+.2f}")  # fmt: skip
-    arms = summary["arms"]
-    decades = Table(title=f"{name}: net Sharpe by decade (network seed {history['seed']})",
-                    title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)  # fmt: skip
-    decades.add_column("arm", no_wrap=True)
-    for row in history["decades"]:
-        decades.add_column(f"{row['decade']} ({row['months']})", justify="right", no_wrap=True)
-    for arm in arms:
-        decades.add_row(arm, *(f"{row['sharpe'][arm]:.2f}" for row in history["decades"]))
-    lines = []
-    for t in history["tests"]:
-        p = t["p_bootstrap_holm"]
-        if p < 0.05:
-            word = "beats" if t["difference"] > 0 else "loses to"
-            lines.append(f"{t['arm']} {word} {t['versus']} on {name} "
-                         f"(block-bootstrap Holm p {_p_is(p)})")  # fmt: skip
-    if not lines:
-        lines.append(f"No difference on {name} survives the Holm-adjusted block bootstrap.")
-    return [tests, decades, "\n".join(lines)]
