@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from e2e_portfolio.apps.cli import app
 from e2e_portfolio.data.store import Store
+from e2e_portfolio.report import style
 from tests.browser import CHROMIUM_ARGS, chromium_path, offline_page, screenshot_path
 
 
@@ -111,3 +112,46 @@ def test_report_draws_offline_in_chromium(reports, kind):
     assert drawn > 0
     assert errors == []
     assert blocked == []
+
+
+@pytest.mark.slow
+def test_in_chromium_the_verdict_comes_first_and_each_method_keeps_its_colour(reports):
+    """Drawn offline in Chromium: the verdict section sits above the first figure, and every
+    trace of a method, in every figure, has that method's colour."""
+    from playwright.sync_api import sync_playwright
+
+    colours_js = """() => {
+      const out = {};
+      for (const plot of document.querySelectorAll('.js-plotly-plot')) {
+        for (const trace of plot.data || []) {
+          const name = (trace.legendgroup || trace.name || '').replace(/ \\(mean\\)$/, '');
+          const colour = (trace.line && trace.line.color) ||
+                         (trace.marker && typeof trace.marker.color === 'string' && trace.marker.color);
+          if (name && colour && !/training|validation|train/.test(name)) {
+            (out[name] = out[name] || []).push(colour);
+          }
+        }
+      }
+      return out;
+    }"""
+    errors, blocked = [], []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        offline_page(page, errors, blocked)
+        page.goto(reports["shrink"].as_uri())
+        page.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 6")
+        verdict_top = page.evaluate(
+            "document.getElementById('verdict-section').getBoundingClientRect().top"
+        )
+        figure_top = page.evaluate(
+            "document.querySelector('.js-plotly-plot').getBoundingClientRect().top"
+        )
+        colours = page.evaluate(colours_js)
+        page.screenshot(path=screenshot_path("report-shrink-first-screen.png"))
+        browser.close()
+    assert verdict_top < figure_top
+    assert {"decision-aware", "ledoit-wolf", "plug-in"} <= set(colours)
+    for method in ("decision-aware", "ledoit-wolf", "plug-in"):
+        assert set(colours[method]) == {style.colour(method)}, (method, colours[method])
+    assert errors == [] and blocked == []
