@@ -95,3 +95,12 @@ def test_bad_arm_options():
         ArmSet(config, first_decision=30, covariance="sample")  # type: ignore[arg-type]
     with pytest.raises(DataError, match=r"gamma_grid: expected positive risk aversions"):
         ArmSet(config, first_decision=30, gamma_grid=(1.0, 0.0))
+
+
+def test_progress_hears_of_every_training(small_panel):
+    calls = []
+    arms = ArmSet(TrainConfig(epochs=1, seed=42), first_decision=START, window=WINDOW,
+                  refit_every=3, on_refit=lambda arm, date: calls.append((arm, date)))  # fmt: skip
+    run_comparison(small_panel, arms.strategies(["plug_in", "e2e"]), START, tc=0.005)
+    dates = [f"{small_panel.dates[t]:%Y-%m}" for t in (START, START + 3)]
+    assert calls == [("plug_in", d) for d in dates] + [("e2e", d) for d in dates]

@@ -164,6 +164,8 @@ class ArmSet:
     train_months: int = 120
     covariance: Covariance = "ledoit-wolf"
     gamma_grid: Sequence[float] = GAMMA_GRID
+    on_refit: Callable[[str, str], None] | None = field(default=None, repr=False)
+    """Called with the arm and the refit date before an arm trains (progress bars)."""
     tuning: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     """Per arm, per refit: ``date``, the chosen ``gamma`` and the validation Sharpe per gamma."""
     histories: dict[str, list[dict[str, list[float]]]] = field(default_factory=dict)
@@ -243,6 +245,8 @@ class ArmSet:
 
     def _refit(self, arm: str, state: _ArmState, data: _Refit) -> None:
         c = self.config
+        if self.on_refit is not None:
+            self.on_refit(arm, data.date)
         # a changing universe: an asset may be held at s only if it was listed then
         listed = np.isfinite(data.returns[data.positions])
         investable = None if listed.all() else listed

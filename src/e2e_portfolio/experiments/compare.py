@@ -82,12 +82,18 @@ def compare_arms(
     panel: FactorPanel,
     options: CompareOptions,
     on_step: Callable[[str], None] | None = None,
+    on_refit: Callable[[str, str], None] | None = None,
 ) -> tuple[ComparisonResult, ArmSet]:
-    """Walk every arm forward on ``panel``; the first decision comes after ``window`` months."""
+    """Walk every arm forward on ``panel``; the first decision comes after ``window`` months.
+
+    ``on_step(arm)`` after each decision and ``on_refit(arm, date)`` before each training
+    (progress bars).
+    """
     options.validate(panel)
     arms = ArmSet(options.train, first_decision=options.window, window=options.window,
                   refit_every=options.refit_every, train_months=TRAIN_MONTHS,
-                  covariance=options.covariance, gamma_grid=options.gamma_grid)  # fmt: skip
+                  covariance=options.covariance, gamma_grid=options.gamma_grid,
+                  on_refit=on_refit)  # fmt: skip
     strategies = arms.strategies(options.arms)
     comparison = run_comparison(panel, strategies, options.window, options.train.tc, on_step)
     if comparison.failures:  # a verdict needs every arm on every month

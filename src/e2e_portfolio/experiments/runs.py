@@ -171,6 +171,7 @@ def compare_strategies(
     arms: Sequence[str] = ARMS,
     covariance: Covariance = "ledoit-wolf",
     gamma_grid: Sequence[float] = GAMMA_GRID,
+    on_refit: Callable[[str, str], None] | None = None,
 ) -> tuple[ComparisonResult, RunRecord, dict[str, ReturnPredictor]]:
     """Every arm of :mod:`e2e_portfolio.backtest.arms` on the same months of one panel.
 
@@ -182,7 +183,7 @@ def compare_strategies(
     """
     options = CompareOptions(train_config, window, refit_every, tuple(arms), covariance,
                              tuple(gamma_grid))  # fmt: skip
-    comparison, arm_set = compare_arms(panel, options, on_step)
+    comparison, arm_set = compare_arms(panel, options, on_step, on_refit)
     record = RunRecord(
         kind="compare",
         config={"data": panel.name, "n_assets": panel.n_assets, **options.as_config()},

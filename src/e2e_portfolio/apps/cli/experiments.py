@@ -230,11 +230,14 @@ def compare(
         task = progress.add_task("walk-forward", total=max(steps, 1))
 
         def advance(name: str) -> None:
-            progress.update(task, advance=1, description=f"walk-forward: {name}")
+            progress.update(task, advance=1, description=f"{name}: deciding month by month")
+
+        def training(name: str, date: str) -> None:
+            progress.update(task, description=f"{name}: training and choosing gamma at {date}")
 
         comparison, record, _ = compare_strategies(
             panel, config, window, refit_every, advance, arms=arm_list,
-            covariance=options.covariance, gamma_grid=grid,
+            covariance=options.covariance, gamma_grid=grid, on_refit=training,
         )  # fmt: skip
     if data == "french":
         record = replace(record, config={**record.config, "universe": universe})
