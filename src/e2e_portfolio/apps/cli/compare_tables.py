@@ -53,15 +53,18 @@ def verdict_table(summary: Mapping) -> Table:
         interval = f"[{v['ci_low']:+.2f}, {v['ci_high']:+.2f}]"
         table.add_row(v["arm"], v["versus"], f"{v['mean']:+.3f}", interval, f"{v['win_rate']:.2f}",
                       p_value(v["p_wilcoxon"]), p_value(v["p_holm"]))  # fmt: skip
+    notes = ["diff: mean of arm minus versus over seeds; 95% CI: t-interval; wins: share of "
+             "seeds where the arm is ahead; p: Wilcoxon signed-rank; Holm p: adjusted over the "
+             "rows shown"]  # fmt: skip
     if summary.get("break_even"):
         parts = []
         for b in summary["break_even"]:
             cost = b["cost"]
             text = "no edge at 0" if cost == 0 else ("> 0.1" if cost is None else f"{cost:.4f}")
             parts.append(f"{b['arm']} vs {b['versus']} {text}")
-        table.caption = ("break-even cost per unit turnover (weights held fixed): "
-                         + "; ".join(parts))  # fmt: skip
-        table.caption_justify = "left"
+        notes.append("break-even cost per unit turnover (weights held fixed): " + "; ".join(parts))
+    table.caption = "\n".join(notes)
+    table.caption_justify = "left"
     return table
 
 
@@ -92,6 +95,11 @@ def history_compare_tables(summary: Mapping, name: str) -> list[Table | str]:
         padding=(0, 1, 0, 0),
         pad_edge=False,
     )
+    tests.caption = ("diff: Sharpe difference on this seed; p JKM: Jobson-Korkie-Memmel; p boot: "
+                     "studentised circular block bootstrap (6-month blocks); Holm: p boot "
+                     "adjusted over the rows; seed range: the difference's range over network "
+                     "seeds")  # fmt: skip
+    tests.caption_justify = "left"
     for column in ("arm", "versus", "diff", "p JKM", "p boot", "Holm", "seed range"):
         tests.add_column(column, justify="left" if column in ("arm", "versus") else "right",
                          no_wrap=True)  # fmt: skip

@@ -252,6 +252,13 @@ def compare(
     print_stored(store, run_id)
 
 
+def _seed_done(result: dict, total: int, workers: int) -> str:
+    """The progress line after a seed: which one finished, and its e2e and decoupled Sharpe."""
+    arms = result["arms"]
+    shown = "  ".join(f"{a} {arms[a]['sharpe']:.2f}" for a in ("e2e", "decoupled") if a in arms)
+    return f"{total} seeds, {workers} workers: seed {result['seed']} done  {shown}"
+
+
 def _compare_seeds(store, options, seed_list, workers, json_path, data, universe, n_assets,
                    n_months) -> None:  # fmt: skip
     from e2e_portfolio.experiments import resolve_panel
@@ -273,7 +280,9 @@ def _compare_seeds(store, options, seed_list, workers, json_path, data, universe
             panel_for,
             options,
             workers,
-            on_seed=lambda _: progress.advance(task),
+            on_seed=lambda result: progress.update(
+                task, advance=1, description=_seed_done(result, len(seed_list), workers)
+            ),
             one_history=history is not None,
         )
     about = {"data": data, "seeds": seed_list}
