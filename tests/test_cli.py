@@ -407,3 +407,18 @@ def test_tables_have_json_twins_for_scripts(tmp_path):
     document = json.loads(path.read_text())
     assert set(document["stats"]) == {"equal_weight", "plug_in"}
     assert document["stats"]["plug_in"]["n_periods"] == 19 and "plug_in" in document["tuning"]
+
+
+def test_sweep_and_attribute_write_json_too(tmp_path):
+    db = str(tmp_path / "cli.duckdb")
+    path = tmp_path / "sweep.json"
+    result = invoke("--db", db, "sweep", "--seeds", "2", "--n-assets", "8", "--n-months", "50",
+                    "--window", "12", "--backend", "serial", "--json", str(path))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    document = json.loads(path.read_text())
+    assert document["ran"] == 2 and document["summary"][0]["n_seeds"] == 2
+    path = tmp_path / "attribution.json"
+    result = invoke("--db", db, "attribute", "--n-seeds", "1", "--n-assets", "6", "--n-months",
+                    "30", "--epochs", "1", "--w-max", "0.5", "--json", str(path))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "fraction_e2e_upweights_diversifiers" in json.loads(path.read_text())["result"]

@@ -7,6 +7,7 @@ The typer app, common options, the store of the context, and one error wrapper
 from __future__ import annotations
 
 import functools
+import json
 import os
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -159,3 +160,24 @@ def main(ctx: typer.Context, db: DbOption = None, threads: ThreadsOption = None)
     """
     export_threads(threads)  # torch itself is configured by the commands that use it
     ctx.obj = {"db": db or get_settings().db_path}
+
+
+def check_json_path(json_path: Path | None) -> None:
+    """Fail before any work if the JSON file could not be written."""
+    if json_path is not None and not json_path.parent.is_dir():
+        raise ValueError(f"--json: the folder {json_path.parent} does not exist")
+
+
+def write_json(json_path: Path | None, document: dict) -> None:
+    """Write ``document`` (NaN as null) so scripts never parse the tables."""
+    if json_path is None:
+        return
+    from e2e_portfolio.experiments.verdict import clean_json
+
+    json_path.write_text(json.dumps(clean_json(document), indent=1), encoding="utf-8")
+    console.print(f"Wrote {json_path}")
+
+
+JsonOption = Annotated[
+    Path | None, typer.Option("--json", help="Also write the result as JSON here, for scripts.")
+]

@@ -13,8 +13,10 @@ from rich.progress import Progress
 from e2e_portfolio.apps.cli.base import (
     TC_HELP,
     DataOption,
+    JsonOption,
     UniverseOption,
     app,
+    check_json_path,
     console,
     err_console,
     handled,
@@ -22,6 +24,7 @@ from e2e_portfolio.apps.cli.base import (
     save_run,
     uses_stored_panel,
     writable_store_of,
+    write_json,
 )
 from e2e_portfolio.apps.cli.compare_tables import (
     arms_table,
@@ -74,9 +77,7 @@ def shrink(
     first_seed: Annotated[
         int, typer.Option(help="Seeds are first_seed .. first_seed + n_seeds - 1.", min=0)
     ] = 0,
-    json_path: Annotated[
-        Path | None, typer.Option("--json", help="Also write the result as JSON here.")
-    ] = None,
+    json_path: JsonOption = None,
 ) -> None:
     """Headline experiment: decision-aware covariance shrinkage vs plug-in and Ledoit-Wolf.
 
@@ -92,7 +93,7 @@ def shrink(
     from e2e_portfolio.experiments.shrinkage import ShrinkageConfig
 
     store = writable_store_of(ctx)
-    _check_json_path(json_path)
+    check_json_path(json_path)
     config = ShrinkageConfig(
         window=window,
         score_months=score_months,
@@ -120,24 +121,8 @@ def shrink(
     for table in tables:
         console.print(table)
     result = {k: v for k, v in summary.items() if k != "results"}  # per-seed arrays stay out
-    _write_json(json_path, {"kind": "shrink", "config": record.config, "result": result})
+    write_json(json_path, {"kind": "shrink", "config": record.config, "result": result})
     print_stored(store, run_id)
-
-
-def _check_json_path(json_path: Path | None) -> None:
-    """Fail before any work if the JSON file could not be written."""
-    if json_path is not None and not json_path.parent.is_dir():
-        raise ValueError(f"--json: the folder {json_path.parent} does not exist")
-
-
-def _write_json(json_path: Path | None, document: dict) -> None:
-    """Write ``document`` (NaN as null) so scripts never parse the tables."""
-    if json_path is None:
-        return
-    from e2e_portfolio.experiments.verdict import clean_json
-
-    json_path.write_text(json.dumps(clean_json(document), indent=1), encoding="utf-8")
-    console.print(f"Wrote {json_path}")
 
 
 @app.command()
@@ -218,7 +203,7 @@ def compare(
     )
     options = CompareOptions(config, window, refit_every, arm_list,
                              covariance, grid)  # type: ignore[arg-type]  # fmt: skip
-    _check_json_path(json_path)
+    check_json_path(json_path)
     if seeds is not None:
         _compare_seeds(store, options, parse_seeds(seeds), workers, json_path,
                        data, universe, n_assets, n_months)  # fmt: skip
@@ -246,7 +231,7 @@ def compare(
     table.caption = tuning_caption(record.metrics["tuning"])
     table.caption_justify = "left"
     console.print(table)
-    _write_json(json_path, {"kind": "compare", "config": record.config,
+    write_json(json_path, {"kind": "compare", "config": record.config,
                             "stats": {k: v.model_dump() for k, v in record.stats.items()},
                             "tuning": record.metrics["tuning"]})  # fmt: skip
     print_stored(store, run_id)
@@ -342,6 +327,7 @@ def sweep(
     ] = "local",
     workers: Annotated[int, typer.Option(help="Parallel workers.", min=1)] = 2,
     address: Annotated[str | None, typer.Option(help="ray: cluster address, e.g. auto.")] = None,
+    json_path: JsonOption = None,
 ) -> None:
     """Run shrink/compare jobs over seeds x configurations in parallel and summarise them.
 
@@ -352,6 +338,7 @@ def sweep(
     from e2e_portfolio.experiments.sweep import expand_grid, read_grid, run_sweep, summarise
 
     store = writable_store_of(ctx)
+    check_json_path(json_path)
     if grid is not None:
         spec = read_grid(grid)
     else:
@@ -387,5 +374,10 @@ def sweep(
     for job, error in outcome.failed:
         err_console.print(f"[red]failed[/] {job.kind} seed {job.seed} {dict(job.options)}: {error}")
     console.print(sweep_table(summary))
+    write_json(json_path, {"kind": "sweep", "jobs": len(jobs), "ran": len(outcome.ran),
+                           "skipped": len(outcome.skipped),
+                           "failed": [{"kind": j.kind, "seed": j.seed, "options": dict(j.options),
+                                       "error": err} for j, err in outcome.failed],
+                           "summary": summary.to_dict(orient="records")})  # fmt: skip
     if outcome.failed:
         raise typer.Exit(code=1)

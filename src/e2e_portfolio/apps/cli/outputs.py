@@ -13,7 +13,9 @@ import typer
 from rich.progress import Progress
 
 from e2e_portfolio.apps.cli.base import (
+    JsonOption,
     app,
+    check_json_path,
     console,
     err_console,
     handled,
@@ -21,6 +23,7 @@ from e2e_portfolio.apps.cli.base import (
     save_run,
     store_of,
     writable_store_of,
+    write_json,
 )
 from e2e_portfolio.apps.cli.tables import (
     importance_table,
@@ -114,6 +117,7 @@ def attribute(
     shap: Annotated[
         bool, typer.Option("--shap", help="Also SHAP values (needs the shap extra).")
     ] = False,
+    json_path: JsonOption = None,
 ) -> None:
     """Factor importance of the decoupled and end-to-end predictors, across seeds.
 
@@ -128,6 +132,7 @@ def attribute(
 
     configure_threads()  # E2E_THREADS, as the command line exported it
     store = writable_store_of(ctx)
+    check_json_path(json_path)
     config = TrainConfig(gamma=gamma, w_max=w_max, epochs=epochs)
     config.validate(n_assets)
     with Progress(console=err_console, transient=True) as progress:
@@ -148,6 +153,7 @@ def attribute(
     )  # fmt: skip
     run_id = save_run(store, record)
     console.print(importance_table(summary))
+    write_json(json_path, {"kind": "attribution", "config": record.config, "result": summary})
     print_stored(store, run_id)
 
 
