@@ -51,6 +51,7 @@ from e2e_portfolio.backtest.arm_names import (
     TUNED,
     Covariance,
 )
+from e2e_portfolio.backtest.strategies import equal_weight
 from e2e_portfolio.backtest.walkforward import PastView, Strategy
 from e2e_portfolio.exceptions import DataError
 from e2e_portfolio.models.covariance import nonlinear_shrinkage
@@ -76,43 +77,26 @@ def shrunk_covariance(returns: np.ndarray, estimator: Covariance) -> np.ndarray:
     return model.fit(returns).covariance_
 
 
-def _masked_roots(
-    returns: np.ndarray,
-    positions: Sequence[int] | np.ndarray,
-    window: int,
-    how: str,
-    w_max: float | None,
-) -> tuple[torch.Tensor, torch.Tensor | None, np.ndarray]:
-    """Covariance roots of the ``window`` months ending at each position.
+def _window_covariance(
+    returns: np.ndarray, s: int, window: int, how: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Covariance (n, n) of the ``window`` months ending at position ``s``, and its mask (n,).
 
     Only the assets with a return in every one of those months enter (fewer months where
-    fewer are known). ``how``: a :data:`Covariance` estimator, or ``"sample"`` (ddof 1).
-
-    Returns the roots (m, n, n), per-asset caps ``upper`` (m, n) that exclude the other
-    assets (0) or None when every asset qualifies everywhere, and the masks (m, n). An
+    fewer are known). ``how``: a :data:`Covariance` estimator, or ``"sample"`` (ddof 1). An
     excluded asset gets the mean variance of the others on the diagonal (it is never held).
     """
-    covariances, masks = [], []
-    for s in positions:
-        past = returns[max(0, s - window + 1) : s + 1]
-        mask = np.isfinite(past).all(axis=0)
-        if mask.sum() < 2:
-            raise DataError(f"window: expected at least 2 assets with a full window at position "
-                            f"{s}, got {int(mask.sum())}")  # fmt: skip
-        sub = past[:, mask]
-        covariance = (np.cov(sub, rowvar=False) if how == "sample"
-                      else shrunk_covariance(sub, how))  # type: ignore[arg-type]  # fmt: skip
-        full = np.diag(np.full(mask.size, np.mean(np.diag(covariance))))
-        full[np.ix_(mask, mask)] = covariance
-        covariances.append(full)
-        masks.append(mask)
-    roots = covariance_root(torch.as_tensor(np.array(covariances), dtype=torch.float64))
-    masks_array = np.array(masks)
-    if masks_array.all():
-        return roots, None, masks_array
-    cap = 1.0 if w_max is None else w_max
-    upper = torch.as_tensor(np.where(masks_array, cap, 0.0), dtype=torch.float64)
-    return roots, upper, masks_array
+    past = returns[max(0, s - window + 1) : s + 1]
+    mask = np.isfinite(past).all(axis=0)
+    if mask.sum() < 2:
+        raise DataError(f"window: expected at least 2 assets with a full window at position "
+                        f"{s}, got {int(mask.sum())}")  # fmt: skip
+    sub = past[:, mask]
+    covariance = (np.cov(sub, rowvar=False) if how == "sample"
+                  else shrunk_covariance(sub, how))  # type: ignore[arg-type]  # fmt: skip
+    full = np.diag(np.full(mask.size, np.mean(np.diag(covariance))))
+    full[np.ix_(mask, mask)] = covariance
+    return full, mask
 
 
 @dataclass
@@ -170,6 +154,11 @@ class ArmSet:
     """Per arm, per refit: ``date``, the chosen ``gamma`` and the validation Sharpe per gamma."""
     histories: dict[str, list[dict[str, list[float]]]] = field(default_factory=dict)
     _refits: dict[int, _Refit] = field(default_factory=dict, repr=False)
+    _covariances: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = field(
+        default_factory=dict, repr=False
+    )
+    """Window covariances by (estimator, position): the arms, their tuning and training share
+    them (one ArmSet walks one panel, so a position's past never changes)."""
     _states: dict[str, _ArmState] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -203,8 +192,7 @@ class ArmSet:
         """The arm's weights (n,) at the view's last date; refits first when due."""
         t = len(view.dates) - 1
         if arm == "equal_weight":
-            listed = view.listed_now
-            return np.where(listed, 1.0 / listed.sum(), 0.0)
+            return equal_weight(view)
         refit_date = self._refit_date(t)
         state = self._states.setdefault(arm, _ArmState())
         if arm in TUNED and state.refit_date != refit_date:
@@ -238,6 +226,23 @@ class ArmSet:
                                      np.array(view.returns), f"{view.dates[-1]:%Y-%m}")  # fmt: skip
         return self._refits[t]
 
+    def _roots(
+        self, returns: np.ndarray, positions: Sequence[int] | np.ndarray, how: str
+    ) -> tuple[torch.Tensor, np.ndarray]:
+        """Covariance roots (m, n, n) of the windows ending at the positions, and masks (m, n).
+
+        See :func:`_window_covariance`; each window's covariance is estimated once per ArmSet.
+        """
+        pairs = []
+        for s in positions:
+            key = (how, int(s))
+            if key not in self._covariances:
+                self._covariances[key] = _window_covariance(returns, int(s), self.window, how)
+            pairs.append(self._covariances[key])
+        covariances = np.array([covariance for covariance, _ in pairs])
+        roots = covariance_root(torch.as_tensor(covariances, dtype=torch.float64))
+        return roots, np.array([mask for _, mask in pairs])
+
     def _shared(self, data: _Refit, key: str, make: Callable[[], Any]) -> Any:
         if key not in data.cache:
             data.cache[key] = make()
@@ -270,8 +275,7 @@ class ArmSet:
             models["risk"] = result.model
             trained.append((arm, result))
         elif arm == "e2e_return":
-            roots, _, masks = self._shared(data, "roots", lambda: _masked_roots(
-                data.returns, data.positions, self.window, self.covariance, c.w_max))  # fmt: skip
+            roots, masks = self._roots(data.returns, data.positions, self.covariance)
             allowed = masks if investable is None else masks & investable
             result = train_e2e(data.x, data.y, c, risk_roots=roots,
                                investable=None if allowed.all() else allowed)  # fmt: skip
@@ -321,8 +325,7 @@ class ArmSet:
         masks = None
         if arm in ("min_variance", "plug_in", "decoupled", "e2e_return"):
             how = "sample" if arm == "plug_in" else self.covariance
-            roots, _, masks = _masked_roots(returns, positions, self.window, how,
-                                            self.config.w_max)  # fmt: skip
+            roots, masks = self._roots(returns, positions, how)
             holdable &= masks
             risk = {"R": roots.to(x.device)}
         else:
