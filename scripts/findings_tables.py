@@ -16,6 +16,7 @@ from pathlib import Path
 
 from e2e_portfolio.backtest.arms import ARMS, GAMMA_GRID
 from e2e_portfolio.data.store import Store
+from e2e_portfolio.experiments.sweep import COMPARE_OPTIONS, SHRINK_OPTIONS
 from e2e_portfolio.significance import holm
 
 KEY_COMPARISONS = (("e2e_risk", "decoupled_nll"), ("e2e_return", "decoupled"),
@@ -23,13 +24,11 @@ KEY_COMPARISONS = (("e2e_risk", "decoupled_nll"), ("e2e_return", "decoupled"),
 SHRINK_RIVALS = (("plug-in", "vs_plugin"), ("ledoit-wolf", "vs_lw"), ("oas", "vs_oas"),
                  ("nonlinear", "vs_nonlinear"))  # fmt: skip
 DEFAULTS = {
-    "compare": {"n_assets": 40, "n_months": 96, "window": 48, "epochs": 40, "refit_every": 12,
-                "gamma": 8.0, "w_max": None, "kappa": 0.0, "tc": 0.005,
-                "covariance": "ledoit-wolf", "arms": list(ARMS),
+    "compare": {**COMPARE_OPTIONS, "covariance": "ledoit-wolf", "arms": list(ARMS),
                 "gamma_grid": list(GAMMA_GRID)},
-    "shrink": {"n_assets": 40, "n_months": 96, "window": 48, "score_months": 24, "tc": 0.001,
-               "target": "identity"},
+    "shrink": SHRINK_OPTIONS,
 }  # fmt: skip
+"""The options' defaults (the sweep's, which are the commands'): non-defaults make the command."""
 
 
 def _p(value: float | None) -> str:

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from e2e_portfolio.apps.cli import app
 from e2e_portfolio.data.store import RunRecord, Store
 from e2e_portfolio.exceptions import StoreError
-from tests.data.test_store import _hold
+from tests.data.test_store import _hold, foreign_store
 
 runner = CliRunner()
 E2E = [sys.executable, "-m", "e2e_portfolio"]
@@ -38,10 +38,7 @@ def test_two_concurrent_processes_both_store_their_runs(tmp_path):
 
 
 def test_a_foreign_store_is_refused_before_any_work(tmp_path):
-    path = tmp_path / "theirs.duckdb"
-    con = duckdb.connect(str(path))
-    con.execute("CREATE TABLE customers (id INTEGER)")
-    con.close()
+    path = foreign_store(tmp_path / "theirs.duckdb")
     started = time.monotonic()
     result = runner.invoke(app, ["--db", str(path), "compare", "--seeds", "0-29"])
     assert result.exit_code == 1

@@ -148,11 +148,16 @@ def test_run_with_nan_is_rejected_and_nothing_stored(store):
 
 
 # ------------------------------------------------------------------ safety of the store
-def test_foreign_duckdb_files_are_refused_and_left_untouched(tmp_path):
-    path = tmp_path / "theirs.duckdb"
+def foreign_store(path):
+    """A DuckDB file of another program (one table, ``customers``); returns its path."""
     con = duckdb.connect(str(path))
     con.execute("CREATE TABLE customers (id INTEGER)")
     con.close()
+    return path
+
+
+def test_foreign_duckdb_files_are_refused_and_left_untouched(tmp_path):
+    path = foreign_store(tmp_path / "theirs.duckdb")
     before = path.read_bytes()
     store = Store(path)
     with pytest.raises(StoreError, match=r"holds tables of another program \(customers\)"):

@@ -74,29 +74,26 @@ def _per_seed(series: pd.DataFrame) -> bool:
 def _lines(fig: go.Figure, series: pd.DataFrame, values) -> go.Figure:
     """One trace per strategy of ``values(group) -> y``; per-seed series faint, mean bold."""
     faint = _per_seed(series)
-    shown: set[str] = set()
+    paths: dict[str, list[tuple[pd.Series, np.ndarray]]] = {}
     for strategy, group in series.groupby("strategy", sort=False):
-        method = method_of(str(strategy))
+        method, y = method_of(str(strategy)), np.asarray(values(group))
+        paths.setdefault(method, []).append((group["date"], y))
         fig.add_scatter(
-            x=group["date"], y=values(group), mode="lines", name=method if faint else strategy,
+            x=group["date"], y=y, mode="lines", name=method if faint else strategy,
             legendgroup=method, showlegend=not faint,
             opacity=0.18 if faint else 1.0,
             line={"color": colour(str(strategy)), "dash": dash(str(strategy)),
                   "width": 1 if faint else 2},
             hovertemplate=f"{strategy}<br>%{{x|%Y-%m}}: %{{y:.3f}}<extra></extra>",
         )  # fmt: skip
-        shown.add(method)
     if faint:  # the mean across seeds, bold, one legend entry per method
-        frame = series.assign(method=series["strategy"].map(lambda s: method_of(str(s))))
-        for method, group in frame.groupby("method", sort=False):
-            per_seed = [g for _, g in group.groupby("strategy", sort=False)]
-            paths = [np.asarray(values(g)) for g in per_seed]
-            length = min(len(p) for p in paths)
-            dates = per_seed[0]["date"].iloc[:length]
+        for method, per_seed in paths.items():
+            length = min(len(y) for _, y in per_seed)
             fig.add_scatter(
-                x=dates, y=np.mean([p[:length] for p in paths], axis=0), mode="lines",
+                x=per_seed[0][0].iloc[:length],
+                y=np.mean([y[:length] for _, y in per_seed], axis=0), mode="lines",
                 name=f"{method} (mean)", legendgroup=method,
-                line={"color": colour(str(method)), "dash": dash(str(method)), "width": 3},
+                line={"color": colour(method), "dash": dash(method), "width": 3},
             )  # fmt: skip
     return fig
 
