@@ -7,10 +7,13 @@ from e2e_portfolio.data.store import Store
 from e2e_portfolio.exceptions import DataError
 from e2e_portfolio.experiments.sweep import (
     _guarded,
+    config_labels,
     expand_grid,
+    per_seed,
     read_grid,
     run_sweep,
     summarise,
+    sweep_verdicts,
 )
 from e2e_portfolio.models.train import TrainConfig
 
@@ -136,3 +139,40 @@ def test_cuda_device_is_validated():
         TrainConfig(device="cuda").validate(10)
     with pytest.raises(DataError, match=r"device: expected a torch device"):
         TrainConfig(device="abacus").validate(10)
+
+
+def test_sweep_verdicts_pair_seeds_within_each_configuration_and_holm_over_all(tmp_path):
+    """Against a direct computation: the mean paired difference is the mean over seeds of the
+    stored Sharpe differences, and Holm runs over every configuration and comparison."""
+    from scipy import stats
+
+    from e2e_portfolio.significance import holm
+
+    store = Store(tmp_path / "s.duckdb")
+    jobs = expand_grid({**SMALL, "seeds": 4, "n_assets": [8, 10]})
+    run_sweep(jobs, store, backend="serial")
+    frame = per_seed(store, jobs)
+    assert list(frame["seed"]) == [0, 1, 2, 3] * 2  # grid order, seeds ascending
+    rows = sweep_verdicts(frame)
+    assert [(r["label"], r["versus"]) for r in rows] == [
+        ("n_assets=8", "plug-in"), ("n_assets=8", "ledoit-wolf"),
+        ("n_assets=10", "plug-in"), ("n_assets=10", "ledoit-wolf"),
+    ]  # fmt: skip
+    raw = []
+    for row in rows:
+        group = frame[frame["config"] == row["config"]]
+        diff = group["sharpe_decision-aware"] - group[f"sharpe_{row['versus']}"]
+        assert row["mean"] == pytest.approx(diff.mean(), abs=1e-12)
+        assert row["win_rate"] == (diff > 0).mean() and row["n_seeds"] == 4
+        raw.append(stats.wilcoxon(diff).pvalue)
+    assert [r["p_holm"] for r in rows] == pytest.approx(list(holm(raw)), abs=1e-12)
+
+
+def test_config_labels_name_what_differs():
+    shrink = [j.config_key for j in expand_grid({**SMALL, "tc": [0.001, 0.005]})]
+    assert set(config_labels(shrink).values()) == {"tc=0.001", "tc=0.005"}
+    single = config_labels([shrink[0]])
+    assert list(single.values()) == ["all jobs"]
+    both = expand_grid({"kind": ["shrink", "compare"], "seeds": 1, "gamma": [4.0, 8.0]})
+    labels = config_labels(j.config_key for j in both)
+    assert sorted(labels.values()) == ["compare gamma=4.0", "compare gamma=8.0", "shrink"]

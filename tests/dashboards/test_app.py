@@ -68,9 +68,9 @@ def _free_port() -> int:
 @pytest.fixture
 def served_app(tmp_path):
     port = _free_port()
-    command = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port),
-               "--server.address", "127.0.0.1", "--server.headless", "true",
-               "--browser.gatherUsageStats", "false"]  # fmt: skip
+    # what `e2e dashboard` runs (it becomes the Streamlit server), with this test's store
+    command = [sys.executable, "-m", "e2e_portfolio", "--db", str(get_settings().db_path),
+               "dashboard", "--port", str(port)]  # fmt: skip
     process = subprocess.Popen(
         command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
     )
@@ -115,3 +115,59 @@ def test_real_browser_moves_the_seed_slider(served_app):
         page.screenshot(path=screenshot_path("dashboard-streamlit.png"), full_page=True)
         browser.close()
     assert before != after and after.startswith("delta* per month")
+
+
+@pytest.mark.slow
+def test_real_browser_keeps_the_comparison_after_clicks_and_stores_it(served_app):
+    """Served by streamlit run and driven in Chromium: after "Run comparison", choosing other
+    weights and moving a slider in another tab keep the results; "Store this run" stores the
+    run, says so, and the Stored runs tab then offers its report."""
+    from playwright.sync_api import sync_playwright
+
+    executable = chromium_path()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1300, "height": 1000})
+        page.goto(served_app)
+        for label, value in (("synthetic assets", "6"), ("synthetic months", "48")):
+            field = page.get_by_label(label)
+            field.fill(value)
+            field.press("Tab")
+        page.get_by_role("slider", name="epochs per refit").focus()
+        page.keyboard.press("Home")  # 1 epoch
+        page.get_by_role("button", name="Run comparison").click()
+        assert page.get_by_role("button", name="Deploy").count() == 0  # toolbarMode viewer
+        heading = page.get_by_text("Out-of-sample statistics (one run")
+        heading.wait_for(timeout=180_000)
+        page.get_by_text("Weights of e2e").first.wait_for(timeout=30_000)
+        # another click on this tab: the weights of another arm
+        page.get_by_role("combobox", name="weights of").click()
+        page.keyboard.press("ArrowDown")  # opens the list
+        page.get_by_role("option", name="decoupled", exact=True).click()
+        page.get_by_text("Weights of decoupled").first.wait_for(timeout=60_000)
+        assert heading.is_visible()
+        # a slider in another tab, then back
+        page.get_by_role("tab", name="Decision-aware shrinkage").click()
+        page.get_by_role("slider", name="seed").focus()
+        page.keyboard.press("ArrowRight")
+        page.wait_for_timeout(1_000)
+        page.get_by_role("tab", name="Compare").click()
+        page.get_by_text("Weights of decoupled").first.wait_for(timeout=60_000)
+        assert heading.is_visible()
+        # storing stores and says so
+        page.get_by_role("button", name="Store this run").click()
+        stored = page.get_by_text("Stored as compare-")
+        stored.wait_for(timeout=60_000)
+        run_id = stored.inner_text().split()[2]
+        assert heading.is_visible()
+        page.screenshot(path=screenshot_path("dashboard-streamlit-compare.png"), full_page=True)
+        page.get_by_role("tab", name="Stored runs").click()
+        chosen = page.get_by_role("combobox", name="report of")
+        chosen.wait_for(timeout=60_000)
+        assert chosen.input_value() == run_id  # the newest run, the one just stored
+        report = page.frame_locator("iframe").first.locator("#verdict-section")
+        report.wait_for(timeout=60_000)
+        verdict = report.inner_text()
+        browser.close()
+    assert list(Store(get_settings().db_path).list_runs("compare")["run_id"]) == [run_id]
+    assert "One walk-forward on synthetic" in verdict

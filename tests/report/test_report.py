@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from html.parser import HTMLParser
 
@@ -39,7 +40,12 @@ def reports(tmp_path_factory):
         ).exit_code
         == 0
     )
-    return {"shrink": folder / "shrink.html", "compare": folder / "compare.html"}
+    sweep = ["--db", db, "sweep", "--seeds", "3", "--n-assets", "8,10", "--n-months", "60",
+             "--window", "20", "--backend", "serial", "--report", str(folder / "sweep.html"),
+             "--json", str(folder / "sweep.json")]  # fmt: skip
+    assert runner.invoke(app, sweep).exit_code == 0
+    return {"shrink": folder / "shrink.html", "compare": folder / "compare.html",
+            "sweep": folder / "sweep.html", "sweep.json": folder / "sweep.json"}  # fmt: skip
 
 
 class _ExternalReferences(HTMLParser):
@@ -84,13 +90,36 @@ def test_the_report_leads_with_its_verdict(reports, kind):
     assert "%" in text[text.index("Out-of-sample statistics") :]  # returns as percentages
 
 
+def test_the_sweep_report_leads_with_the_verdict_over_its_configurations(reports):
+    """Verdict first (one sentence per comparison, a row per configuration and comparison,
+    Holm over the whole sweep, the same numbers as --json), the edges chart, the tables, and
+    the options last."""
+    text = reports["sweep"].read_text()
+    document = json.loads(reports["sweep.json"].read_text())
+    verdict, figure = text.index("id='verdict-section'"), text.index("figure-sweep-edges")
+    assert (
+        verdict
+        < figure
+        < text.index("mean out-of-sample Sharpe")
+        < text.index("shrink: configuration")
+    )
+    section = text[verdict:figure]
+    assert "Sweep of 2 configurations, 3 seeds each (6 jobs)" in section
+    assert "decision-aware vs ledoit-wolf:" in section and "of 2 configurations" in section
+    rows = document["verdict"]
+    assert [r["label"] for r in rows] == ["n_assets=8"] * 2 + ["n_assets=10"] * 2
+    for row in rows:
+        assert f"{row['mean']:+.3f}" in section and style.p_value(row["p_holm"]) in section
+    assert text.count("Plotly.newPlot") == 1
+
+
 def test_report_needs_exactly_one_run(tmp_path):
     result = CliRunner().invoke(app, ["--db", str(tmp_path / "x.duckdb"), "report"])
     assert result.exit_code == 1 and "expected a run id or --latest" in result.output
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["compare", "shrink"])
+@pytest.mark.parametrize("kind", ["compare", "shrink", "sweep"])
 def test_report_draws_offline_in_chromium(reports, kind):
     from playwright.sync_api import sync_playwright
 
@@ -101,7 +130,7 @@ def test_report_draws_offline_in_chromium(reports, kind):
         page = browser.new_page(viewport={"width": 1200, "height": 900})
         offline_page(page, errors, blocked)
         page.goto(reports[kind].as_uri())
-        expected = 7 if kind == "compare" else 6
+        expected = {"compare": 7, "shrink": 6, "sweep": 1}[kind]
         page.wait_for_function(
             f"document.querySelectorAll('.js-plotly-plot .main-svg').length >= {expected}",
             timeout=30_000,

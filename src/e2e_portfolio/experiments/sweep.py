@@ -25,7 +25,7 @@ import pandas as pd
 from e2e_portfolio.data.store import RunRecord, Store
 from e2e_portfolio.exceptions import DataError
 from e2e_portfolio.experiments.shrinkage import ShrinkageConfig, edge_across_seeds
-from e2e_portfolio.significance import t_half_width
+from e2e_portfolio.significance import holm, t_half_width
 
 Kind = Literal["shrink", "compare"]
 Backend = Literal["local", "serial", "ray"]
@@ -283,16 +283,28 @@ def run_sweep(
     return outcome
 
 
-def summarise(store: Store, jobs: Iterable[SweepJob], confidence: float = 0.95) -> pd.DataFrame:
-    """Mean and t-interval half-width of every metric per configuration, over its seeds."""
+def per_seed(store: Store, jobs: Iterable[SweepJob]) -> pd.DataFrame:
+    """One row per stored job: ``config`` (its config key), ``seed`` and its metrics.
+
+    Configurations in the grid's order, seeds ascending.
+    """
+    jobs = list(jobs)
     wanted = {j.job_key: j for j in jobs}
-    rows = []
-    for job_key, metrics in store.job_metrics(set(wanted)).items():
-        job = wanted[job_key]
-        rows.append({"config": job.config_key, "seed": job.seed, **metrics})
+    position = {c: i for i, c in enumerate(dict.fromkeys(j.config_key for j in jobs))}
+    rows = [{"config": wanted[key].config_key, "seed": wanted[key].seed, **metrics}
+            for key, metrics in store.job_metrics(set(wanted)).items()]  # fmt: skip
     if not rows:
         return pd.DataFrame()
-    frame = pd.DataFrame(rows)
+    rows.sort(key=lambda r: (position[r["config"]], r["seed"]))
+    return pd.DataFrame(rows)
+
+
+def summarise(store: Store, jobs: Iterable[SweepJob], confidence: float = 0.95) -> pd.DataFrame:
+    """Mean and t-interval half-width of every metric per configuration, over its seeds."""
+    jobs = list(jobs)
+    frame = per_seed(store, jobs)
+    if frame.empty:
+        return frame
     numeric = [c for c in frame.columns if c not in ("config", "seed")]
     out = []
     for config, group in frame.groupby("config", sort=False):
@@ -303,3 +315,52 @@ def summarise(store: Store, jobs: Iterable[SweepJob], confidence: float = 0.95) 
             entry[f"{column}_ci"] = t_half_width(values, confidence)
         out.append(entry)
     return pd.DataFrame(out)
+
+
+SWEEP_COMPARISONS: dict[str, tuple[tuple[str, str], ...]] = {
+    "shrink": (("decision-aware", "plug-in"), ("decision-aware", "ledoit-wolf"),
+               ("decision-aware", "oas"), ("decision-aware", "nonlinear")),
+    "compare": (("e2e", "decoupled"), ("e2e_risk", "decoupled_nll"), ("e2e_return", "decoupled"),
+                ("e2e", "min_variance")),
+}  # fmt: skip
+"""The headline comparisons of a sweep per kind (those whose two methods were run)."""
+
+
+def config_labels(configs: Iterable[str]) -> dict[str, str]:
+    """A short label per config key: the options that differ between the configurations."""
+    parsed = {c: json.loads(c) for c in dict.fromkeys(configs)}
+    kinds = {options["kind"] for options in parsed.values()}
+    labels = {}
+    for config, options in parsed.items():
+        same_kind = [o for o in parsed.values() if o["kind"] == options["kind"]]
+        shown = [f"{k}={v}" for k, v in options.items()
+                 if k != "kind" and len({json.dumps(o.get(k)) for o in same_kind}) > 1]  # fmt: skip
+        prefix = [options["kind"]] if len(kinds) > 1 else []
+        labels[config] = " ".join(prefix + shown) or "all jobs"
+    return labels
+
+
+def sweep_verdicts(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Paired verdicts per configuration of a sweep (:func:`per_seed` rows).
+
+    For each configuration and each of its :data:`SWEEP_COMPARISONS`: mean paired Sharpe
+    difference over seeds, 95% t-interval, win rate and Wilcoxon p, the p-values
+    Holm-adjusted over the whole sweep (every configuration and comparison). Keys: those of
+    :data:`~e2e_portfolio.experiments.verdict.VERDICT_KEYS` plus ``config`` and ``label``.
+    """
+    from e2e_portfolio.experiments.verdict import paired_verdicts
+
+    if frame.empty:
+        return []
+    labels = config_labels(frame["config"])
+    rows: list[dict[str, Any]] = []
+    for config, group in frame.groupby("config", sort=False):
+        kind = json.loads(str(config))["kind"]
+        sharpe = {c.removeprefix("sharpe_"): group[c].to_numpy(dtype=np.float64)
+                  for c in group.columns if c.startswith("sharpe_")}  # fmt: skip
+        pairs = [(a, b) for a, b in SWEEP_COMPARISONS[kind] if a in sharpe and b in sharpe]
+        for row in paired_verdicts(sharpe, pairs):
+            rows.append({"config": config, "label": labels[str(config)], **row})
+    for row, adjusted in zip(rows, holm([r["p_wilcoxon"] for r in rows]), strict=True):
+        row["p_holm"] = float(adjusted)
+    return rows

@@ -26,6 +26,7 @@ body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1100px;
 h1 { font-size: 1.6rem; } h2 { font-size: 1.2rem; margin-top: 2rem; }
 table { border-collapse: collapse; margin: 0.5rem 0 1rem; font-size: 0.9rem; }
 th, td { border-bottom: 1px solid #ddd; padding: 0.25rem 0.75rem; text-align: right; }
+td { white-space: nowrap; }
 th:first-child, td:first-child { text-align: left; }
 .figure { margin: 1rem 0; }
 .headline { font-size: 1.1rem; margin: 0.3rem 0; }
@@ -62,7 +63,8 @@ def run_figures(run: RunRecord) -> dict[str, go.Figure]:
     return figures
 
 
-def _table(frame: pd.DataFrame) -> str:
+def table_html(frame: pd.DataFrame) -> str:
+    """``frame`` as an HTML table of at most ``MAX_TABLE_ROWS`` rows (saying how many more)."""
     shown = frame.head(MAX_TABLE_ROWS)
     text = shown.to_html(float_format=lambda v: f"{v:.4g}", border=0, escape=True)
     if len(frame) > MAX_TABLE_ROWS:
@@ -104,23 +106,33 @@ def build_report(run: RunRecord) -> str:
     config = pd.DataFrame(
         {"value": [json.dumps(v) for v in run.config.values()]}, index=list(run.config)
     )
-    parts = [
-        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
-        f"<title>e2e-portfolio report {html.escape(run.run_id)}</title>",
-        f"<style>{STYLE}</style><script type='text/javascript'>{get_plotlyjs()}</script>",
-        "</head><body>",
-        f"<h1>{html.escape(run.kind)} run {html.escape(run.run_id)}</h1>",
-        verdict.html(),
-        "<h2>Figures</h2>",
-    ]  # fmt: skip
+    parts = [verdict.html(), "<h2>Figures</h2>", *figure_divs(figures)]
+    if not stats.empty:
+        parts += ["<h2>Out-of-sample statistics</h2>", table_html(stats)]
+    created = html.escape(str(run.created_at))
+    parts += ["<h2>Configuration</h2>", table_html(config), f"<p>created {created} UTC</p>"]
+    return page(f"{run.kind} run {run.run_id}", parts)
+
+
+def figure_divs(figures: dict[str, go.Figure]) -> list[str]:
+    """Each figure as a ``div`` (id ``figure-<key>``) that uses the page's plotly.js."""
+    divs = []
     for key, figure in figures.items():
         div = figure.to_html(
             full_html=False, include_plotlyjs=False, div_id=f"figure-{key.replace(' ', '-')}"
         )
-        parts.append(f"<div class='figure'>{div}</div>")
-    if not stats.empty:
-        parts += ["<h2>Out-of-sample statistics</h2>", _table(stats)]
-    created = html.escape(str(run.created_at))
-    parts += ["<h2>Configuration</h2>", _table(config), f"<p>created {created} UTC</p>",
-              "</body></html>"]  # fmt: skip
-    return "\n".join(parts)
+        divs.append(f"<div class='figure'>{div}</div>")
+    return divs
+
+
+def page(title: str, parts: list[str]) -> str:
+    """A whole HTML page: ``title`` as its heading, ``parts`` below, plotly.js inlined once."""
+    return "\n".join([
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
+        f"<title>e2e-portfolio report {html.escape(title)}</title>",
+        f"<style>{STYLE}</style><script type='text/javascript'>{get_plotlyjs()}</script>",
+        "</head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+        *parts,
+        "</body></html>",
+    ])  # fmt: skip

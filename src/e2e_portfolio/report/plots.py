@@ -155,6 +155,51 @@ def paired_edges(
     return fig
 
 
+SYMBOLS = ("circle", "square", "triangle-up", "diamond-wide")
+
+
+def sweep_edges(
+    edges: Mapping[str, Mapping[str, Sequence[float]]],
+    intervals: Mapping[str, Mapping[str, tuple[float, float]]],
+) -> go.Figure:
+    """Paired edges of a sweep: per comparison, per configuration, seeds (dots) and mean + CI.
+
+    ``edges[comparison][configuration]`` holds the per-seed differences and
+    ``intervals[comparison][configuration]`` the 95% interval. Each comparison takes its
+    arm's colour and its own marker; configurations run along the x axis.
+    """
+    fig = _figure("Paired edges per configuration: seeds (dots), mean and 95% interval",
+                  "configuration", "Sharpe difference")  # fmt: skip
+    configurations = list(dict.fromkeys(c for by_config in edges.values() for c in by_config))
+    width = 0.6 / max(len(edges), 1)
+    for j, (label, by_config) in enumerate(edges.items()):
+        method = label.split(" - ")[0]
+        offset = (j - (len(edges) - 1) / 2) * width
+        xs = [configurations.index(c) + offset for c in by_config]
+        means = [float(np.mean(v)) for v in by_config.values()]
+        dots_x = [x + d for x, v in zip(xs, by_config.values(), strict=True)
+                  for d in np.linspace(-width / 3, width / 3, len(v)) * (len(v) > 1)]  # fmt: skip
+        dots_y = [float(d) for v in by_config.values() for d in v]
+        symbol = SYMBOLS[j % len(SYMBOLS)]
+        fig.add_scatter(x=dots_x, y=dots_y, mode="markers", name=label, legendgroup=label,
+                        showlegend=False, hoverinfo="skip",
+                        marker={"color": colour(method), "size": 6, "opacity": 0.5,
+                                "symbol": symbol})  # fmt: skip
+        low = [intervals[label][c][0] for c in by_config]
+        high = [intervals[label][c][1] for c in by_config]
+        fig.add_scatter(x=xs, y=means, mode="markers", name=label, legendgroup=label,
+                        marker={"color": colour(method), "size": 12, "symbol": symbol,
+                                "line": {"color": "black", "width": 1}},
+                        error_y={"type": "data", "symmetric": False,
+                                 "array": [h - m for h, m in zip(high, means, strict=True)],
+                                 "arrayminus": [m - lo for lo, m in zip(low, means, strict=True)],
+                                 "color": "black", "width": 6})  # fmt: skip
+    fig.add_hline(y=0, line={"color": "#666", "width": 1})
+    fig.update_xaxes(tickvals=list(range(len(configurations))), ticktext=configurations)
+    fig.update_layout(legend={"orientation": "h", "y": -0.2})
+    return fig
+
+
 def weights_over_time(weights: pd.DataFrame, strategy: str) -> go.Figure:
     """Stacked weights of one strategy: its largest holdings and the rest as "other".
 

@@ -162,10 +162,10 @@ def main(ctx: typer.Context, db: DbOption = None, threads: ThreadsOption = None)
     ctx.obj = {"db": db or get_settings().db_path}
 
 
-def check_json_path(json_path: Path | None) -> None:
-    """Fail before any work if the JSON file could not be written."""
+def check_json_path(json_path: Path | None, option: str = "--json") -> None:
+    """Fail before any work if the output file (of ``option``) could not be written."""
     if json_path is not None and not json_path.parent.is_dir():
-        raise ValueError(f"--json: the folder {json_path.parent} does not exist")
+        raise ValueError(f"{option}: the folder {json_path.parent} does not exist")
 
 
 def write_json(json_path: Path | None, document: dict) -> None:

@@ -37,7 +37,8 @@ from e2e_portfolio.apps.cli.tables import (
     comparison_table,
     history_tables,
     shrink_tables,
-    sweep_table,
+    sweep_tables,
+    sweep_verdict_table,
 )
 from e2e_portfolio.backtest.arm_names import ARMS, GAMMA_GRID
 
@@ -328,17 +329,33 @@ def sweep(
     workers: Annotated[int, typer.Option(help="Parallel workers.", min=1)] = 2,
     address: Annotated[str | None, typer.Option(help="ray: cluster address, e.g. auto.")] = None,
     json_path: JsonOption = None,
+    report: Annotated[
+        Path | None,
+        typer.Option(help="Also write the sweep's HTML report (verdict first) to this file."),
+    ] = None,
 ) -> None:
     """Run shrink/compare jobs over seeds x configurations in parallel and summarise them.
 
     Each job's result is stored (one run per seed and configuration) by this process, so a
     rerun skips what is done and a failed job loses nothing else. Options take
-    comma-separated values whose combinations form the grid.
+    comma-separated values whose combinations form the grid. The verdict pairs the methods
+    seed by seed within each configuration (shrink: decision-aware against each rival;
+    compare: e2e against decoupled and min_variance, e2e_risk against decoupled_nll,
+    e2e_return against decoupled), Holm-adjusted over the whole sweep. Rerun the same
+    command with --report FILE to write the report of a finished sweep without running it.
     """
-    from e2e_portfolio.experiments.sweep import expand_grid, read_grid, run_sweep, summarise
+    from e2e_portfolio.experiments.sweep import (
+        expand_grid,
+        per_seed,
+        read_grid,
+        run_sweep,
+        summarise,
+        sweep_verdicts,
+    )
 
     store = writable_store_of(ctx)
     check_json_path(json_path)
+    check_json_path(report, "--report")
     if grid is not None:
         spec = read_grid(grid)
     else:
@@ -360,12 +377,14 @@ def sweep(
         )  # fmt: skip
         progress.update(task, completed=len(jobs))
     summary = summarise(store, jobs)
+    frame = per_seed(store, jobs)
+    verdicts = sweep_verdicts(frame)
     console.print(
         f"{len(outcome.ran)} jobs run, {len(outcome.skipped)} already stored, "
         f"{len(outcome.failed)} failed"
     )
     if outcome.interrupted:
-        console.print(sweep_table(summary))
+        console.print(*sweep_tables(summary))
         err_console.print(
             f"interrupted: {len(outcome.ran)} jobs stored in {store.path}, "
             f"{len(outcome.remaining)} not run; the same command runs only those"
@@ -373,11 +392,19 @@ def sweep(
         raise typer.Exit(code=130)
     for job, error in outcome.failed:
         err_console.print(f"[red]failed[/] {job.kind} seed {job.seed} {dict(job.options)}: {error}")
-    console.print(sweep_table(summary))
+    console.print(*sweep_tables(summary))
+    if verdicts:
+        console.print(sweep_verdict_table(verdicts))
     write_json(json_path, {"kind": "sweep", "jobs": len(jobs), "ran": len(outcome.ran),
                            "skipped": len(outcome.skipped),
                            "failed": [{"kind": j.kind, "seed": j.seed, "options": dict(j.options),
                                        "error": err} for j, err in outcome.failed],
-                           "summary": summary.to_dict(orient="records")})  # fmt: skip
+                           "summary": summary.to_dict(orient="records"),
+                           "verdict": verdicts})  # fmt: skip
+    if report is not None:
+        from e2e_portfolio.report.sweep import build_sweep_report
+
+        report.write_text(build_sweep_report(frame, verdicts, summary), encoding="utf-8")
+        console.print(f"Wrote the sweep's report to {report}")
     if outcome.failed:
         raise typer.Exit(code=1)

@@ -285,21 +285,75 @@ def importance_table(summary: Mapping) -> Table:
     return table
 
 
-def sweep_table(summary) -> Table:
-    """Mean (95% CI half-width) of each Sharpe per configuration of a sweep."""
-    table = Table(title="Sweep: mean out-of-sample Sharpe per configuration (± 95% CI)",
-                  title_justify="left")  # fmt: skip
+WIDE_METHODS = 4
+"""Sweep tables with at most this many methods put them side by side (fits 80 columns)."""
+
+
+def sweep_tables(summary) -> list[Table]:
+    """Mean (± 95% CI half-width) Sharpe per configuration of a sweep, one table per kind.
+
+    Up to :data:`WIDE_METHODS` methods are columns; more (compare's arms) are rows, so the
+    table stays readable at 80 columns.
+    """
     if summary.empty:
-        return table
-    configs = [json.loads(c) for c in summary["config"]]
-    varying = [k for k in configs[0] if len({json.dumps(c.get(k)) for c in configs}) > 1]
-    sharpe = [c for c in summary.columns if c.startswith("sharpe_") and not c.endswith("_ci")]
-    for column in ["kind", *varying, "seeds", *(c.removeprefix("sharpe_") for c in sharpe)]:
-        table.add_column(column, justify="left" if column == "kind" else "right")
-    for config, (_, row) in zip(configs, summary.iterrows(), strict=True):
-        cells = [str(config["kind"]), *(str(config.get(k)) for k in varying), str(row["n_seeds"])]
-        for column in sharpe:
-            value, half = row[column], row[f"{column}_ci"]
-            cells.append("" if np.isnan(value) else f"{value:.3f} ± {half:.3f}")
-        table.add_row(*cells)
+        return [Table(title="Sweep: no stored results", title_justify="left")]
+    from e2e_portfolio.experiments.sweep import config_labels
+
+    labels = config_labels(summary["config"])
+    kinds = [json.loads(c)["kind"] for c in summary["config"]]
+    tables = []
+    for kind in dict.fromkeys(kinds):
+        rows = summary[[k == kind for k in kinds]]
+        sharpe = [c for c in rows.columns if c.startswith("sharpe_") and not c.endswith("_ci")
+                  and rows[c].notna().any()]  # fmt: skip
+        table = Table(title=f"Sweep ({kind}): mean out-of-sample Sharpe per configuration "
+                      "(± 95% CI half-width over seeds)", title_justify="left",
+                      box=box.SIMPLE_HEAD)  # fmt: skip
+        wide = len(sharpe) <= WIDE_METHODS
+        table.add_column("config")
+        table.add_column("seeds", justify="right")
+        names = [c.removeprefix("sharpe_") for c in sharpe] if wide else ["method", "Sharpe"]
+        for name in names:
+            table.add_column(name, justify="left" if name == "method" else "right", no_wrap=True)
+        for _, row in rows.iterrows():
+            cells = [_mean_ci(row[c], row[f"{c}_ci"]) for c in sharpe]
+            label = labels[row["config"]]
+            if wide:
+                table.add_row(label, str(row["n_seeds"]), *cells)
+                continue
+            for i, (column, cell) in enumerate(zip(sharpe, cells, strict=True)):
+                table.add_row(label if i == 0 else "", str(row["n_seeds"]) if i == 0 else "",
+                              column.removeprefix("sharpe_"), cell,
+                              end_section=i == len(sharpe) - 1)  # fmt: skip
+        tables.append(table)
+    return tables
+
+
+def _mean_ci(value: float, half: float) -> str:
+    if np.isnan(value):
+        return ""
+    return f"{value:.3f}" if np.isnan(half) else f"{value:.3f} ± {half:.3f}"
+
+
+def sweep_verdict_table(verdicts: list[dict]) -> Table:
+    """Paired differences per configuration of a sweep, Holm-adjusted over the whole sweep."""
+    table = Table(title="Sweep verdict: arm - versus in net Sharpe, paired over seeds",
+                  title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0),
+                  pad_edge=False)  # fmt: skip
+    table.add_column("config", min_width=6)
+    for column in ("arm", "versus", "diff", "95% CI", "wins", "Holm p"):
+        table.add_column(column, justify="left" if column in ("arm", "versus") else "right",
+                         no_wrap=True)  # fmt: skip
+    for i, v in enumerate(verdicts):
+        first = i == 0 or verdicts[i - 1]["config"] != v["config"]
+        last = i == len(verdicts) - 1 or verdicts[i + 1]["config"] != v["config"]
+        table.add_row(v["label"] if first else "", v["arm"], v["versus"], f"{v['mean']:+.3f}",
+                      f"[{v['ci_low']:+.2f}, {v['ci_high']:+.2f}]", f"{v['win_rate']:.2f}",
+                      p_value(v["p_holm"]), end_section=last)  # fmt: skip
+    table.caption = (
+        "config: the options that differ; diff: mean over seeds; 95% CI: t-interval; "
+        "wins: share of seeds where the arm is ahead; Holm p: Wilcoxon signed-rank, "
+        "adjusted over every row"
+    )
+    table.caption_justify = "left"
     return table
