@@ -36,9 +36,10 @@ def test_seed_slider_changes_the_shrinkage_table():
 
 def test_compare_form_runs_the_comparison():
     at = streamlit_testing.AppTest.from_file(str(APP), default_timeout=180).run()
-    assert at.number_input[1].value == 40 and _slider(at, "epochs per refit").value == 40  # CLI's
-    at.number_input[1].set_value(6)  # synthetic assets
-    at.number_input[2].set_value(48)  # synthetic months
+    assert at.number_input[0].value == 40 and _slider(at, "epochs per refit").value == 40  # CLI's
+    assert at.text_input[0].value == "42"  # one seed: one walk-forward
+    at.number_input[0].set_value(6)  # synthetic assets
+    at.number_input[1].set_value(48)  # synthetic months
     _slider(at, "epochs per refit").set_value(2)
     at.button[0].click().run()
     assert not at.exception
@@ -57,6 +58,29 @@ def test_compare_form_runs_the_comparison():
     assert any("Stored as compare-" in s.value for s in at.success)
     runs = Store(get_settings().db_path).list_runs("compare")
     assert len(runs) == 1
+
+
+def test_several_seeds_give_the_verdict_across_seeds():
+    at = streamlit_testing.AppTest.from_file(str(APP), default_timeout=240).run()
+    at.text_input[0].set_value("0-2")  # seeds
+    at.number_input[0].set_value(6)  # synthetic assets
+    at.number_input[1].set_value(48)  # synthetic months
+    _slider(at, "epochs per refit").set_value(1)
+    at.button[0].click().run()
+    assert not at.exception
+    assert [h.value for h in at.subheader] == ["Verdict across seeds"]
+    assert at.markdown[0].value == "Over 3 seeds:"
+    table = at.dataframe[0].value
+    assert "e2e - decoupled" in set(table["comparison"]) and "Holm p" in table.columns
+    assert len(at.get("plotly_chart")) == 3  # paired edges, equity curves; the shrinkage tab's
+    next(b for b in at.button if b.label == "Store this run").click().run()
+    stored = Store(get_settings().db_path)
+    record = stored.load_run(stored.latest_run_id("compare"))
+    assert record.config["seeds"] == [0, 1, 2] and len(record.metrics["verdict"]) > 0
+    at.text_input[0].set_value("0-2").run()  # data other than synthetic refuse several seeds
+    at.selectbox[0].set_value("french")
+    at.button[0].click().run()
+    assert "a verdict across seeds runs on synthetic data" in at.error[0].value
 
 
 def _free_port() -> int:

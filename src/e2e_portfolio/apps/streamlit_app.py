@@ -1,6 +1,7 @@
 """Streamlit dashboard: ``e2e dashboard``, or ``streamlit run`` on this file.
 
-Three tabs: the eight-arm comparison (run on demand, cached, kept in the session state), the
+Three tabs: the eight-arm comparison (run on demand for one seed, or paired across seeds for
+a verdict; cached, kept in the session state), the
 decision-aware shrinkage experiment for one synthetic universe at a time (seed slider), and
 the runs stored in the DuckDB file with any one's report (its verdict first). All computation
 is the library's; this script only lays out widgets, tables and figures.
@@ -9,6 +10,7 @@ is the library's; this script only lays out widgets, tables and figures.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -20,10 +22,12 @@ from e2e_portfolio.config import configure_threads, get_settings
 from e2e_portfolio.data.store import Store
 from e2e_portfolio.data.synthetic import simulate_universe
 from e2e_portfolio.experiments import compare_strategies, resolve_panel, walk_forward_frames
+from e2e_portfolio.experiments.compare import parse_seeds
 from e2e_portfolio.experiments.shrinkage import METHODS, ShrinkageConfig, walk_forward
 from e2e_portfolio.models.train import TrainConfig
 from e2e_portfolio.report import plots
 from e2e_portfolio.report.html import build_report, formatted_stats
+from e2e_portfolio.report.verdict import verdict_of
 
 
 def _store() -> Store:
@@ -66,6 +70,27 @@ def run_compare(
 
 
 @st.cache_data(show_spinner=False)
+def run_compare_seeds(
+    seeds: tuple[int, ...], n_assets: int, n_months: int, gamma: float, w_max: float | None,
+    kappa: float, tc: float, epochs: int,
+) -> dict:  # fmt: skip
+    """The arms on one synthetic universe per seed, paired over seeds (as e2e compare --seeds)."""
+    from e2e_portfolio.experiments.compare import CompareOptions, compare_across_seeds
+
+    config = TrainConfig(gamma=gamma, w_max=w_max, kappa=kappa, tc=tc, epochs=epochs)
+    options = CompareOptions(config, window=min(48, n_months // 2), refit_every=12)
+    summary, record = compare_across_seeds(
+        seeds,
+        lambda seed: simulate_universe(n_assets=n_assets, n_months=n_months, seed=seed),
+        options,
+    )
+    about = {"data": "synthetic", "seeds": list(seeds), "n_assets": n_assets,
+             "n_months": n_months}  # fmt: skip
+    record = replace(record, config={**about, **record.config})
+    return {"record": record, "summary": summary}
+
+
+@st.cache_data(show_spinner=False)
 def run_shrinkage(seed: int, n_assets: int, n_months: int, window: int, tc: float) -> dict:
     """One synthetic universe through the shrinkage walk-forward."""
     panel = simulate_universe(n_assets=n_assets, n_months=n_months, seed=seed)
@@ -92,7 +117,7 @@ def compare_tab() -> None:
     with st.form("compare"):
         left, middle, right = st.columns(3)
         data = left.selectbox("data", ["synthetic", "french", "sp500", *_stored_panel_names()])
-        seed = left.number_input("seed", value=42, step=1, min_value=0)
+        seeds = left.text_input("seeds (one, or e.g. 0-9 for a verdict across seeds)", "42")
         n_assets = middle.number_input("synthetic assets", value=40, min_value=2, max_value=200)
         n_months = middle.number_input("synthetic months", value=96, min_value=40, max_value=600)
         gamma = right.slider("gamma (risk aversion)", 0.5, 20.0, 8.0, 0.5)
@@ -103,31 +128,62 @@ def compare_tab() -> None:
         submitted = st.form_submit_button("Run comparison")
     if submitted:
         cap = w_max if w_max > 0 else None
-        with st.spinner("training every arm and walking forward (about 15 s)..."):
-            try:
-                st.session_state["compare_result"] = run_compare(
-                    data, int(seed), int(n_assets), int(n_months), float(gamma), cap,
-                    float(kappa), float(tc), int(epochs))  # fmt: skip
-                st.session_state.pop("stored_as", None)
-            except ValueError as exc:
-                st.error(str(exc))
-                return
+        settings = (float(gamma), cap, float(kappa), float(tc), int(epochs))
+        try:
+            seed_list = parse_seeds(seeds)
+            if len(seed_list) > 1 and data != "synthetic":
+                raise ValueError(
+                    f"seeds: a verdict across seeds runs on synthetic data, got data {data!r}; "
+                    f"use e2e compare --data {data} --seeds"
+                )
+            sizes = (int(n_assets), int(n_months))
+            with st.spinner(f"training every arm on {len(seed_list)} seed(s) and walking "
+                            "forward (about 10 s per seed)..."):  # fmt: skip
+                if len(seed_list) == 1:
+                    result = run_compare(data, seed_list[0], *sizes, *settings)
+                else:
+                    result = run_compare_seeds(tuple(seed_list), *sizes, *settings)
+            st.session_state["compare_result"] = result
+            st.session_state.pop("stored_as", None)
+        except ValueError as exc:
+            st.error(str(exc))
+            return
     out = st.session_state.get("compare_result")
     if out is None:
         st.info("Choose the options and press **Run comparison** (a walk-forward with refits; "
-                "the defaults are those of `e2e compare`). For a verdict across seeds run "
-                "`e2e compare --seeds 0-29` and open it under Stored runs.")  # fmt: skip
+                "the defaults are those of `e2e compare`). Several seeds (e.g. 0-9) give the "
+                "paired verdict across seeds of `e2e compare --seeds`.")  # fmt: skip
         return
+    if "summary" in out:
+        _seeds_verdict(out)
+    else:
+        _one_run(out)
+    if st.button("Store this run"):
+        st.session_state["stored_as"] = _store().save_run(out["record"])
+    if "stored_as" in st.session_state:
+        st.success(f"Stored as {st.session_state['stored_as']} in {_store().path}")
+
+
+def _seeds_verdict(out: dict) -> None:
+    """The verdict across seeds: headline, paired differences, per-seed edges, equity curves."""
+    verdict = verdict_of(out["record"])
+    st.subheader("Verdict across seeds")
+    for sentence in verdict.sentences:
+        st.markdown(sentence)
+    st.dataframe(pd.DataFrame(verdict.rows, columns=list(verdict.columns)), hide_index=True)
+    if verdict.figure is not None:
+        st.plotly_chart(verdict.figure)
+    st.plotly_chart(plots.equity_curves(out["record"].series))
+
+
+def _one_run(out: dict) -> None:
+    """One walk-forward: statistics, equity, weights of a chosen arm, factor importance."""
     st.subheader("Out-of-sample statistics (one run: no paired test)")
     st.dataframe(formatted_stats(out["stats"]))
     st.plotly_chart(plots.equity_curves(out["series"]))
     strategy = st.selectbox("weights of", ["e2e", "decoupled", "plug_in", "e2e_risk", "e2e_return"])
     st.plotly_chart(plots.weights_over_time(out["weights"], strategy))
     st.plotly_chart(plots.factor_importance(out["features"], out["importance"]))
-    if st.button("Store this run"):
-        st.session_state["stored_as"] = _store().save_run(out["record"])
-    if "stored_as" in st.session_state:
-        st.success(f"Stored as {st.session_state['stored_as']} in {_store().path}")
 
 
 def shrinkage_tab() -> None:
