@@ -128,7 +128,6 @@ def compare_tab() -> None:
         submitted = st.form_submit_button("Run comparison")
     if submitted:
         cap = w_max if w_max > 0 else None
-        settings = (float(gamma), cap, float(kappa), float(tc), int(epochs))
         try:
             seed_list = parse_seeds(seeds)
             if len(seed_list) > 1 and data != "synthetic":
@@ -136,13 +135,15 @@ def compare_tab() -> None:
                     f"seeds: a verdict across seeds runs on synthetic data, got data {data!r}; "
                     f"use e2e compare --data {data} --seeds"
                 )
-            sizes = (int(n_assets), int(n_months))
+            options = {"n_assets": int(n_assets), "n_months": int(n_months),
+                       "gamma": float(gamma), "w_max": cap, "kappa": float(kappa),
+                       "tc": float(tc), "epochs": int(epochs)}  # fmt: skip
             with st.spinner(f"training every arm on {len(seed_list)} seed(s) and walking "
                             "forward (about 10 s per seed)..."):  # fmt: skip
                 if len(seed_list) == 1:
-                    result = run_compare(data, seed_list[0], *sizes, *settings)
+                    result = run_compare(data, seed_list[0], **options)
                 else:
-                    result = run_compare_seeds(tuple(seed_list), *sizes, *settings)
+                    result = run_compare_seeds(tuple(seed_list), **options)
             st.session_state["compare_result"] = result
             st.session_state.pop("stored_as", None)
         except ValueError as exc:
