@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -135,7 +136,7 @@ def compare_tab() -> None:
                     f"seeds: a verdict across seeds runs on synthetic data, got data {data!r}; "
                     f"use e2e compare --data {data} --seeds"
                 )
-            options = {"n_assets": int(n_assets), "n_months": int(n_months),
+            options: dict[str, Any] = {"n_assets": int(n_assets), "n_months": int(n_months),
                        "gamma": float(gamma), "w_max": cap, "kappa": float(kappa),
                        "tc": float(tc), "epochs": int(epochs)}  # fmt: skip
             with st.spinner(f"training every arm on {len(seed_list)} seed(s) and walking "
