@@ -279,6 +279,18 @@ def test_sweep_command(tmp_path):
     assert idle.exit_code == 1 and "not an option of kind shrink: gamma" in idle.output
 
 
+def test_a_one_seed_sweep_reports_without_tests(tmp_path):
+    db, report = str(tmp_path / "cli.duckdb"), tmp_path / "one.html"
+    result = invoke("--db", db, "sweep", "--seeds", "1", "--n-assets", "8", "--n-months", "50",
+                    "--window", "12", "--backend", "serial", "--report", str(report))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "n/a" in result.output and "nan" not in result.output
+    text = report.read_text()
+    assert "on one seed; no test (run more seeds)" in text and "nan" not in text.split("<body>")[1]
+    missing = invoke("--db", db, "sweep", "--seeds", "1", "--report", str(tmp_path / "no" / "r"))
+    assert missing.exit_code == 1 and "--report: the folder" in missing.output
+
+
 def test_a_stored_panel_with_a_builtin_name_is_used_and_said_so(tmp_path):
     db = str(tmp_path / "cli.duckdb")
     loaded = invoke("--db", db, "data", "load", "french", "--universe", "size_value")

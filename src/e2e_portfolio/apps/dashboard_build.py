@@ -19,7 +19,7 @@ from pathlib import Path
 from plotly.offline import get_plotlyjs
 
 from e2e_portfolio.experiments.shrinkage import METHODS, ShrinkageConfig, edge_across_seeds
-from e2e_portfolio.report.style import colour, p_value
+from e2e_portfolio.report.style import colour, interval, p_value
 
 STLITE_VERSION = "1.9.2"
 PYODIDE_VERSION = "0.29.3"
@@ -148,7 +148,7 @@ def build_static_page(seeds: Iterable[int] = range(20), n_assets: int = 40) -> s
     y_range = [min(0.0, min(sharpe_values)) - 0.2, max(sharpe_values) + 0.2]  # one fixed axis
     verdict_rows = "".join(
         f"<tr><td>decision-aware - {name}</td><td>{v['mean']:+.3f}</td>"
-        f"<td>[{v['ci_low']:+.2f}, {v['ci_high']:+.2f}]</td><td>{v['win_rate']:.0%}</td>"
+        f"<td>{interval(v)}</td><td>{v['win_rate']:.0%}</td>"
         f"<td>{p_value(v['p_holm'])}</td></tr>"
         for name, v in across["verdict"].items()
     )

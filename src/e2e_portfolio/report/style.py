@@ -10,6 +10,7 @@ counts as integers, p-values to two significant figures with ``< 0.001``.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 OKABE_ITO = {
     "black": "#000000",
@@ -82,3 +83,11 @@ def p_phrase(value: float | None) -> str:
     """``= 0.013`` or ``< 0.001``, to follow "p" in a sentence."""
     text = p_value(value)
     return text if text.startswith("<") else f"= {text}"
+
+
+def interval(row: Mapping[str, float]) -> str:
+    """``[-0.12, +0.34]`` from ``ci_low`` and ``ci_high``; ``n/a`` when undefined (one seed)."""
+    low, high = row["ci_low"], row["ci_high"]
+    if low != low or high != high:
+        return "n/a"
+    return f"[{low:+.2f}, {high:+.2f}]"

@@ -17,7 +17,7 @@ import pandas as pd
 from e2e_portfolio.experiments.sweep import config_labels
 from e2e_portfolio.report import plots
 from e2e_portfolio.report.html import figure_divs, page, table_html
-from e2e_portfolio.report.style import p_phrase, p_value
+from e2e_portfolio.report.style import interval, p_phrase, p_value
 from e2e_portfolio.report.verdict import Verdict
 
 COLUMNS = ("configuration", "comparison", "mean difference", "95% interval", "wins", "Holm p")
@@ -37,6 +37,9 @@ def _sentence(label: str, rows: Sequence[Mapping[str, Any]]) -> str:
         r for r in rows if r["p_holm"] == r["p_holm"] and r["p_holm"] < 0.05 and r["mean"] > 0
     ]
     worse = [r for r in rows if r["p_holm"] == r["p_holm"] and r["p_holm"] < 0.05 and r["mean"] < 0]
+    if all(r["n_seeds"] < 2 for r in rows):
+        means = ", ".join(f"{r['mean']:+.3f}" for r in rows)
+        return f"{arm} vs {versus}: {means} Sharpe on one seed; no test (run more seeds)."
     if len(rows) == 1:
         r = rows[0]
         if better or worse:
@@ -70,9 +73,8 @@ def sweep_verdict(frame: pd.DataFrame, verdicts: Sequence[Mapping[str, Any]]) ->
                  f"Holm-adjusted over all {len(verdicts)} comparisons."]  # fmt: skip
     grouped = _comparisons(verdicts)
     sentences += [_sentence(label, rows) for label, rows in grouped.items()]
-    table = [[v["label"], f"{v['arm']} - {v['versus']}", f"{v['mean']:+.3f}",
-              f"[{v['ci_low']:+.2f}, {v['ci_high']:+.2f}]", f"{v['win_rate']:.0%}",
-              p_value(v["p_holm"])] for v in verdicts]  # fmt: skip
+    table = [[v["label"], f"{v['arm']} - {v['versus']}", f"{v['mean']:+.3f}", interval(v),
+              f"{v['win_rate']:.0%}", p_value(v["p_holm"])] for v in verdicts]  # fmt: skip
     edges: dict[str, dict[str, list[float]]] = {}
     intervals: dict[str, dict[str, tuple[float, float]]] = {}
     for label, rows in grouped.items():
@@ -91,7 +93,7 @@ def _mean_table(summary: pd.DataFrame, labels: Mapping[str, str]) -> pd.DataFram
     for _, row in summary.iterrows():
         cells = {"seeds": str(int(row["n_seeds"]))}
         for column in methods:
-            value, half = row[column], row[f"{column}_ci"]
+            value, half = row[column], row.get(f"{column}_ci", float("nan"))
             cells[column.removeprefix("sharpe_")] = (
                 ""
                 if value != value

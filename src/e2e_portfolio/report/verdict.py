@@ -14,7 +14,7 @@ import plotly.graph_objects as go
 
 from e2e_portfolio.data.records import RunRecord
 from e2e_portfolio.report import plots
-from e2e_portfolio.report.style import p_phrase, p_value
+from e2e_portfolio.report.style import interval, p_phrase, p_value
 
 RIVALS = (("plug-in", "vs_plugin"), ("ledoit-wolf", "vs_lw"), ("oas", "vs_oas"),
           ("nonlinear", "vs_nonlinear"))  # fmt: skip
@@ -53,7 +53,7 @@ def _says(name: str, versus: str, mean: float, p: float, what: str = "Holm p") -
 
 
 def _paired_row(label: str, v: Mapping) -> list[str]:
-    return [label, f"{v['mean']:+.3f}", f"[{v['ci_low']:+.2f}, {v['ci_high']:+.2f}]",
+    return [label, f"{v['mean']:+.3f}", interval(v),
             f"{v['win_rate']:.0%}", p_value(v.get("p_holm"))]  # fmt: skip
 
 

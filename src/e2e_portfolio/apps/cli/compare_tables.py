@@ -8,7 +8,7 @@ import numpy as np
 from rich import box
 from rich.table import Table
 
-from e2e_portfolio.report.style import p_phrase, p_value
+from e2e_portfolio.report.style import interval, p_phrase, p_value
 
 
 def tuning_caption(tuning: Mapping) -> str:
@@ -50,8 +50,8 @@ def verdict_table(summary: Mapping) -> Table:
         table.add_column(column, justify="left" if column in ("arm", "versus") else "right",
                          no_wrap=True)  # fmt: skip
     for v in summary["verdict"]:
-        interval = f"[{v['ci_low']:+.2f}, {v['ci_high']:+.2f}]"
-        table.add_row(v["arm"], v["versus"], f"{v['mean']:+.3f}", interval, f"{v['win_rate']:.2f}",
+        shown = interval(v)
+        table.add_row(v["arm"], v["versus"], f"{v['mean']:+.3f}", shown, f"{v['win_rate']:.2f}",
                       p_value(v["p_wilcoxon"]), p_value(v["p_holm"]))  # fmt: skip
     notes = ["diff: mean of arm minus versus over seeds; 95% CI: t-interval; wins: share of "
              "seeds where the arm is ahead; p: Wilcoxon signed-rank; Holm p: adjusted over the "

@@ -13,7 +13,7 @@ from e2e_portfolio.annualisation import PERIODS_PER_YEAR
 from e2e_portfolio.data.panel import FactorPanel
 from e2e_portfolio.data.store import Store
 from e2e_portfolio.models.decision_shrinkage import METHODS
-from e2e_portfolio.report.style import p_phrase, p_value
+from e2e_portfolio.report.style import interval, p_phrase, p_value
 
 
 def panels_table(builtin: Mapping[str, str], store: Store) -> Table:
@@ -115,7 +115,7 @@ def shrink_tables(summary: Mapping) -> list[Table | str]:
     for name, key in rivals:
         c = summary[key]
         edges.add_row(
-            name, f"{c['mean']:+.3f}", f"[{c['ci_low']:+.2f}, {c['ci_high']:+.2f}]",
+            name, f"{c['mean']:+.3f}", interval(c),
             f"{c['win_rate']:.2f}", p_value(c["p_wilcoxon"]), p_value(c["p_holm"]),
         )  # fmt: skip
     verdicts = "\n".join(
@@ -348,7 +348,7 @@ def sweep_verdict_table(verdicts: list[dict]) -> Table:
         first = i == 0 or verdicts[i - 1]["config"] != v["config"]
         last = i == len(verdicts) - 1 or verdicts[i + 1]["config"] != v["config"]
         table.add_row(v["label"] if first else "", v["arm"], v["versus"], f"{v['mean']:+.3f}",
-                      f"[{v['ci_low']:+.2f}, {v['ci_high']:+.2f}]", f"{v['win_rate']:.2f}",
+                      interval(v), f"{v['win_rate']:.2f}",
                       p_value(v["p_holm"]), end_section=last)  # fmt: skip
     table.caption = (
         "config: the options that differ; diff: mean over seeds; 95% CI: t-interval; "
