@@ -81,6 +81,11 @@ def test_several_seeds_give_the_verdict_across_seeds():
     at.selectbox[0].set_value("french")
     at.button[0].click().run()
     assert "a verdict across seeds runs on synthetic data" in at.error[0].value
+    at.selectbox[0].set_value("synthetic")
+    for spec, message in (("0-99", "expected at most 20 here"), ("3-1", "expected ranges")):
+        at.text_input[0].set_value(spec)
+        at.button[0].click().run()
+        assert message in at.error[0].value, spec
 
 
 def _free_port() -> int:

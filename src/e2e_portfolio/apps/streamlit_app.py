@@ -30,6 +30,10 @@ from e2e_portfolio.report import plots
 from e2e_portfolio.report.html import build_report, formatted_stats
 from e2e_portfolio.report.verdict import verdict_of
 
+# most seeds the compare form runs in the page (longer runs belong to the CLI); a comment,
+# not a docstring: Streamlit's "magic" would draw a bare string on the page
+MAX_APP_SEEDS = 20
+
 
 def _store() -> Store:
     return Store(get_settings().db_path)
@@ -135,6 +139,12 @@ def compare_tab() -> None:
                 raise ValueError(
                     f"seeds: a verdict across seeds runs on synthetic data, got data {data!r}; "
                     f"use e2e compare --data {data} --seeds"
+                )
+            if len(seed_list) > MAX_APP_SEEDS:
+                raise ValueError(
+                    f"seeds: expected at most {MAX_APP_SEEDS} here (about 10 s each), got "
+                    f"{len(seed_list)}; for more run e2e compare --seeds {seeds} --workers 2 "
+                    "and open the run under Stored runs"
                 )
             options: dict[str, Any] = {"n_assets": int(n_assets), "n_months": int(n_months),
                        "gamma": float(gamma), "w_max": cap, "kappa": float(kappa),
