@@ -40,6 +40,9 @@ from e2e_portfolio.models.qp_native.problem import (
 )
 
 STEP_FRACTION = 0.99
+TURNOVER_MARGIN_CAP = 1.0
+"""Largest starting ``t - |w - w_prev|`` (weights live in [0, 1]): keeps ``t`` on the
+problem's scale when ``k`` is tiny."""
 IPM_CAP_OFF = 2.0
 """Cap used inside the interior point for uncapped and excluded assets: never binding."""
 
@@ -160,21 +163,22 @@ def start(problem: Problem, rows: Rows) -> Iterate:
     ``z_lower = max(g + y, 0) + delta`` and, where capped, ``z_upper = max(-(g + y), 0) +
     delta`` (without caps, ``y`` is raised until every ``z_lower >= delta``); the two turnover
     rows of an asset share ``k`` equally (``z3 = z4 = k / 2``), which zeroes the residual of
-    ``t``. Equal weights (and ``t = |w - w_prev| + 1/n``) are primal feasible whenever no cap
-    is below ``1/n``. From a feasible start the Newton steps keep every residual at zero, so
-    only the complementarity gap has to close (measured: 9 -> 6 iterations at n = 200 without
-    turnover, 20 -> 17 at n = 1000 with it). ``delta``, the mean size of the gradient, sets
-    the starting gap on the problem's own scale.
+    ``t``. Equal weights (and ``t = |w - w_prev| + margin``) are primal feasible whenever no
+    cap is below ``1/n``. From a feasible start the Newton steps keep every residual at zero,
+    so only the complementarity gap has to close (measured: 9 -> 6 iterations at n = 200
+    without turnover, 20 -> 17 at n = 1000 with it). ``delta``, the mean size of the
+    gradient, sets the starting gap on the problem's own scale.
+
+    The ``margin`` centres the turnover rows: their duals are pinned at ``k / 2``, so their
+    slacks (at least ``margin``) are chosen to give them the bound rows' mean product,
+    ``margin = 2 mu_bounds / k`` within ``[1/n, TURNOVER_MARGIN_CAP]``. With ``1/n`` instead,
+    their products were far below the bound rows' and the first steps short (median step
+    0.09 at n = 1000); centred, the interior point does about 10% fewer problem-iterations
+    (measured on the benchmark's problems: 718 -> 601 at n = 40, 1101 -> 972 at n = 200,
+    1386 -> 1270 at n = 1000, 289 -> 257 at n = 3000).
     """
     n = problem.mu.shape[1]
     w = torch.full_like(problem.mu, 1.0 / n)
-    s = rows.h - rows.gw * w.unsqueeze(1)
-    t = None
-    if rows.gt is not None:
-        assert problem.w_prev is not None
-        t = (w - problem.w_prev).abs() + 1.0 / n
-        s = s - rows.gt * t.unsqueeze(1)
-    s = s.clamp(min=1.0 / n)
     gradient = rows.gradient(problem, w)
     delta = gradient.abs().mean(dim=1, keepdim=True).clamp(min=1e-3)
     y = -gradient.mean(dim=1, keepdim=True)
@@ -184,6 +188,18 @@ def start(problem: Problem, rows: Rows) -> Iterate:
     duals = [reduced.clamp(min=0) + delta]
     if problem.upper is not None:
         duals.append((-reduced).clamp(min=0) + delta)
+    s = rows.h - rows.gw * w.unsqueeze(1)
+    t = None
+    if rows.gt is not None:
+        assert problem.w_prev is not None
+        # epigraph slack that centres the turnover rows: with their duals fixed at k / 2,
+        # slacks of 2 mu / k give them the bound rows' mean product mu
+        bounds = torch.stack(duals, dim=1) * s[:, : len(duals)].clamp(min=1.0 / n)
+        margin = 2.0 * bounds.mean(dim=(1, 2)).unsqueeze(1) / problem.kappa
+        margin = margin.clamp(min=1.0 / n, max=TURNOVER_MARGIN_CAP)
+        t = (w - problem.w_prev).abs() + margin
+        s = s - rows.gt * t.unsqueeze(1)
+    s = s.clamp(min=1.0 / n)
     if rows.gt is not None:
         half = (problem.kappa / 2).expand_as(w)
         duals.extend([half, half])
