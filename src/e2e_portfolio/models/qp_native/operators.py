@@ -47,6 +47,16 @@ class Factorisation:
     """(batch,) bool"""
 
 
+def loadings_times(rows: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """``rows @ v`` for rows (batch, k, n) and few columns v (batch, n, r): (batch, k, r).
+
+    Computed as ``(v' rows')'``: the same product, but the batched matmul then reads
+    ``rows`` as a transposed operand, which this machine's BLAS does 2.5-4x faster for
+    n >= 200 (batch 96, n = 1000, k = 10: 0.47 against 1.15 ms; at n = 40 the two are equal).
+    """
+    return (v.mT @ rows.mT).mT
+
+
 @dataclass(frozen=True)
 class FactorRisk:
     r""":math:`H = F F^\top + \mathrm{diag}(d)`.
@@ -65,8 +75,8 @@ class FactorRisk:
     def matvec(self, v: torch.Tensor) -> torch.Tensor:
         """``H v`` for v (batch, n)."""
         rows = self.factor_rows
-        exposure = rows @ v.unsqueeze(-1)  # (b, k, 1)
-        return (exposure.transpose(-1, -2) @ rows).squeeze(-2) + self.idiosyncratic * v
+        exposure = v.unsqueeze(-2) @ rows.mT  # (b, 1, k): F' v as a row (see loadings_times)
+        return (exposure @ rows).squeeze(-2) + self.idiosyncratic * v
 
     def diagonal(self) -> torch.Tensor:
         """``diag(H)``, (batch, n)."""
@@ -75,7 +85,7 @@ class FactorRisk:
     def root_matvec(self, v: torch.Tensor) -> torch.Tensor:
         """``R v`` for v (batch, n, r): ``[F' v; diag(s) v]``, (batch, k + n, r)."""
         root = self.root_diagonal if self.root_diagonal is not None else self.idiosyncratic.sqrt()
-        return torch.cat([self.factor_rows @ v, root.unsqueeze(-1) * v], dim=-2)
+        return torch.cat([loadings_times(self.factor_rows, v), root.unsqueeze(-1) * v], dim=-2)
 
     def take(self, index: torch.Tensor) -> FactorRisk:
         """The problems at ``index`` (1-D)."""
@@ -127,7 +137,7 @@ class FactorRisk:
             # W W' v = G~ C^-1 G~' v with the two triangular solves on k-vectors: the same
             # operations as forming W = G~ L^-T, without its O(n k^2) product per factorisation
             # ((c' G~')' rather than G~ c: the product runs along the contiguous assets axis)
-            exposure = torch.cholesky_solve(scaled @ v, chol)  # (b, k, r)
+            exposure = torch.cholesky_solve(loadings_times(scaled, v), chol)  # (b, k, r)
             projected = (exposure.transpose(-1, -2) @ scaled).transpose(-1, -2)
             return (v - projected) * root_inverse
 
@@ -146,8 +156,8 @@ class DenseRisk:
         return self.root.transpose(-1, -2) @ self.root
 
     def matvec(self, v: torch.Tensor) -> torch.Tensor:
-        """``H v`` for v (batch, n)."""
-        return (self.matrix @ v.unsqueeze(-1)).squeeze(-1)
+        """``H v`` for v (batch, n), as ``v' H`` (``H`` is symmetric): 1.5-3.5x faster here."""
+        return (v.unsqueeze(-2) @ self.matrix).squeeze(-2)
 
     def diagonal(self) -> torch.Tensor:
         """``diag(H)``, (batch, n)."""
@@ -155,7 +165,7 @@ class DenseRisk:
 
     def root_matvec(self, v: torch.Tensor) -> torch.Tensor:
         """``R v`` for v (batch, n, r), (batch, m, r)."""
-        return self.root @ v
+        return loadings_times(self.root, v)
 
     def take(self, index: torch.Tensor) -> DenseRisk:
         """The problems at ``index`` (1-D)."""
