@@ -54,7 +54,7 @@ def test_operators_agree_with_dense_products(problems):
     torch.testing.assert_close(operator.matvec(v), dense.matvec(v))
     diagonal = torch.rand(3, 9, dtype=torch.float64) + 0.5
     mask = (torch.rand(3, 9) > 0.3).to(torch.float64)
-    rhs = torch.randn(3, 9, 2, dtype=torch.float64)
+    rhs = torch.randn(3, 2, 9, dtype=torch.float64)  # right-hand sides as rows
     torch.testing.assert_close(
         operator.factorise(diagonal, mask).solve(rhs), dense.factorise(diagonal, mask).solve(rhs)
     )
@@ -63,7 +63,7 @@ def test_operators_agree_with_dense_products(problems):
         operator.factorise(diagonal).solve(rhs), dense.factorise(diagonal).solve(rhs)
     )
     system = torch.diag_embed(diagonal) + dense.matrix
-    torch.testing.assert_close(system @ dense.factorise(diagonal).solve(rhs), rhs)
+    torch.testing.assert_close(system @ dense.factorise(diagonal).solve(rhs).mT, rhs.mT)
     torch.testing.assert_close(operator.diagonal(), torch.diagonal(dense.matrix, dim1=-2, dim2=-1))
     # scaling by c scales H
     c = torch.tensor([0.5, 2.0, 3.0], dtype=torch.float64)
@@ -89,7 +89,7 @@ def test_a_failed_factorisation_is_reported_per_problem():
     dense = DenseRisk(torch.eye(4, dtype=torch.float64).expand(3, 4, 4))
     result = dense.factorise(diagonal)
     assert result.failed.tolist() == [False, True, False]
-    rhs = torch.ones(3, 4, 1, dtype=torch.float64)
+    rhs = torch.ones(3, 1, 4, dtype=torch.float64)
     torch.testing.assert_close(result.solve(rhs)[0], rhs[0] / 2)
     assert not operator.factorise(torch.ones(3, 4, dtype=torch.float64)).failed.any()
 

@@ -284,14 +284,14 @@ def newton_system(problem: Problem, rows: Rows, point: Iterate) -> NewtonSystem:
         return Iterate(dw, dt, dy, step)
 
     e, rho_w, rho_t = reduced(-products)
-    both = solve_system(torch.stack([rho_w, torch.ones_like(rho_w)], dim=-1))
-    u, ones_solution = both.unbind(-1)
+    both = solve_system(torch.stack([rho_w, torch.ones_like(rho_w)], dim=1))
+    u, ones_solution = both.unbind(1)
     ones_total = ones_solution.sum(dim=1)
     affine = recovered(e, rho_t, u, ones_solution, ones_total)
 
     def directions(r_c: torch.Tensor) -> Iterate:
         e, rho_w, rho_t = reduced(r_c)
-        u = solve_system(rho_w.unsqueeze(-1)).squeeze(-1)
+        u = solve_system(rho_w.unsqueeze(1)).squeeze(1)
         return recovered(e, rho_t, u, ones_solution, ones_total)
 
     return NewtonSystem(affine, directions, factorisation.failed, products)

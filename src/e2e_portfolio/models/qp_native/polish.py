@@ -71,8 +71,8 @@ def kkt_solve(
     """
     mask = free.to(rhs.dtype)
     factorisation = problem.risk.factorise((1.0 - mask) + POLISH_REGULARISATION * mask, mask)
-    both = factorisation.solve(torch.stack([mask * rhs, mask], dim=-1)) * mask.unsqueeze(-1)
-    x_rhs, ones = both.unbind(-1)
+    both = factorisation.solve(torch.stack([mask * rhs, mask], dim=1)) * mask.unsqueeze(1)
+    x_rhs, ones = both.unbind(1)
     ones_total = ones.sum(dim=1)
     has_free = ones_total > 0
     safe_total = ones_total.masked_fill(~has_free, 1.0)
@@ -89,7 +89,7 @@ def kkt_solve(
         refining = size > REFINEMENT_TOLERANCE
         if not bool(refining.any()):
             break
-        x_r = factorisation.solve(residual.unsqueeze(-1)).squeeze(-1) * mask
+        x_r = factorisation.solve(residual.unsqueeze(1)).squeeze(1) * mask
         dx, dnu = bordered(x_r, budget_residual)
         # only the problems still above the tolerance move: each stops on its own residual
         x = torch.where(refining.unsqueeze(1), x + dx, x)
