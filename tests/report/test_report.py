@@ -184,3 +184,33 @@ def test_in_chromium_the_verdict_comes_first_and_each_method_keeps_its_colour(re
     for method in ("decision-aware", "ledoit-wolf", "plug-in"):
         assert set(colours[method]) == {style.colour(method)}, (method, colours[method])
     assert errors == [] and blocked == []
+
+
+def test_the_sweep_verdict_counts_only_adjusted_wins():
+    """Ten seeds per configuration: a consistent edge in one configuration is a Holm-adjusted
+    win, noise in the other is not, and the sentence says so with both means."""
+    import json
+
+    import numpy as np
+    import pandas as pd
+
+    from e2e_portfolio.experiments.sweep import sweep_verdicts
+    from e2e_portfolio.report.sweep import sweep_verdict
+
+    rng = np.random.default_rng(42)
+    rows = []
+    for n_assets, edge in ((10, 0.3), (40, 0.0)):
+        config = json.dumps({"kind": "shrink", "n_assets": n_assets}, sort_keys=True)
+        for seed in range(10):
+            base = rng.normal(0.5, 0.3)
+            rows.append({"config": config, "seed": seed, "sharpe_plug-in": base,
+                         "sharpe_ledoit-wolf": base + rng.normal(0, 0.1),
+                         "sharpe_decision-aware": base + edge + rng.normal(0, 0.05)})  # fmt: skip
+    frame = pd.DataFrame(rows)
+    verdicts = sweep_verdicts(frame)
+    vs_plugin = [v for v in verdicts if v["versus"] == "plug-in"]
+    assert vs_plugin[0]["p_holm"] < 0.05 < vs_plugin[1]["p_holm"]
+    sentences = sweep_verdict(frame, verdicts).sentences
+    assert sentences[0].startswith("Sweep of 2 configurations, 10 seeds each (20 jobs)")
+    assert sentences[1].startswith("decision-aware vs plug-in: significantly better in 1 of 2")
+    assert "(n_assets=40)" in sentences[1] and "(n_assets=10)" in sentences[1]

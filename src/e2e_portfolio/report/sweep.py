@@ -33,10 +33,9 @@ def _comparisons(verdicts: Sequence[Mapping[str, Any]]) -> dict[str, list[Mappin
 def _sentence(label: str, rows: Sequence[Mapping[str, Any]]) -> str:
     """How one comparison fared over the configurations, never calling noise a win."""
     arm, versus = label.split(" - ")
-    better = [
-        r for r in rows if r["p_holm"] == r["p_holm"] and r["p_holm"] < 0.05 and r["mean"] > 0
-    ]
-    worse = [r for r in rows if r["p_holm"] == r["p_holm"] and r["p_holm"] < 0.05 and r["mean"] < 0]
+    significant = [r for r in rows if r["p_holm"] == r["p_holm"] and r["p_holm"] < 0.05]
+    better = [r for r in significant if r["mean"] > 0]
+    worse = [r for r in significant if r["mean"] < 0]
     if all(r["n_seeds"] < 2 for r in rows):
         means = ", ".join(f"{r['mean']:+.3f}" for r in rows)
         return f"{arm} vs {versus}: {means} Sharpe on one seed; no test (run more seeds)."
