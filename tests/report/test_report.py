@@ -189,8 +189,6 @@ def test_in_chromium_the_verdict_comes_first_and_each_method_keeps_its_colour(re
 def test_the_sweep_verdict_counts_only_adjusted_wins():
     """Ten seeds per configuration: a consistent edge in one configuration is a Holm-adjusted
     win, noise in the other is not, and the sentence says so with both means."""
-    import json
-
     import numpy as np
     import pandas as pd
 
