@@ -188,22 +188,22 @@ def start(problem: Problem, rows: Rows) -> Iterate:
     duals = [reduced.clamp(min=0) + delta]
     if problem.upper is not None:
         duals.append((-reduced).clamp(min=0) + delta)
+    z = torch.stack(duals, dim=1)  # the bound rows' duals
     s = rows.h - rows.gw * w.unsqueeze(1)
     t = None
     if rows.gt is not None:
         assert problem.w_prev is not None
         # epigraph slack that centres the turnover rows: with their duals fixed at k / 2,
         # slacks of 2 mu / k give them the bound rows' mean product mu
-        bounds = torch.stack(duals, dim=1) * s[:, : len(duals)].clamp(min=1.0 / n)
+        bounds = z * s[:, : z.shape[1]].clamp(min=1.0 / n)
         margin = 2.0 * bounds.mean(dim=(1, 2)).unsqueeze(1) / problem.kappa
         margin = margin.clamp(min=1.0 / n, max=TURNOVER_MARGIN_CAP)
         t = (w - problem.w_prev).abs() + margin
         s = s - rows.gt * t.unsqueeze(1)
     s = s.clamp(min=1.0 / n)
     if rows.gt is not None:
-        half = (problem.kappa / 2).expand_as(w)
-        duals.extend([half, half])
-    z = torch.stack(duals, dim=1)
+        half = (problem.kappa / 2).expand_as(w).unsqueeze(1)
+        z = torch.cat([z, half, half], dim=1)
     return Iterate(w, t, y.squeeze(1), torch.cat([s, z], dim=1))
 
 
