@@ -301,8 +301,11 @@ def per_seed(store: Store, jobs: Iterable[SweepJob]) -> pd.DataFrame:
 
 def summarise(store: Store, jobs: Iterable[SweepJob], confidence: float = 0.95) -> pd.DataFrame:
     """Mean and t-interval half-width of every metric per configuration, over its seeds."""
-    jobs = list(jobs)
-    frame = per_seed(store, jobs)
+    return summary_of(per_seed(store, jobs), confidence)
+
+
+def summary_of(frame: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
+    """:func:`summarise` of rows already read by :func:`per_seed`."""
     if frame.empty:
         return frame
     numeric = [c for c in frame.columns if c not in ("config", "seed")]

@@ -91,3 +91,10 @@ def interval(row: Mapping[str, float]) -> str:
     if low != low or high != high:
         return "n/a"
     return f"[{low:+.2f}, {high:+.2f}]"
+
+
+def mean_ci(value: float, half: float) -> str:
+    """``0.291 ± 0.050``: a mean and its CI half-width (the mean alone with one seed)."""
+    if value != value:
+        return ""
+    return f"{value:.3f}" if half != half else f"{value:.3f} ± {half:.3f}"

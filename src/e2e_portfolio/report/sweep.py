@@ -17,7 +17,7 @@ import pandas as pd
 from e2e_portfolio.experiments.sweep import config_labels
 from e2e_portfolio.report import plots
 from e2e_portfolio.report.html import figure_divs, page, table_html
-from e2e_portfolio.report.style import interval, p_phrase, p_value
+from e2e_portfolio.report.style import interval, mean_ci, p_phrase, p_value
 from e2e_portfolio.report.verdict import Verdict
 
 COLUMNS = ("configuration", "comparison", "mean difference", "95% interval", "wins", "Holm p")
@@ -92,14 +92,8 @@ def _mean_table(summary: pd.DataFrame, labels: Mapping[str, str]) -> pd.DataFram
     for _, row in summary.iterrows():
         cells = {"seeds": str(int(row["n_seeds"]))}
         for column in methods:
-            value, half = row[column], row.get(f"{column}_ci", float("nan"))
-            cells[column.removeprefix("sharpe_")] = (
-                ""
-                if value != value
-                else f"{value:.3f} ± {half:.3f}"
-                if half == half
-                else f"{value:.3f}"
-            )
+            half = row.get(f"{column}_ci", float("nan"))
+            cells[column.removeprefix("sharpe_")] = mean_ci(row[column], half)
         rows[labels[row["config"]]] = cells
     return pd.DataFrame.from_dict(rows, orient="index")
 
