@@ -162,10 +162,20 @@ def main(ctx: typer.Context, db: DbOption = None, threads: ThreadsOption = None)
     ctx.obj = {"db": db or get_settings().db_path}
 
 
-def check_json_path(json_path: Path | None, option: str = "--json") -> None:
+def check_json_path(path: Path | None, option: str = "--json") -> None:
     """Fail before any work if the output file (of ``option``) could not be written."""
-    if json_path is not None and not json_path.parent.is_dir():
-        raise ValueError(f"{option}: the folder {json_path.parent} does not exist")
+    if path is not None and not path.parent.is_dir():
+        raise ValueError(f"{option}: the folder {path.parent} does not exist")
+
+
+def comma_values(text: str | None, cast):
+    """Comma-separated option values; 'none' means None."""
+    if text is None:
+        return None
+    try:
+        return [None if v.strip().lower() == "none" else cast(v.strip()) for v in text.split(",")]
+    except ValueError as exc:
+        raise ValueError(f"expected comma-separated values, got {text!r}: {exc}") from exc
 
 
 def write_json(json_path: Path | None, document: dict) -> None:

@@ -1,4 +1,4 @@
-"""``e2e shrink``, ``e2e compare`` and ``e2e sweep``: the experiments."""
+"""``e2e shrink`` and ``e2e compare``: the experiments (``e2e sweep`` is in :mod:`.sweep`)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from e2e_portfolio.apps.cli.base import (
     UniverseOption,
     app,
     check_json_path,
+    comma_values,
     console,
     err_console,
     handled,
@@ -37,8 +38,6 @@ from e2e_portfolio.apps.cli.tables import (
     comparison_table,
     history_tables,
     shrink_tables,
-    sweep_tables,
-    sweep_verdict_table,
 )
 from e2e_portfolio.backtest.arm_names import ARMS, GAMMA_GRID
 
@@ -101,7 +100,7 @@ def shrink(
         tc=tc,
         target=target,  # type: ignore[arg-type]  # ShrinkageConfig checks the value
         learn_theta=learn_theta,
-        baselines=tuple(_values(baselines, str) or ()),
+        baselines=tuple(comma_values(baselines, str) or ()),
     )
     if not uses_stored_panel(store, data) and data == "synthetic":
         seeds = list(range(first_seed, first_seed + n_seeds))
@@ -197,8 +196,8 @@ def compare(
     configure_threads()  # E2E_THREADS, as the command line exported it
 
     store = writable_store_of(ctx)
-    arm_list = tuple(_values(arms, str) or ARMS)
-    grid = tuple(_values(gamma_grid, float) or GAMMA_GRID)
+    arm_list = tuple(comma_values(arms, str) or ARMS)
+    grid = tuple(comma_values(gamma_grid, float) or GAMMA_GRID)
     config = TrainConfig(
         gamma=gamma, w_max=w_max, kappa=kappa, tc=tc, epochs=epochs, seed=seed, device=device
     )
@@ -293,118 +292,3 @@ def _compare_seeds(store, options, seed_list, workers, json_path, data, universe
         json_path.write_text(json.dumps(document, indent=1), encoding="utf-8")
         console.print(f"Wrote {json_path}")
     print_stored(store, run_id)
-
-
-def _values(text: str | None, cast):
-    """Comma-separated option values; 'none' means None."""
-    if text is None:
-        return None
-    try:
-        return [None if v.strip().lower() == "none" else cast(v.strip()) for v in text.split(",")]
-    except ValueError as exc:
-        raise ValueError(f"expected comma-separated values, got {text!r}: {exc}") from exc
-
-
-@app.command()
-@handled()
-def sweep(
-    ctx: typer.Context,
-    kind: Annotated[str, typer.Option(help="shrink, compare, or both: shrink,compare.")] = "shrink",
-    seeds: Annotated[int, typer.Option(help="Seeds 0 .. SEEDS-1 per configuration.", min=1)] = 10,
-    n_assets: Annotated[str | None, typer.Option(help="e.g. 10,40")] = None,
-    n_months: Annotated[str | None, typer.Option(help="e.g. 96,240")] = None,
-    window: Annotated[str | None, typer.Option(help="Covariance window(s), e.g. 48")] = None,
-    tc: Annotated[str | None, typer.Option(help="e.g. 0.001,0.005")] = None,
-    gamma: Annotated[str | None, typer.Option(help="compare: e.g. 4,8")] = None,
-    w_max: Annotated[str | None, typer.Option(help="compare: e.g. none,0.1")] = None,
-    kappa: Annotated[str | None, typer.Option(help="compare: e.g. 0,0.001")] = None,
-    epochs: Annotated[str | None, typer.Option(help="compare: e.g. 20")] = None,
-    device: Annotated[str | None, typer.Option(help="compare: cpu or cuda")] = None,
-    grid: Annotated[
-        Path | None, typer.Option(help="TOML/YAML grid file instead of the options above.")
-    ] = None,
-    backend: Annotated[
-        str, typer.Option(help="local (joblib processes), serial or ray.")
-    ] = "local",
-    workers: Annotated[int, typer.Option(help="Parallel workers.", min=1)] = 2,
-    address: Annotated[str | None, typer.Option(help="ray: cluster address, e.g. auto.")] = None,
-    json_path: JsonOption = None,
-    report: Annotated[
-        Path | None,
-        typer.Option(help="Also write the sweep's HTML report (verdict first) to this file."),
-    ] = None,
-) -> None:
-    """Run shrink/compare jobs over seeds x configurations in parallel and summarise them.
-
-    Each job's result is stored (one run per seed and configuration) by this process, so a
-    rerun skips what is done and a failed job loses nothing else. Options take
-    comma-separated values whose combinations form the grid. The verdict pairs the methods
-    seed by seed within each configuration (shrink: decision-aware against each rival;
-    compare: e2e against decoupled and min_variance, e2e_risk against decoupled_nll,
-    e2e_return against decoupled), Holm-adjusted over the whole sweep. Rerun the same
-    command with --report FILE to write the report of a finished sweep without running it.
-    """
-    from e2e_portfolio.experiments.sweep import (
-        expand_grid,
-        per_seed,
-        read_grid,
-        run_sweep,
-        summarise,
-        sweep_verdicts,
-    )
-
-    store = writable_store_of(ctx)
-    check_json_path(json_path)
-    check_json_path(report, "--report")
-    if grid is not None:
-        spec = read_grid(grid)
-    else:
-        given = {
-            "n_assets": _values(n_assets, int), "n_months": _values(n_months, int),
-            "window": _values(window, int), "tc": _values(tc, float),
-            "gamma": _values(gamma, float), "w_max": _values(w_max, float),
-            "kappa": _values(kappa, float), "epochs": _values(epochs, int),
-            "device": _values(device, str),
-        }  # fmt: skip
-        spec = {"kind": kind.split(","), "seeds": seeds,
-                **{k: v for k, v in given.items() if v is not None}}  # fmt: skip
-    jobs = expand_grid(spec)
-    with Progress(console=err_console, transient=True) as progress:
-        task = progress.add_task(f"{len(jobs)} jobs", total=len(jobs))
-        outcome = run_sweep(
-            jobs, store, backend=backend, n_workers=workers, address=address,  # type: ignore[arg-type]
-            on_done=lambda job, error: progress.advance(task),
-        )  # fmt: skip
-        progress.update(task, completed=len(jobs))
-    summary = summarise(store, jobs)
-    frame = per_seed(store, jobs)
-    verdicts = sweep_verdicts(frame)
-    console.print(
-        f"{len(outcome.ran)} jobs run, {len(outcome.skipped)} already stored, "
-        f"{len(outcome.failed)} failed"
-    )
-    if outcome.interrupted:
-        console.print(*sweep_tables(summary))
-        err_console.print(
-            f"interrupted: {len(outcome.ran)} jobs stored in {store.path}, "
-            f"{len(outcome.remaining)} not run; the same command runs only those"
-        )
-        raise typer.Exit(code=130)
-    for job, error in outcome.failed:
-        err_console.print(f"[red]failed[/] {job.kind} seed {job.seed} {dict(job.options)}: {error}")
-    console.print(*sweep_tables(summary))
-    if verdicts:
-        console.print(sweep_verdict_table(verdicts))
-    write_json(json_path, {"kind": "sweep", "jobs": len(jobs), "ran": len(outcome.ran),
-                           "skipped": len(outcome.skipped),
-                           "failed": [{"kind": j.kind, "seed": j.seed, "options": dict(j.options),
-                                       "error": err} for j, err in outcome.failed],
-                           "summary": summary.to_dict(orient="records"),
-                           "verdict": verdicts})  # fmt: skip
-    if report is not None:
-        from e2e_portfolio.report.sweep import build_sweep_report
-
-        report.write_text(build_sweep_report(frame, verdicts, summary), encoding="utf-8")
-        console.print(f"Wrote the sweep's report to {report}")
-    if outcome.failed:
-        raise typer.Exit(code=1)
