@@ -240,6 +240,8 @@ def test_cvxpy_backend_has_no_gradient(problems):
 
 def test_non_convergence_raises_with_status_and_indices(problems, monkeypatch):
     mu, risk, previous = problems(4, 20, 3)
+    # two float64 iterations and no float32 ones: too few to reach the polish gap
+    monkeypatch.setattr(solver, "LOW_PRECISION_ITERATIONS", 0)
     monkeypatch.setattr(solver, "MAX_IPM_ITERATIONS", 2)
     monkeypatch.setattr(solver, "MAX_POLISH_ROUNDS", 0)
     layer = MeanVarianceQP(20, 23, 3.0, w_max=0.1, kappa=0.01)

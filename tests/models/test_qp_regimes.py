@@ -11,6 +11,8 @@ feasible to rounding (budget 1e-12, bounds exact).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -69,6 +71,37 @@ def test_same_answer_at_any_objective_scale(regime, scale):
     w_unit = case.solve(case.layer())
     scaled = case.scaled(scale)
     torch.testing.assert_close(scaled.solve(scaled.layer()), w_unit, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize(("regime", "kappa", "caps"), HARD, ids=["-".join(case) for case in HARD])
+def test_float32_iterations_do_not_change_the_answer(regime, kappa, caps, monkeypatch):
+    # the float32 interior point only finds the active set: with it or without it (every
+    # iteration in float64) the certified answers agree to the polish's own accuracy
+    case = draw_case(regime, 12, 4, seed=42, kappa_kind=kappa, cap_kind=caps)
+    mixed = case.solve(case.layer())
+    monkeypatch.setattr(solver, "LOW_PRECISION_ITERATIONS", 0)
+    exact = case.solve(case.layer())
+    unique = regime in {"factor", "dense", "cash", "tiny_d"} and kappa != "dominant"
+    if unique and caps != "tight":
+        torch.testing.assert_close(mixed, exact, rtol=0, atol=1e-10)
+    else:  # optimal faces with more than one point: the same objective
+        gap = (case.objective(mixed) - case.objective(exact)).abs()
+        assert (gap <= 1e-12 * case.objective_scale()).all(), gap
+
+
+def test_float32_failures_start_over_in_float64(monkeypatch):
+    case = draw_case("factor", 10, 3, seed=11, kappa_kind="moderate", cap_kind="loose")
+    expected = case.solve(case.layer())
+    newton_system = solver.newton_system
+
+    def failing_in_float32(problem, rows, point):
+        system = newton_system(problem, rows, point)
+        if point.w.dtype == torch.float32:  # every float32 factorisation "fails"
+            return replace(system, failed=torch.ones_like(system.failed))
+        return system
+
+    monkeypatch.setattr(solver, "newton_system", failing_in_float32)
+    torch.testing.assert_close(case.solve(case.layer()), expected, rtol=0, atol=1e-10)
 
 
 def test_dominant_turnover_penalty_keeps_the_book():

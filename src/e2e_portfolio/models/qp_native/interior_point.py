@@ -70,6 +70,11 @@ class Rows:
         """The rows of the problems at ``index`` (1-D)."""
         return Rows(self.gw, self.gt, self.h[index], self.n_bounds, self.mu[index])
 
+    def to(self, dtype: torch.dtype) -> Rows:
+        """The same rows in ``dtype``."""
+        gt = None if self.gt is None else self.gt.to(dtype)
+        return Rows(self.gw.to(dtype), gt, self.h.to(dtype), self.n_bounds, self.mu.to(dtype))
+
     def weighted_w(self, rows: torch.Tensor) -> torch.Tensor:
         """``sum_j gw_j rows_j``, (batch, n), one pass (a matmul beats multiply-and-sum)."""
         return torch.matmul(self.gw.view(1, -1), rows).squeeze(-2)
@@ -138,10 +143,25 @@ class Iterate:
             torch.addcmul(self.sz, alpha.view(-1, 1, 1), step.sz),
         )
 
+    def to(self, dtype: torch.dtype) -> Iterate:
+        """The same point in ``dtype``."""
+        t = None if self.t is None else self.t.to(dtype)
+        return Iterate(self.w.to(dtype), t, self.y.to(dtype), self.sz.to(dtype))
+
     def take(self, index: torch.Tensor) -> Iterate:
         """The iterates of the problems at ``index`` (1-D)."""
         t = None if self.t is None else self.t[index]
         return Iterate(self.w[index], t, self.y[index], self.sz[index])
+
+    def scattered(self, index: torch.Tensor, part: Iterate) -> Iterate:
+        """These points with the problems at ``index`` replaced by ``part``'s."""
+        t = None if self.t is None or part.t is None else self.t.index_copy(0, index, part.t)
+        return Iterate(
+            self.w.index_copy(0, index, part.w),
+            t,
+            self.y.index_copy(0, index, part.y),
+            self.sz.index_copy(0, index, part.sz),
+        )
 
     def where(self, keep: torch.Tensor, other: Iterate) -> Iterate:
         """The point of ``self`` for the problems in ``keep`` (batch,), ``other`` elsewhere."""

@@ -95,6 +95,11 @@ class FactorRisk:
         root = None if self.root_diagonal is None else self.root_diagonal[index]
         return FactorRisk(self.factor_rows[index], self.idiosyncratic[index], root)
 
+    def to(self, dtype: torch.dtype) -> FactorRisk:
+        """The same operator in ``dtype``."""
+        root = None if self.root_diagonal is None else self.root_diagonal.to(dtype)
+        return FactorRisk(self.factor_rows.to(dtype), self.idiosyncratic.to(dtype), root)
+
     def scaled(self, factor: torch.Tensor) -> FactorRisk:
         """The operator of ``factor * H``; ``factor`` (batch,) > 0."""
         root = factor.sqrt().view(-1, 1, 1)
@@ -175,6 +180,13 @@ class DenseRisk:
         if "matrix" in self.__dict__:
             taken.__dict__["matrix"] = self.matrix[index]
         return taken
+
+    def to(self, dtype: torch.dtype) -> DenseRisk:
+        """The same operator in ``dtype`` (a formed ``H`` is cast, not formed again)."""
+        cast = DenseRisk(self.root.to(dtype))
+        if "matrix" in self.__dict__:
+            cast.__dict__["matrix"] = self.matrix.to(dtype)
+        return cast
 
     def scaled(self, factor: torch.Tensor) -> DenseRisk:
         """The operator of ``factor * H``; ``factor`` (batch,) > 0."""

@@ -110,6 +110,19 @@ class Problem:
             curvature=self.curvature[index],
         )
 
+    def to(self, dtype: torch.dtype) -> Problem:
+        """The same problems with every floating tensor in ``dtype``."""
+        return Problem(
+            mu=self.mu.to(dtype),
+            risk=self.risk.to(dtype),
+            kappa=self.kappa.to(dtype),
+            has_turnover=self.has_turnover,
+            w_prev=None if self.w_prev is None else self.w_prev.to(dtype),
+            upper=None if self.upper is None else self.upper.to(dtype),
+            scale=self.scale.to(dtype),
+            curvature=self.curvature.to(dtype),
+        )
+
 
 def build_problem(
     mu: torch.Tensor,
