@@ -16,7 +16,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from e2e_portfolio.backtest.walkforward import PastView
+from e2e_portfolio.backtest.walkforward import PastView, embed
 from e2e_portfolio.exceptions import DataError
 from e2e_portfolio.models.predictor import ReturnPredictor
 from e2e_portfolio.models.qp_layer import MeanVarianceQP
@@ -57,13 +57,6 @@ def _subset(view: PastView, window: int) -> np.ndarray:
             f"{view.dates[-1]:%Y-%m}, got {int(subset.sum())}"
         )
     return subset
-
-
-def _embed(weights: np.ndarray, subset: np.ndarray) -> np.ndarray:
-    """Weights of a subset of assets as weights of all of them (0 elsewhere)."""
-    out = np.zeros(subset.size)
-    out[subset] = weights
-    return out
 
 
 def covariance(returns: np.ndarray, estimator: Estimator) -> np.ndarray:
@@ -128,9 +121,9 @@ class MinimumVariance:
         sigma = covariance(view.trailing_returns(self.window)[:, subset], self.estimator)
         if not self.long_only:
             direction = np.linalg.solve(sigma, np.ones(subset.sum()))
-            return _embed(direction / direction.sum(), subset)
+            return embed(direction / direction.sum(), subset)
         risk = covariance_root(torch.as_tensor(sigma))
-        return _embed(_solve_qp(np.zeros(subset.sum()), 1.0, self.w_max, R=risk), subset)
+        return embed(_solve_qp(np.zeros(subset.sum()), 1.0, self.w_max, R=risk), subset)
 
 
 @dataclass
@@ -147,7 +140,7 @@ class PlugInMeanVariance:
         subset = _subset(view, self.window)
         past = view.trailing_returns(self.window)[:, subset]
         risk = covariance_root(torch.as_tensor(covariance(past, self.estimator)))
-        return _embed(_solve_qp(past.mean(axis=0), self.gamma, self.w_max, R=risk), subset)
+        return embed(_solve_qp(past.mean(axis=0), self.gamma, self.w_max, R=risk), subset)
 
 
 @dataclass

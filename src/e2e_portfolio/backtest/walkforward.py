@@ -87,6 +87,13 @@ WEIGHT_TOLERANCE = 1e-8
 """How far weights may fall below 0 or their sum stray from 1 (solver rounding)."""
 
 
+def embed(weights: np.ndarray, subset: np.ndarray) -> np.ndarray:
+    """Weights of a subset of assets (``subset``: (n,) bool) as weights of all n (0 elsewhere)."""
+    out = np.zeros(subset.size)
+    out[subset] = weights
+    return out
+
+
 def _check_listed(weights: np.ndarray, panel: FactorPanel, t: int) -> str | None:
     """A weight on an asset not listed at ``t``, or None."""
     unlisted = np.flatnonzero(~np.isfinite(panel.returns[t]) & (np.abs(weights) > WEIGHT_TOLERANCE))

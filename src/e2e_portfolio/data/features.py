@@ -26,10 +26,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from e2e_portfolio.data.panel import FactorPanel, _check_listing
+from e2e_portfolio.data.panel import FactorPanel, check_listing
 from e2e_portfolio.exceptions import DataError, NaNError
 
 FEATURES = ("momentum", "reversal", "volatility", "market_beta")
+MONTHLY_SPACING = (27, 32)
+"""Median days between dates that make a history monthly (inclusive bounds)."""
 
 
 def build_features(
@@ -116,6 +118,11 @@ def _zscore(frame: pd.DataFrame) -> np.ndarray:
     return np.where(known, z, np.nan)
 
 
+def spacing_days(dates: pd.DatetimeIndex) -> np.ndarray:
+    """Days between consecutive dates, whatever the index's time unit."""
+    return np.diff(dates.to_numpy()).astype("timedelta64[s]").astype(np.float64) / 86_400
+
+
 def _check_history(returns: pd.DataFrame) -> None:
     if not isinstance(returns, pd.DataFrame):
         raise TypeError(f"returns: expected a pandas DataFrame, got {type(returns).__name__}")
@@ -126,9 +133,9 @@ def _check_history(returns: pd.DataFrame) -> None:
     if returns.shape[1] < 2:
         raise DataError(f"returns: expected at least 2 assets, got {returns.shape[1]}")
     if len(returns) > 2:
-        spacing = np.diff(returns.index.to_numpy()).astype("timedelta64[s]").astype(float)
-        days = float(np.median(spacing)) / 86_400
-        if not 27 <= days <= 32:
+        days = float(np.median(spacing_days(returns.index)))
+        low, high = MONTHLY_SPACING
+        if not low <= days <= high:
             raise DataError(
                 f"returns: expected monthly dates, got a median spacing of {days:.1f} days; "
                 "compound daily or weekly returns to months first (the importer does)"
@@ -136,7 +143,7 @@ def _check_history(returns: pd.DataFrame) -> None:
     values = returns.to_numpy(dtype=np.float64)
     if np.isinf(values).any():
         raise NaNError("returns: expected finite values or NaN (not listed), got inf")
-    _check_listing(values, returns.index, tuple(str(c) for c in returns.columns))
+    check_listing(values, returns.index, tuple(str(c) for c in returns.columns))
     if (values[np.isfinite(values)] <= -1.0).any():
         raise DataError(
             f"returns: expected simple returns > -1, got minimum {np.nanmin(values):.4g}"

@@ -33,12 +33,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from e2e_portfolio.data.features import build_features
+from e2e_portfolio.data.features import MONTHLY_SPACING, build_features, spacing_days
 from e2e_portfolio.data.panel import FactorPanel
 from e2e_portfolio.exceptions import DataError
 
 LONG_COLUMNS = ("date", "asset", "return")
-FREQUENCIES = {"daily": (1, 4), "weekly": (5, 9), "monthly": (27, 32)}
+FREQUENCIES = {"daily": (1, 4), "weekly": (5, 9), "monthly": MONTHLY_SPACING}
 """Median spacing of the dates in days that identifies each frequency (inclusive bounds)."""
 MAX_GAP = {"daily": 10, "weekly": 15, "monthly": 45}
 """The largest gap in days between consecutive dates that is still regular."""
@@ -102,7 +102,7 @@ def import_returns(
         frame.index = frame.index + pd.offsets.MonthEnd(0)
     big = returns.abs() > IMPLAUSIBLE
     if big.to_numpy().any():
-        date, asset = big.stack()[lambda s: s].index[0]
+        date, asset = _first_cell(big)
         notes.append(f"{int(big.to_numpy().sum())} monthly returns beyond +-100%, first "
                      f"{returns.loc[date, asset]:.4g} for {asset} at {date:%Y-%m} (in percent? "
                      "then import with percent)")  # fmt: skip
@@ -117,16 +117,22 @@ def import_returns(
     return ImportResult(panel, frequency, layout, notes)
 
 
-def _row(position: int) -> int:
-    """The 1-based file row of a data row (the header is row 1)."""
-    return position + 2
+def _file_rows(count: int) -> np.ndarray:
+    """The 1-based file rows of ``count`` data rows (the header is row 1)."""
+    return np.arange(count) + 2
+
+
+def _first_cell(mask: pd.DataFrame) -> tuple[pd.Timestamp, str]:
+    """Date and asset of the first true cell of ``mask`` (date by asset)."""
+    return mask.stack()[lambda s: s].index[0]
 
 
 def _dates(values: pd.Series, column: str) -> pd.DatetimeIndex:
     parsed = pd.to_datetime(values, errors="coerce")
     bad = np.flatnonzero(parsed.isna().to_numpy())
     if bad.size:
-        raise DataError(f"row {_row(bad[0])}, column {column!r}: expected a date, got "
+        row = _file_rows(len(values))[bad[0]]
+        raise DataError(f"row {row}, column {column!r}: expected a date, got "
                         f"{values.iloc[bad[0]]!r}")  # fmt: skip
     return pd.DatetimeIndex(parsed)
 
@@ -153,10 +159,10 @@ def _wide(table: pd.DataFrame) -> pd.DataFrame:
     assets = [str(c).strip() for c in table.columns[1:]]
     if len(set(assets)) != len(assets):
         raise DataError(f"columns: expected each asset once, got {assets}")
-    values = _numbers(table.iloc[:, 1:].set_axis(assets, axis=1),
-                      np.arange(len(table)) + 2)  # fmt: skip
+    rows = _file_rows(len(table))
+    values = _numbers(table.iloc[:, 1:].set_axis(assets, axis=1), rows)
     values.index = dates
-    _check_dates(dates, np.arange(len(table)) + 2, str(date_column))
+    _check_dates(dates, rows, str(date_column))
     return values.rename_axis(index="date", columns="asset")
 
 
@@ -164,7 +170,7 @@ def _long(
     table: pd.DataFrame, lower: dict[str, str]
 ) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
     date_c, asset_c, return_c = (lower[c] for c in LONG_COLUMNS)
-    rows = np.arange(len(table)) + 2
+    rows = _file_rows(len(table))
     dates = _dates(table[date_c], str(date_c))
     assets = table[asset_c].astype(str).str.strip()
     extra = [c for c in table.columns if c not in (date_c, asset_c, return_c)]
@@ -194,14 +200,14 @@ def _check_dates(dates: pd.DatetimeIndex, rows: np.ndarray, column: str, long: b
         if duplicated.size:
             i = duplicated[0]
             raise DataError(f"row {rows[i]}, column {column!r}: duplicate date {dates[i]:%Y-%m-%d}")
-        backwards = np.flatnonzero(_days(dates) < 0)
+        backwards = np.flatnonzero(spacing_days(dates) < 0)
         if backwards.size:
             i = backwards[0] + 1
             raise DataError(f"row {rows[i]}, column {column!r}: dates out of order: "
                             f"{dates[i]:%Y-%m-%d} after {dates[i - 1]:%Y-%m-%d}")  # fmt: skip
     if len(dates) < 3:
         raise DataError(f"column {column!r}: expected at least 3 dates, got {len(dates)}")
-    gaps = _days(dates)
+    gaps = spacing_days(dates)
     frequency = _frequency(dates)
     irregular = np.flatnonzero(gaps > MAX_GAP[frequency])
     if irregular.size:
@@ -211,13 +217,8 @@ def _check_dates(dates: pd.DatetimeIndex, rows: np.ndarray, column: str, long: b
                         f"{frequency} data")  # fmt: skip
 
 
-def _days(dates: pd.DatetimeIndex) -> np.ndarray:
-    """Days between consecutive dates, whatever the index's time unit."""
-    return np.diff(dates.to_numpy()).astype("timedelta64[s]").astype(np.float64) / 86_400
-
-
 def _frequency(dates: pd.DatetimeIndex) -> str:
-    median = float(np.median(_days(dates)))
+    median = float(np.median(spacing_days(dates)))
     for frequency, (low, high) in FREQUENCIES.items():
         if low <= median <= high:
             return frequency
@@ -228,7 +229,7 @@ def _frequency(dates: pd.DatetimeIndex) -> str:
 def _check_values(returns: pd.DataFrame, percent: bool) -> None:
     low = returns <= -1.0
     if low.to_numpy().any():
-        date, asset = low.stack()[lambda s: s].index[0]
+        date, asset = _first_cell(low)
         shown = returns.loc[date, asset] * (100 if percent else 1)
         unit = "%" if percent else ""
         raise DataError(f"date {date:%Y-%m-%d}, asset {asset!r}: a return of {shown:g}{unit} "

@@ -85,7 +85,7 @@ class FactorPanel:
         for label, values in (("exposures", exposures), ("returns", returns)):
             if np.isinf(values).any():
                 raise NaNError(f"{label}: expected finite values or NaN (unknown), got inf")
-        _check_listing(returns, dates, assets)
+        check_listing(returns, dates, assets)
         exposures.setflags(write=False)
         returns.setflags(write=False)
         object.__setattr__(self, "dates", dates)
@@ -202,7 +202,7 @@ class FactorPanel:
         )
 
 
-def _check_listing(returns: np.ndarray, dates: pd.DatetimeIndex, assets: tuple[str, ...]) -> None:
+def check_listing(returns: np.ndarray, dates: pd.DatetimeIndex, assets: tuple[str, ...]) -> None:
     """Each asset is listed over one unbroken span of dates (NaN before and after only)."""
     listed = np.isfinite(returns)
     for i, asset in enumerate(assets):

@@ -105,8 +105,8 @@ def write_run_file(run: RunRecord, path: Path) -> Path:
         "series": json.loads(run.series.to_json(orient="records", date_format="iso")),
         "weights": json.loads(run.weights.to_json(orient="records", date_format="iso")),
     }
-    text = json.dumps(json.loads(json.dumps(document, default=_json_default)), indent=1)
-    path.write_text(json.dumps(clean_json(json.loads(text)), indent=1), encoding="utf-8")
+    plain = json.loads(json.dumps(document, default=_json_default))  # numpy, dates: plain JSON
+    path.write_text(json.dumps(clean_json(plain), indent=1), encoding="utf-8")
     return path
 
 

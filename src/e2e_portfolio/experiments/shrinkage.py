@@ -17,7 +17,13 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from e2e_portfolio.annualisation import annualised_sharpe
-from e2e_portfolio.backtest.walkforward import PastView, Strategy, declare, run_comparison
+from e2e_portfolio.backtest.walkforward import (
+    PastView,
+    Strategy,
+    declare,
+    embed,
+    run_comparison,
+)
 from e2e_portfolio.data.panel import FactorPanel
 from e2e_portfolio.data.synthetic import simulate_universe
 from e2e_portfolio.exceptions import DataError
@@ -92,12 +98,9 @@ class _SharedDecisions:
                 f"{view.dates[-1]:%Y-%m}, got {int(subset.sum())}"
             )
         chosen = shrinkage_portfolios(view.returns[:, subset], view.exposures[:, subset], c)
-        out = {}
-        for method, (weights, delta) in chosen.items():
-            full = np.zeros(subset.size)
-            full[subset] = weights
-            out[method] = (full, delta)
-        return out
+        return {
+            method: (embed(weights, subset), delta) for method, (weights, delta) in chosen.items()
+        }
 
 
 def walk_forward(

@@ -17,8 +17,8 @@ import pandas as pd
 from e2e_portfolio.experiments.sweep import config_labels
 from e2e_portfolio.report import plots
 from e2e_portfolio.report.html import figure_divs, page, table_html
-from e2e_portfolio.report.style import interval, mean_ci, p_phrase, p_value
-from e2e_portfolio.report.verdict import Verdict
+from e2e_portfolio.report.style import interval, mean_ci, p_value
+from e2e_portfolio.report.verdict import Verdict, says
 
 COLUMNS = ("configuration", "comparison", "mean difference", "95% interval", "wins", "Holm p")
 
@@ -40,13 +40,7 @@ def _sentence(label: str, rows: Sequence[Mapping[str, Any]]) -> str:
         means = ", ".join(f"{r['mean']:+.3f}" for r in rows)
         return f"{arm} vs {versus}: {means} Sharpe on one seed; no test (run more seeds)."
     if len(rows) == 1:
-        r = rows[0]
-        if better or worse:
-            word = "beats" if better else "loses to"
-            p = p_phrase(r["p_holm"])
-            return f"{arm} {word} {versus} by {r['mean']:+.3f} Sharpe (Holm p {p})."
-        return (f"{arm} vs {versus}: no significant difference ({r['mean']:+.3f} Sharpe, "
-                f"Holm p {p_phrase(r['p_holm'])}).")  # fmt: skip
+        return says(arm, versus, rows[0]["mean"], rows[0]["p_holm"])
     low = min(rows, key=lambda r: r["mean"])
     high = max(rows, key=lambda r: r["mean"])
     text = f"{arm} vs {versus}: significantly better in {len(better)} of {len(rows)} configurations"

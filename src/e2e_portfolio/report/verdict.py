@@ -43,7 +43,8 @@ class Verdict:
         return f"<section id='verdict-section'><h2>Verdict</h2>{text}{table}</section>"
 
 
-def _says(name: str, versus: str, mean: float, p: float, what: str = "Holm p") -> str:
+def says(name: str, versus: str, mean: float, p: float, what: str = "Holm p") -> str:
+    """One sentence that never calls a non-significant difference a win."""
     shown = p_phrase(p)
     if p == p and p < 0.05:
         word = "beats" if mean > 0 else "loses to"
@@ -87,7 +88,7 @@ def _shrink_seeds(m: Mapping) -> Verdict:
     rows = m["rows"]
     rivals = [(name, key) for name, key in RIVALS if key in m]
     sentences = [f"Over {len(rows)} seeds: " + " ".join(
-        _says("decision-aware", name, m[key]["mean"], m[key].get("p_holm", float("nan")))
+        says("decision-aware", name, m[key]["mean"], m[key].get("p_holm", float("nan")))
         for name, key in rivals)]  # fmt: skip
     table = [_paired_row(f"decision-aware - {name}", m[key]) for name, key in rivals]
     edges = {f"decision-aware - {name}": [r["sharpe_decision-aware"] - r[f"sharpe_{name}"]
@@ -101,7 +102,7 @@ def _shrink_seeds(m: Mapping) -> Verdict:
 def _shrink_history(m: Mapping, data: str) -> Verdict:
     rivals = [(name, key) for name, key in RIVALS if key in m]
     sentences = [f"On {data}: " + " ".join(
-        _says("decision-aware", name, m[key]["difference"],
+        says("decision-aware", name, m[key]["difference"],
               m[key].get("p_bootstrap_holm", m[key]["p_value"]), "block-bootstrap Holm p")
         for name, key in rivals)]  # fmt: skip
     table = [[f"decision-aware - {name}", f"{m[key]['difference']:+.3f}",
@@ -120,7 +121,7 @@ def _compare_seeds(m: Mapping) -> Verdict:
     for pair in (("e2e", "decoupled"), ("e2e_risk", "decoupled_nll"), ("e2e_return", "decoupled")):
         if pair in key:
             v = key[pair]
-            sentences.append(_says(pair[0], pair[1], v["mean"], v["p_holm"]))
+            sentences.append(says(pair[0], pair[1], v["mean"], v["p_holm"]))
     table = [_paired_row(f"{v['arm']} - {v['versus']}", v) for v in verdict]
     sharpe = {(r["arm"], r["seed"]): r["sharpe"] for r in per_seed}
     seeds = sorted({r["seed"] for r in per_seed})
@@ -142,7 +143,7 @@ def _compare_history(m: Mapping, data: str) -> Verdict:
     for t in history["tests"]:
         if (t["arm"], t["versus"]) in (("e2e", "decoupled"), ("e2e_risk", "decoupled_nll"),
                                        ("e2e_return", "decoupled")):  # fmt: skip
-            sentences.append(_says(t["arm"], t["versus"], t["difference"],
+            sentences.append(says(t["arm"], t["versus"], t["difference"],
                                    t["p_bootstrap_holm"], "block-bootstrap Holm p"))  # fmt: skip
     table = [[f"{t['arm']} - {t['versus']}", f"{t['difference']:+.3f}",
               f"{t['difference_min']:+.2f} .. {t['difference_max']:+.2f}", p_value(t["p_jkm"]),

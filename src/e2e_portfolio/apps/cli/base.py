@@ -182,7 +182,7 @@ def write_json(json_path: Path | None, document: dict) -> None:
     """Write ``document`` (NaN as null) so scripts never parse the tables."""
     if json_path is None:
         return
-    from e2e_portfolio.experiments.verdict import clean_json
+    from e2e_portfolio.data.records import clean_json
 
     json_path.write_text(json.dumps(clean_json(document), indent=1), encoding="utf-8")
     console.print(f"Wrote {json_path}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
@@ -287,8 +286,7 @@ def _compare_seeds(store, options, seed_list, workers, json_path, data, universe
         console.print(verdict_table(summary))
         console.print(verdict_sentences(summary))
     if json_path is not None:
-        document = to_json(summary["arms"], summary["verdict"], summary["per_seed"], record.config,
-                           summary["break_even"], summary.get("history"))  # fmt: skip
-        json_path.write_text(json.dumps(document, indent=1), encoding="utf-8")
-        console.print(f"Wrote {json_path}")
+        write_json(json_path, to_json(summary["arms"], summary["verdict"], summary["per_seed"],
+                                      record.config, summary["break_even"],
+                                      summary.get("history")))  # fmt: skip
     print_stored(store, run_id)

@@ -304,9 +304,5 @@ def _last_resort(
     mine = results.verified.take(index)
     solved = polish(part, trial, point.y, mine, MAX_POLISH_ROUNDS, torch.ones_like(index).bool())
     codes = torch.where(solved.solved, 0, _MAX_ITERATIONS)
-    return _Results(
-        results.verified.scattered(index, solved),
-        results.failure.index_copy(0, index, codes),
-        results.point,
-        results.threshold,
-    )
+    return replace(results, verified=results.verified.scattered(index, solved),
+                   failure=results.failure.index_copy(0, index, codes))  # fmt: skip
