@@ -94,7 +94,7 @@ def test_failed_job_is_reported_and_others_kept(tmp_path):
 
 def test_the_whole_grid_is_checked_before_any_job_runs():
     with pytest.raises(DataError, match=r"grid: 1 configuration\(s\) cannot run: .*\"window\": 5"
-                       r".*window: expected at least n_assets \+ 2"):  # fmt: skip
+                       r".*window: expected at least 12 months, got 5"):  # fmt: skip
         expand_grid({**SMALL, "window": [5, 20]})
     with pytest.raises(DataError, match=r"grid: not an option of kind shrink: gamma"):
         expand_grid({**SMALL, "gamma": [4.0, 8.0]})
@@ -136,9 +136,9 @@ def test_cuda_device_is_validated():
     if torch.cuda.is_available():
         pytest.skip("a GPU is present: the CPU-only message cannot be checked")
     with pytest.raises(DataError, match=r"device: expected an available device, got 'cuda'"):
-        TrainConfig(device="cuda").validate(10)
+        TrainConfig(device="cuda").validate()
     with pytest.raises(DataError, match=r"device: expected a torch device"):
-        TrainConfig(device="abacus").validate(10)
+        TrainConfig(device="abacus").validate()
 
 
 def test_sweep_verdicts_pair_seeds_within_each_configuration_and_holm_over_all(tmp_path):

@@ -22,14 +22,10 @@ from typing import TYPE_CHECKING
 from e2e_portfolio._lazy import lazy_exports
 
 if TYPE_CHECKING:  # the real names, for type checkers and IDEs
+    from e2e_portfolio.backtest.arm_specs import BUILTIN_ARMS, Arm
+    from e2e_portfolio.backtest.arms import ArmSet
     from e2e_portfolio.backtest.metrics import strategy_stats
-    from e2e_portfolio.backtest.strategies import (
-        Decoupled,
-        EndToEnd,
-        MinimumVariance,
-        PlugInMeanVariance,
-        equal_weight,
-    )
+    from e2e_portfolio.backtest.strategies import MinimumVariance, equal_weight
     from e2e_portfolio.backtest.walkforward import PastView, run_comparison
     from e2e_portfolio.data.datasets import load_french, load_sp500
     from e2e_portfolio.data.features import build_features
@@ -37,7 +33,10 @@ if TYPE_CHECKING:  # the real names, for type checkers and IDEs
     from e2e_portfolio.data.store import RunRecord, Store
     from e2e_portfolio.data.synthetic import simulate_universe
     from e2e_portfolio.exceptions import DataError, E2EPortfolioError, SolverError
+    from e2e_portfolio.experiments.compare import CompareOptions, compare_arms
     from e2e_portfolio.experiments.shrinkage import ShrinkageConfig, edge_across_seeds
+    from e2e_portfolio.models.covariance import RISK_MODELS, FactorCovariance
+    from e2e_portfolio.models.portfolio import PortfolioConfig
     from e2e_portfolio.models.predictor import ReturnPredictor
     from e2e_portfolio.models.qp_layer import MeanVarianceQP
     from e2e_portfolio.models.qp_native import QPFallbackWarning
@@ -68,25 +67,34 @@ _EXPORTS = {
     "run_comparison": "backtest.walkforward",
     "equal_weight": "backtest.strategies",
     "MinimumVariance": "backtest.strategies",
-    "PlugInMeanVariance": "backtest.strategies",
-    "Decoupled": "backtest.strategies",
-    "EndToEnd": "backtest.strategies",
+    "Arm": "backtest.arm_specs",
+    "BUILTIN_ARMS": "backtest.arm_specs",
+    "ArmSet": "backtest.arms",
+    "CompareOptions": "experiments.compare",
+    "compare_arms": "experiments.compare",
+    "FactorCovariance": "models.covariance",
+    "RISK_MODELS": "models.covariance",
+    "PortfolioConfig": "models.portfolio",
     "strategy_stats": "backtest.metrics",
     "E2EPortfolioError": "exceptions",
     "DataError": "exceptions",
     "SolverError": "exceptions",
 }
 __all__ = [
+    "Arm",
+    "ArmSet",
+    "BUILTIN_ARMS",
+    "CompareOptions",
     "DataError",
-    "Decoupled",
     "E2EPortfolioError",
-    "EndToEnd",
+    "FactorCovariance",
     "FactorPanel",
     "MeanVarianceQP",
     "MinimumVariance",
     "PastView",
-    "PlugInMeanVariance",
+    "PortfolioConfig",
     "QPFallbackWarning",
+    "RISK_MODELS",
     "ReturnPredictor",
     "RunRecord",
     "ShrinkageConfig",
@@ -95,6 +103,7 @@ __all__ = [
     "TrainConfig",
     "__version__",
     "build_features",
+    "compare_arms",
     "covariance_root",
     "edge_across_seeds",
     "equal_weight",

@@ -3,6 +3,10 @@
 Bad argument values raise the built-in :class:`ValueError` (or one of the subclasses
 below), bad types :class:`TypeError`. Failures of data sources, of the store and of
 solvers have their own small hierarchy so callers can catch them precisely.
+
+Every exception here survives pickling (a worker process raises it, the parent re-raises
+it): those whose constructor takes other arguments than the message say how to rebuild them
+(``__reduce__``).
 """
 
 from __future__ import annotations
@@ -33,13 +37,19 @@ class PanelExistsError(StoreError):
         )
         self.path, self.name = path, name
 
+    def __reduce__(self) -> tuple[type[PanelExistsError], tuple[object, str]]:
+        return (type(self), (self.path, self.name))
+
 
 class StrategyError(E2EPortfolioError):
     """A strategy raised, or returned weights it may not, at a named date."""
 
     def __init__(self, name: str, date: object, message: str) -> None:
         super().__init__(f"{name}: at {date}: {message}")
-        self.name, self.date = name, date
+        self.name, self.date, self.message = name, date, message
+
+    def __reduce__(self) -> tuple[type[StrategyError], tuple[str, object, str]]:
+        return (type(self), (self.name, self.date, self.message))
 
 
 class DataSourceError(E2EPortfolioError):
@@ -55,5 +65,8 @@ class SolverError(E2EPortfolioError, RuntimeError):
 
     def __init__(self, message: str, status: str, indices: list[int] | None = None) -> None:
         super().__init__(f"{message} (solver status: {status})")
-        self.status = status
+        self.message, self.status = message, status
         self.indices = list(indices or [])
+
+    def __reduce__(self) -> tuple[type[SolverError], tuple[str, str, list[int]]]:
+        return (type(self), (self.message, self.status, self.indices))

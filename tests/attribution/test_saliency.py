@@ -54,7 +54,9 @@ def test_missing_shap_is_explained(without_module):
 def test_attribution_across_seeds_structure():
     from e2e_portfolio.models.train import TrainConfig
 
-    result = attribution_across_seeds([0, 1], n_assets=8, n_months=40, config=TrainConfig(epochs=2))
+    result = attribution_across_seeds(
+        [0, 1], n_assets=12, n_months=40, config=TrainConfig(epochs=2)
+    )
     assert result["features"][-2:] == ["diversifier_1", "diversifier_2"]
     assert len(result["rows"]) == 2
     upweights = [r["end-to-end_diversifier_share"] > r["decoupled_diversifier_share"]

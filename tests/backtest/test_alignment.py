@@ -11,9 +11,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from e2e_portfolio.backtest.strategies import MinimumVariance, PlugInMeanVariance
+from e2e_portfolio.backtest.arm_specs import Arm
+from e2e_portfolio.backtest.arms import ArmSet
+from e2e_portfolio.backtest.strategies import MinimumVariance
 from e2e_portfolio.backtest.walkforward import PastView, backtest, past_view
 from e2e_portfolio.data.panel import FactorPanel
+from e2e_portfolio.models.portfolio import PortfolioConfig
+from e2e_portfolio.models.train import TrainConfig
 
 N_ASSETS, N_DATES = 5, 40
 
@@ -101,8 +105,8 @@ def test_minimum_variance_uses_exactly_the_trailing_window(window):
 
 
 def test_plug_in_mean_is_the_trailing_mean(oracle_panel):
-    """With gamma tiny the plug-in QP goes all in on the best trailing mean of exactly the
-    window. The decision date is the first where the best asset over the 4 months differs from
+    """With gamma tiny the plug-in arm's QP goes all in on the best trailing mean of exactly
+    the window. The decision date is the first where the best asset over the 4 months differs from
     the best over 3, over 5 and over the 4 months one month earlier."""
     window, returns = 4, oracle_panel.returns
 
@@ -117,5 +121,7 @@ def test_plug_in_mean_is_the_trailing_mean(oracle_panel):
         and best_over(t - window + 1, t) != best_over(t - window, t - 1)
     )
     best = best_over(t - window + 1, t)
-    weights = PlugInMeanVariance(window=window, gamma=1e-6)(past_view(oracle_panel, t))
+    plug_in = Arm("plug_in_fixed", "trailing_mean", "sample", tune_gamma=False, gamma=1e-6)
+    arms = ArmSet(PortfolioConfig(), TrainConfig(), first_decision=t, window=window)
+    weights = arms.weights(plug_in, past_view(oracle_panel, t))
     assert np.argmax(weights) == best and weights[best] > 0.99

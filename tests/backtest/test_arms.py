@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from e2e_portfolio.backtest.arms import ARMS, GAMMA_GRID, MIN_HISTORY, ArmSet
+from e2e_portfolio.backtest.arm_specs import ARMS, GAMMA_GRID
+from e2e_portfolio.backtest.arms import MIN_HISTORY, ArmSet
 from e2e_portfolio.backtest.walkforward import past_view, run_comparison
 from e2e_portfolio.exceptions import DataError
+from e2e_portfolio.models.portfolio import PortfolioConfig
 from e2e_portfolio.models.qp_reference import solve_with_cvxpy
 from e2e_portfolio.models.train import TrainConfig
 
@@ -18,8 +20,8 @@ START, WINDOW = 30, 24
 @pytest.fixture(scope="module")
 def walked(small_panel):
     """All arms on the seed-42 panel (12 assets, 36 months), two epochs per refit."""
-    arms = ArmSet(TrainConfig(epochs=2, seed=42, w_max=0.3), first_decision=START,
-                  window=WINDOW, refit_every=3)  # fmt: skip
+    arms = ArmSet(PortfolioConfig(w_max=0.3), TrainConfig(epochs=2, seed=42),
+                  first_decision=START, window=WINDOW, refit_every=3)  # fmt: skip
     comparison = run_comparison(small_panel, arms.strategies(), START, tc=0.005)
     return arms, comparison
 
@@ -53,8 +55,8 @@ def test_gamma_is_chosen_on_the_validation_months_only(small_panel):
     26..29); each gamma's validation Sharpe is recomputed here with cvxpy from the returns of
     those months only, and the chosen gamma is the grid's best. Tolerance 1e-6 on Sharpe
     ratios: cvxpy's Clarabel solves to 1e-10."""
-    arms = ArmSet(TrainConfig(epochs=1, seed=42), first_decision=START, window=WINDOW,
-                  refit_every=100)  # fmt: skip
+    arms = ArmSet(PortfolioConfig(), TrainConfig(epochs=1, seed=42), first_decision=START,
+                  window=WINDOW, refit_every=100)  # fmt: skip
     view = past_view(small_panel, START)
     arms.weights("plug_in", view)
     positions = np.arange(MIN_HISTORY - 1, START)
@@ -88,19 +90,22 @@ def test_gamma_is_chosen_on_the_validation_months_only(small_panel):
 
 
 def test_bad_arm_options():
-    config = TrainConfig(epochs=1)
-    with pytest.raises(DataError, match=r"arms: expected some of equal_weight, .* got \['magic'\]"):
-        ArmSet(config, first_decision=30).strategies(["magic"])
+    config, portfolio = TrainConfig(epochs=1), PortfolioConfig()
+    with pytest.raises(DataError, match=r"arms: expected some of equal_weight, .* got 'magic'"):
+        ArmSet(portfolio, config, first_decision=30).strategies(["magic"])
     with pytest.raises(DataError, match=r"covariance: expected one of"):
-        ArmSet(config, first_decision=30, covariance="sample")  # type: ignore[arg-type]
+        ArmSet(portfolio, config, first_decision=30, covariance="sample")  # type: ignore[arg-type]
     with pytest.raises(DataError, match=r"gamma_grid: expected positive risk aversions"):
-        ArmSet(config, first_decision=30, gamma_grid=(1.0, 0.0))
+        ArmSet(portfolio, config, first_decision=30, gamma_grid=(1.0, 0.0))
+    with pytest.raises(DataError, match=r"tc: expected a finite cost >= 0, got -1"):
+        ArmSet(portfolio, config, first_decision=30, tc=-1)
 
 
 def test_progress_hears_of_every_training(small_panel):
     calls = []
-    arms = ArmSet(TrainConfig(epochs=1, seed=42), first_decision=START, window=WINDOW,
-                  refit_every=3, on_refit=lambda arm, date: calls.append((arm, date)))  # fmt: skip
+    arms = ArmSet(PortfolioConfig(), TrainConfig(epochs=1, seed=42), first_decision=START,
+                  window=WINDOW, refit_every=3,
+                  on_refit=lambda arm, date: calls.append((arm, date)))  # fmt: skip
     run_comparison(small_panel, arms.strategies(["plug_in", "e2e"]), START, tc=0.005)
     dates = [f"{small_panel.dates[t]:%Y-%m}" for t in (START, START + 3)]
     assert calls == [("plug_in", d) for d in dates] + [("e2e", d) for d in dates]

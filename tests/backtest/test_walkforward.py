@@ -4,17 +4,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from e2e_portfolio.backtest.strategies import (
-    EndToEnd,
-    MinimumVariance,
-    PlugInMeanVariance,
-    equal_weight,
-)
+from e2e_portfolio.backtest.arm_specs import Arm
+from e2e_portfolio.backtest.arms import ArmSet
+from e2e_portfolio.backtest.strategies import MinimumVariance, equal_weight
 from e2e_portfolio.backtest.walkforward import backtest, declare, past_view, run_comparison
 from e2e_portfolio.data.datasets import french_excess_returns
 from e2e_portfolio.data.features import build_features
 from e2e_portfolio.data.panel import FactorPanel
 from e2e_portfolio.exceptions import DataError, StrategyError
+from e2e_portfolio.models.portfolio import PortfolioConfig
 from e2e_portfolio.models.train import TrainConfig
 
 
@@ -144,37 +142,50 @@ def test_bad_backtest_options(small_panel, kwargs, match):
 
 
 def test_comparison_frames_and_e2e_weights_respect_cap(small_panel):
-    config = TrainConfig(epochs=3, w_max=0.2, tc=0.005)
+    arms = ArmSet(PortfolioConfig(w_max=0.2), TrainConfig(epochs=3), first_decision=24,
+                  window=24, refit_every=12)  # fmt: skip
     comparison = run_comparison(
-        small_panel,
-        {"1/N": equal_weight, "plug-in": PlugInMeanVariance(window=24, w_max=0.2),
-         "e2e": EndToEnd(config, refit_every=12)},
+        small_panel, {"1/N": equal_weight, **arms.strategies(["plug_in", "e2e"])},
         start=24, tc=0.005,
     )  # fmt: skip
     weights = comparison.results["e2e"].weights
     assert np.allclose(weights.sum(axis=1), 1.0, atol=1e-9)
     assert weights.min() >= -1e-9 and weights.max() <= 0.2 + 1e-9
     stats = comparison.stats_frame()
-    assert list(stats.index) == ["1/N", "plug-in", "e2e"]
+    assert list(stats.index) == ["1/N", "plug_in", "e2e"]
     assert len(comparison.series_frame()) == 3 * 11
     long = comparison.weights_frame()
     assert len(long) == 3 * 11 * 12 and set(long.columns) == {"strategy", "date", "asset", "weight"}
 
 
-def test_minimum_variance_long_only_and_closed_form(small_panel):
+def test_minimum_variance_closed_form_and_the_long_only_arm(small_panel):
+    """The closed form equals Sigma^-1 1 / 1' Sigma^-1 1 for the sample and Ledoit-Wolf
+    covariances (scikit-learn's); the long-only arm is long only."""
+    from sklearn.covariance import LedoitWolf
+
     view = past_view(small_panel, 30)
-    closed = MinimumVariance(window=24)(view)
-    assert closed.sum() == pytest.approx(1.0)
-    long_only = MinimumVariance(window=24, long_only=True, estimator="ledoit-wolf")(view)
+    past = small_panel.returns[7:31]
+    for estimator, sigma in (("sample", np.cov(past, rowvar=False)),
+                             ("ledoit-wolf", LedoitWolf().fit(past).covariance_)):  # fmt: skip
+        direction = np.linalg.solve(sigma, np.ones(12))
+        closed = MinimumVariance(window=24, estimator=estimator)(view)
+        np.testing.assert_allclose(closed, direction / direction.sum(), rtol=1e-9)
+    arms = ArmSet(PortfolioConfig(), TrainConfig(), first_decision=30, window=24)
+    long_only = arms.weights("min_variance", view)
     assert long_only.min() >= -1e-9 and long_only.sum() == pytest.approx(1.0)
 
 
 def test_sample_covariance_with_fewer_months_than_assets_is_solved(small_panel):
-    """N > T: the sample covariance is singular; its eigen-root goes to the layer as is."""
+    """N > T: the sample covariance is singular; in factor form (rank 7) it goes to the layer
+    as is (plug-in and long-only minimum variance), and the closed form uses its span."""
     view = past_view(small_panel, 30)  # 12 assets
-    for strategy in (PlugInMeanVariance(window=8), MinimumVariance(window=8, long_only=True)):
-        weights = strategy(view)
-        assert weights.min() >= 0 and weights.sum() == pytest.approx(1.0, abs=1e-12)
+    arms = ArmSet(PortfolioConfig(), TrainConfig(epochs=1), first_decision=30, window=8)
+    sample_min_variance = Arm("sample_min_variance", "zero", "sample", tune_gamma=False)
+    for arm in ("plug_in", sample_min_variance):
+        weights = arms.weights(arm, view)
+        assert weights.min() >= -1e-12 and weights.sum() == pytest.approx(1.0, abs=1e-12)
+    closed = MinimumVariance(window=8)(view)
+    assert np.isfinite(closed).all() and closed.sum() == pytest.approx(1.0)
 
 
 def test_features_of_real_history_feed_the_engine():
@@ -222,7 +233,8 @@ def test_estimators_use_the_assets_with_a_full_window():
     view = past_view(panel, 8)  # a1 listed for 6 months, a2 gone
     assert view.with_history(4).tolist() == [True, True, False]
     assert view.with_history(8).tolist() == [True, False, False]
-    weights = MinimumVariance(window=4, long_only=True)(view)
+    weights = ArmSet(PortfolioConfig(), TrainConfig(), first_decision=8,
+                     window=4).weights("min_variance", view)  # fmt: skip
     assert weights[2] == 0 and weights.sum() == pytest.approx(1.0)
     with pytest.raises(DataError, match=r"window: expected at least 2 assets with 8 months"):
-        PlugInMeanVariance(window=8)(view)
+        MinimumVariance(window=8)(view)

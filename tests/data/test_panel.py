@@ -84,3 +84,20 @@ def test_late_listings_and_delistings_are_a_changing_universe():
     assert not panel.is_complete
     assert panel.listed[:, 0].tolist() == [False, False, True, True, True]
     assert panel.listed[:, 1].tolist() == [True, True, True, False, False]
+
+
+def test_panels_own_contiguous_read_only_arrays_that_stay_so_when_pickled(small_panel):
+    """A panel from a strided view (as a store's pivot gives) owns C-contiguous read-only
+    arrays, and a copy sent to a worker process (pickled) is read-only too."""
+    import pickle
+
+    strided = np.asfortranarray(small_panel.returns)
+    panel = FactorPanel(small_panel.name, small_panel.dates, small_panel.assets,
+                        small_panel.features, small_panel.exposures[:, :, ::-1][:, :, ::-1],
+                        strided)  # fmt: skip
+    for copy in (panel, pickle.loads(pickle.dumps(panel))):
+        for values in (copy.returns, copy.exposures):
+            assert values.flags.c_contiguous and values.flags.owndata
+            assert not values.flags.writeable
+        assert copy.equals(panel)
+    assert np.shares_memory(panel.returns, strided) is False

@@ -96,7 +96,7 @@ def test_same_seed_same_numbers():
 @pytest.mark.parametrize(
     ("config", "match"),
     [
-        (ShrinkageConfig(window=30), r"window: expected at least n_assets \+ 2 = 42 months"),
+        (ShrinkageConfig(window=11), r"window: expected at least 12 months, got 11"),
         (ShrinkageConfig(score_months=2), r"score_months: expected at least 3, got 2"),
         (ShrinkageConfig(tc=-0.1), r"tc: expected a cost in \[0, 1\), got -0.1"),
         (ShrinkageConfig(target="zero"), r"target: expected 'identity' or 'diagonal', got 'zero'"),

@@ -11,48 +11,60 @@ from sklearn.covariance import OAS, LedoitWolf
 
 from e2e_portfolio.data.synthetic import simulate_arrays
 from e2e_portfolio.exceptions import DataError
-from e2e_portfolio.models.covariance import (
-    ledoit_wolf_delta,
-    nonlinear_shrinkage,
-    sample_covariance,
-    shrinkage_target,
-)
+from e2e_portfolio.models.covariance import NonlinearShrinkage
 from e2e_portfolio.models.decision_shrinkage import (
     METHODS,
     ScoringData,
     ShrinkageConfig,
+    ShrinkageWindows,
     checked_arrays,
     scored_sharpe,
     shrinkage_portfolios,
 )
 
 
-def test_ledoit_wolf_matches_scikit_learn():
+def _dense_family(windows: np.ndarray, target: str, delta: float) -> np.ndarray:
+    """(1 - delta) S + delta T per window, formed densely (S: ``1/W`` sample covariance)."""
+    centred = windows - windows.mean(axis=1, keepdims=True)
+    sample = np.einsum("swi,swj->sij", centred, centred) / windows.shape[1]
+    variances = np.diagonal(sample, axis1=1, axis2=2)
+    if target == "identity":
+        level = variances.mean(axis=1)[:, None, None] * np.eye(windows.shape[2])
+    else:
+        level = variances[:, :, None] * np.eye(windows.shape[2])
+    return (1 - delta) * sample + delta * level
+
+
+@pytest.mark.parametrize("target", ["identity", "diagonal"])
+@pytest.mark.parametrize("n_assets", [6, 30], ids=["N<W", "N>W"])
+@pytest.mark.parametrize("delta", [0.0, 0.3, 1.0])
+def test_factor_form_solves_equal_the_dense_ones(target, n_assets, delta):
+    """Sigma(delta)^-1 b from the thin SVD against numpy on the dense matrix: its inverse, or
+    at delta = 0 with more assets than months its pseudo-inverse (the sample covariance of
+    W = 20 months has rank 19). Tolerance 1e-9 relative to the largest entry: the dense
+    solves' rounding at condition numbers up to about 1e4."""
     rng = np.random.default_rng(42)
-    for n_samples, n_features in ((48, 40), (120, 10), (30, 25)):
-        x = rng.standard_normal((n_samples, n_features)) @ rng.standard_normal(
-            (n_features, n_features)
-        )
-        reference = LedoitWolf().fit(x)
-        delta = ledoit_wolf_delta(x)
-        assert delta == pytest.approx(reference.shrinkage_, rel=1e-10)
-        sample = sample_covariance(x)
-        shrunk = (1 - delta) * sample + delta * shrinkage_target(sample, "identity")
-        np.testing.assert_allclose(shrunk, reference.covariance_, rtol=1e-10, atol=1e-14)
+    windows = rng.standard_normal((3, 20, n_assets)) * rng.uniform(0.02, 0.1, n_assets)
+    rhs = rng.standard_normal((3, n_assets))
+    got = ShrinkageWindows.of(windows, target).solve(delta, rhs)  # type: ignore[arg-type]
+    dense = _dense_family(windows, target, delta)
+    solve = np.linalg.pinv if delta == 0 else np.linalg.inv
+    expected = np.einsum("sij,sj->si", solve(dense), rhs)
+    np.testing.assert_allclose(got, expected, atol=1e-9 * np.abs(expected).max())
 
 
-def _scoring_block(seed=42, months=12, n=6, k=3):
+def _scoring_block(seed=42, months=12, n=6, k=3, window=20):
     rng = np.random.default_rng(seed)
-    a = rng.standard_normal((months, n, n))
-    sample = a @ a.transpose(0, 2, 1) / n + 0.1 * np.eye(n)
+    windows = rng.standard_normal((months, window, n)) * rng.uniform(0.02, 0.1, n)
     design = np.concatenate([np.ones((months, n, 1)), rng.standard_normal((months, n, k))], -1)
-    return ScoringData(design, sample, shrinkage_target(sample, "diagonal"),
+    return ScoringData(design, ShrinkageWindows.of(windows, "diagonal"),
                        0.05 * rng.standard_normal((months, n)))  # fmt: skip
 
 
 @pytest.mark.parametrize("tc", [0.0, 0.002, 0.05])
-def test_scored_sharpe_gradient_matches_finite_differences(tc):
-    data = _scoring_block()
+@pytest.mark.parametrize("n", [6, 30], ids=["N<W", "N>W"])
+def test_scored_sharpe_gradient_matches_finite_differences(tc, n):
+    data = _scoring_block(n=n)
     theta = np.array([0.001, 0.004, -0.002, 0.003])
     delta = 0.37
     _, d_theta, d_delta = scored_sharpe(theta, delta, data, tc)
@@ -121,10 +133,31 @@ def test_oas_and_nonlinear_portfolios():
     flat = np.concatenate([np.ones((*exposures.shape[:2], 1)), exposures], axis=-1)
     theta = np.linalg.lstsq(flat[:t].reshape(-1, flat.shape[-1]), returns[1 : t + 1].reshape(-1),
                             rcond=None)[0]  # fmt: skip
-    direction = np.linalg.solve(nonlinear_shrinkage(window), design @ theta)
+    direction = np.linalg.solve(NonlinearShrinkage()(window).dense(), design @ theta)
     np.testing.assert_allclose(chosen["nonlinear"][0], direction / np.abs(direction).sum(),
                                rtol=1e-8)  # fmt: skip
     assert np.isnan(chosen["nonlinear"][1])
+
+
+def test_more_assets_than_months():
+    """N = 30 > W = 20: the plug-in is the pseudo-inverse direction (the sample covariance
+    is singular), the shrunk methods invert their full-rank covariances; every portfolio is
+    finite at unit gross leverage."""
+    exposures, returns = simulate_arrays(n_assets=30, n_months=50, seed=42)
+    config = ShrinkageConfig(window=20, score_months=12, baselines=("oas", "nonlinear"))
+    t = 40
+    chosen = shrinkage_portfolios(returns[: t + 1], exposures[: t + 1], config)
+    window = returns[t - 19 : t + 1]
+    flat = np.concatenate([np.ones((*exposures.shape[:2], 1)), exposures], axis=-1)
+    theta = np.linalg.lstsq(flat[:t].reshape(-1, flat.shape[-1]), returns[1 : t + 1].reshape(-1),
+                            rcond=None)[0]  # fmt: skip
+    sample = np.cov(window, rowvar=False, ddof=0)
+    assert np.linalg.matrix_rank(sample) == 19
+    direction = np.linalg.pinv(sample) @ (flat[t] @ theta)
+    np.testing.assert_allclose(chosen["plug-in"][0], direction / np.abs(direction).sum(),
+                               atol=1e-9)  # fmt: skip
+    for method, (weights, _) in chosen.items():
+        assert np.isfinite(weights).all() and np.abs(weights).sum() == pytest.approx(1.0), method
 
 
 def test_one_decision_needs_enough_months():
@@ -132,6 +165,12 @@ def test_one_decision_needs_enough_months():
     config = ShrinkageConfig(window=20, score_months=12)
     with pytest.raises(DataError, match=r"returns: expected at least window \+ score_months = 32"):
         shrinkage_portfolios(returns[:31], exposures[:31], config)
+
+
+def test_windows_from_twelve_months_for_any_number_of_assets():
+    ShrinkageConfig(window=12).validate(n_assets=500, n_months=40)
+    with pytest.raises(DataError, match=r"window: expected at least 12 months, got 11"):
+        ShrinkageConfig(window=11).validate(n_assets=5, n_months=40)
 
 
 def test_bad_arrays():

@@ -6,23 +6,33 @@ import torch
 
 from e2e_portfolio.data.synthetic import simulate_arrays
 from e2e_portfolio.exceptions import DataError
+from e2e_portfolio.models.covariance import LedoitWolf
 from e2e_portfolio.models.losses import (
+    MeanVarianceUtility,
     mean_variance_utility_loss,
     mse_loss,
     negative_sharpe_loss,
     net_portfolio_returns,
 )
+from e2e_portfolio.models.portfolio import PortfolioConfig, solve_path
 from e2e_portfolio.models.predictor import ReturnPredictor
 from e2e_portfolio.models.qp_layer import MeanVarianceQP
-from e2e_portfolio.models.risk import ledoit_wolf_covariance
 from e2e_portfolio.models.train import (
     TrainConfig,
     gaussian_nll,
-    solve_path,
     train_decoupled,
     train_e2e,
     train_risk_nll,
 )
+
+CAPPED = PortfolioConfig(w_max=0.25)
+
+
+def _network_path(model, layer, x, y, upper=None):
+    """The QP's weights for a network's own mu, F and d on exposures x (T, n, k)."""
+    mu, loadings, idiosyncratic = model(x)
+    risk = {"F": loadings, "d": idiosyncratic, **({} if upper is None else {"upper": upper})}
+    return solve_path(layer, mu, risk, y)
 
 
 @pytest.fixture(scope="module")
@@ -62,11 +72,12 @@ def test_losses_closed_form():
     assert mse_loss(torch.ones(3), torch.zeros(3)) == 1.0
 
 
-def test_ledoit_wolf_covariance_is_psd(pairs):
-    _, y = pairs
-    sigma = ledoit_wolf_covariance(y[:24])  # n = 12, 24 months
-    assert torch.allclose(sigma, sigma.T)
-    assert torch.linalg.eigvalsh(sigma).min() > 0
+def test_utility_loss_is_minus_the_realised_utility():
+    weights = torch.tensor([[0.5, 0.5], [1.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
+    realised = torch.tensor([[0.02, 0.0], [0.01, -0.01], [0.03, 0.02]], dtype=torch.float64)
+    net = net_portfolio_returns(weights, realised, tc=0.01)
+    loss = MeanVarianceUtility(gamma=3.0)(weights, realised, 0.01)
+    torch.testing.assert_close(loss, -(net.mean() - 3.0 * net.var()))
 
 
 def test_mse_decreases(pairs):
@@ -81,25 +92,25 @@ def test_gradients_reach_every_parameter(pairs):
     torch.manual_seed(42)
     model = ReturnPredictor(x.shape[-1]).double()
     layer = MeanVarianceQP(12, 3, gamma=8.0, w_max=0.2)
-    weights = solve_path(model, layer, torch.tensor(x[:20]), torch.tensor(y[:20]))
+    weights = _network_path(model, layer, torch.tensor(x[:20]), torch.tensor(y[:20]))
     negative_sharpe_loss(weights, torch.tensor(y[:20]), tc=0.005).backward()
     for name, parameter in model.named_parameters():
         assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
 
 
 def test_e2e_training_raises_in_sample_sharpe(pairs):
-    result = train_e2e(*pairs, TrainConfig(epochs=15, patience=15, w_max=0.25))
+    result = train_e2e(*pairs, TrainConfig(epochs=15, patience=15), portfolio=CAPPED)
     train = result.history["train"]
     assert max(train[1:]) > train[0] + 0.1
 
 
 def test_e2e_with_turnover_coupling_runs_month_by_month(pairs):
     x, y = pairs
-    config = TrainConfig(epochs=2, kappa=0.0005, w_max=0.25)
-    result = train_e2e(x[:24], y[:24], config)
-    layer = MeanVarianceQP(12, 3, 8.0, w_max=0.25, kappa=0.0005)
+    portfolio = PortfolioConfig(w_max=0.25, kappa=0.0005)
+    result = train_e2e(x[:24], y[:24], TrainConfig(epochs=2), portfolio=portfolio)
+    layer = portfolio.layer(12)
     with torch.no_grad():
-        path = solve_path(result.model, layer, torch.tensor(x[:6]), torch.tensor(y[:6]))
+        path = _network_path(result.model, layer, torch.tensor(x[:6]), torch.tensor(y[:6]))
     assert torch.allclose(path.sum(dim=1), torch.ones(6, dtype=torch.float64))
 
 
@@ -112,17 +123,19 @@ def test_same_seed_same_numbers(pairs):
 
 
 @pytest.mark.parametrize(
-    ("config", "match"),
+    ("options", "match"),
     [
-        (TrainConfig(tc=-0.01), r"tc: expected a cost >= 0, got -0.01"),
-        (TrainConfig(w_max=0.05), r"w_max: infeasible for 12 assets, expected w_max >= 1/12"),
-        (TrainConfig(epochs=0), r"epochs: expected at least 1, got 0"),
+        ({"tc": -0.01}, r"tc: expected a cost >= 0, got -0.01"),
+        ({"portfolio": PortfolioConfig(w_max=0.05)},
+         r"w_max: infeasible for 12 assets, expected w_max >= 1/12"),
+        ({"config": TrainConfig(epochs=0)}, r"epochs: expected at least 1, got 0"),
+        ({"fixed_mu": np.zeros((5, 12))}, r"fixed_mu: expected a leading shape \(59, 12\)"),
     ],
-    ids=["negative-tc", "infeasible-cap", "no-epochs"],
-)
-def test_bad_training_options(pairs, config, match):
+    ids=["negative-tc", "infeasible-cap", "no-epochs", "fixed-mu-shape"],
+)  # fmt: skip
+def test_bad_training_options(pairs, options, match):
     with pytest.raises(DataError, match=match):
-        train_e2e(*pairs, config)
+        train_e2e(*pairs, **options)
 
 
 def test_bad_training_data(pairs):
@@ -151,36 +164,47 @@ def test_risk_model_by_likelihood_fits_better_than_untrained(pairs):
     x, y = pairs
     config = TrainConfig(epochs=30, patience=30)
     mse = train_decoupled(x, y, config)
-    result = train_risk_nll(x, y, mse.model, config)
+    with torch.no_grad():
+        forecast = mse.model(torch.tensor(x))[0].numpy()
+    result = train_risk_nll(x, y, forecast, config)
     assert result.history["train"][-1] < result.history["train"][0]
     assert result.best_epoch > 0
 
 
 def test_ablations_train_only_their_half(pairs):
-    """frozen_mu: the QP sees the frozen model's forecast; risk_roots: the given covariance."""
+    """fixed_mu: the QP sees the given forecast with the network's F and d, which learn;
+    fixed_risk: the given factor covariance, and only the mu head learns."""
     x, y = pairs
-    config = TrainConfig(epochs=2, w_max=0.25)
+    config = TrainConfig(epochs=2)
+    features, cut = torch.tensor(x), 44  # the last quarter of 59 months validates
+    torch.manual_seed(config.seed)
+    initial = ReturnPredictor(x.shape[-1], config.n_risk_factors, config.hidden).double()
     mse = train_decoupled(x, y, config).model
-    risk_only = train_e2e(x, y, config, frozen_mu=mse)
-    layer = MeanVarianceQP(12, 3, 8.0, w_max=0.25)
-    features, realised = torch.tensor(x[:6]), torch.tensor(y[:6])
     with torch.no_grad():
-        mu_frozen = mse(features)[0]
-        _, loadings, idiosyncratic = risk_only.model(features)
-        path = solve_path(risk_only.model, layer, features, realised, frozen_mu=mse)
-        direct = layer(mu_frozen, F=loadings, d=idiosyncratic)
-    torch.testing.assert_close(path, direct)
-    roots = np.stack([np.linalg.cholesky(ledoit_wolf_covariance(y[:24]).numpy()).T] * len(y))
-    return_only = train_e2e(x, y, config, risk_roots=roots)
-    dense = MeanVarianceQP(12, None, 8.0, w_max=0.25)
-    with torch.no_grad():
-        mu = return_only.model(features)[0]
-        path = solve_path(return_only.model, dense, features, realised,
-                          risk_roots=torch.tensor(roots[:6]))  # fmt: skip
-        direct = dense(mu, torch.tensor(roots[:6]))
-    torch.testing.assert_close(path, direct)
-    with pytest.raises(DataError, match=r"risk_roots: expected shape \(T, m, n\) with T = 59"):
-        train_e2e(x, y, config, risk_roots=roots[:5])
+        forecast = mse(features)[0]
+        _, loadings, idiosyncratic = initial(features[:cut])
+        weights = solve_path(CAPPED.layer(12), forecast[:cut],
+                             {"F": loadings, "d": idiosyncratic})  # fmt: skip
+        sharpe = -negative_sharpe_loss(weights, torch.tensor(y[:cut]), 0.005).item()
+    risk_only = train_e2e(x, y, config, portfolio=CAPPED, fixed_mu=forecast.numpy())
+    assert risk_only.history["train"][0] == pytest.approx(sharpe, rel=1e-12)
+    assert risk_only.history["train"][1] != risk_only.history["train"][0]  # F, d moved
+    ledoit_wolf = LedoitWolf()(y[:24])
+    fixed = (np.stack([ledoit_wolf.loadings] * len(y)),
+             np.stack([ledoit_wolf.idiosyncratic] * len(y)))  # fmt: skip
+    return_only = train_e2e(x, y, config, portfolio=CAPPED, fixed_risk=fixed)
+    assert return_only.best_epoch > 0
+    for head, learned in (("mu_head", True), ("load_head", False), ("idio_head", False)):
+        same = torch.equal(getattr(return_only.model, head).weight, getattr(initial, head).weight)
+        assert same is not learned, head
+    layer = CAPPED.layer(12)
+    with torch.no_grad():  # the factor form of the fixed risk is the dense Ledoit-Wolf
+        mu = return_only.model(features[:6])[0]
+        risk = {"F": torch.tensor(fixed[0][:6]), "d": torch.tensor(fixed[1][:6])}
+        root = torch.linalg.cholesky(torch.tensor(ledoit_wolf.dense())).mT.expand(6, 12, 12)
+        torch.testing.assert_close(solve_path(layer, mu, risk), layer(mu, root))
+    with pytest.raises(DataError, match=r"fixed_risk: expected a leading shape \(59, 12\)"):
+        train_e2e(x, y, config, fixed_risk=(fixed[0][:5], fixed[1][:5]))
 
 
 def test_unknown_pairs_are_left_out_of_every_loss(pairs):
@@ -188,20 +212,25 @@ def test_unknown_pairs_are_left_out_of_every_loss(pairs):
     what the unknown cells would have held, and the QP never holds it there."""
     x, y = (np.array(a) for a in pairs)
     x[:20, 0], y[:20, 0] = np.nan, np.nan
-    config = TrainConfig(epochs=3, w_max=0.25)
-    for train in (train_decoupled, train_e2e):
-        a = train(x, y, config)
-        # 0.5 would dominate the MSE (and the Sharpe) if the unknown cells were counted
-        b = train(x, np.where(np.isnan(y), 0.5, y), config, investable=np.isfinite(y))
-        assert a.history == b.history, train.__name__
+    config = TrainConfig(epochs=3)
+    a = train_decoupled(x, y, config)
+    # 0.5 would dominate the MSE (and the Sharpe) if the unknown cells were counted
+    b = train_decoupled(x, np.where(np.isnan(y), 0.5, y), config, investable=np.isfinite(y))
+    assert a.history == b.history
+    a = train_e2e(x, y, config, portfolio=CAPPED)
+    b = train_e2e(x, np.where(np.isnan(y), 0.5, y), config, portfolio=CAPPED,
+                  investable=np.isfinite(y))  # fmt: skip
+    assert a.history == b.history
     mse = train_decoupled(x, y, config).model
-    nll = train_risk_nll(x, y, mse, config)
+    with torch.no_grad():
+        forecast = mse(torch.nan_to_num(torch.tensor(x)))[0].numpy()
+    nll = train_risk_nll(x, y, forecast, config)
     assert np.isfinite(nll.history["train"]).all()
-    result = train_e2e(x, y, config)
-    layer = MeanVarianceQP(12, 3, 8.0, w_max=0.25)
+    result = train_e2e(x, y, config, portfolio=CAPPED)
+    layer = CAPPED.layer(12)
     features = torch.nan_to_num(torch.tensor(x[:25]))
     upper = torch.where(torch.isfinite(torch.tensor(x[:25])).all(-1), 0.25, 0.0).double()
     with torch.no_grad():
-        weights = solve_path(result.model, layer, features, torch.tensor(np.nan_to_num(y[:25])),
-                             upper=upper)  # fmt: skip
+        weights = _network_path(result.model, layer, features,
+                                torch.tensor(np.nan_to_num(y[:25])), upper)  # fmt: skip
     assert weights[:20, 0].abs().max() < 1e-9 and weights[20:, 0].abs().max() >= 0

@@ -23,8 +23,9 @@ from e2e_portfolio.config import configure_threads, get_settings
 from e2e_portfolio.data.store import Store
 from e2e_portfolio.data.synthetic import simulate_universe
 from e2e_portfolio.experiments import compare_strategies, resolve_panel, walk_forward_frames
-from e2e_portfolio.experiments.compare import parse_seeds
+from e2e_portfolio.experiments.compare import CompareOptions, parse_seeds
 from e2e_portfolio.experiments.shrinkage import METHODS, ShrinkageConfig, walk_forward
+from e2e_portfolio.models.portfolio import PortfolioConfig
 from e2e_portfolio.models.train import TrainConfig
 from e2e_portfolio.report import plots
 from e2e_portfolio.report.html import build_report, formatted_stats
@@ -49,6 +50,16 @@ def _stored_panel_names() -> list[str]:
         return []
 
 
+def _options(
+    gamma: float, w_max: float | None, kappa: float, tc: float, epochs: int, window: int,
+    seed: int = 42,
+) -> CompareOptions:  # fmt: skip
+    """The compare form's options (refits every 12 months, all arms)."""
+    return CompareOptions(train=TrainConfig(epochs=epochs, seed=seed),
+                          portfolio=PortfolioConfig(gamma=gamma, w_max=w_max, kappa=kappa),
+                          tc=tc, window=window, refit_every=12)  # fmt: skip
+
+
 @st.cache_data(show_spinner=False)
 def run_compare(
     data: str, seed: int, n_assets: int, n_months: int, gamma: float, w_max: float | None,
@@ -56,9 +67,9 @@ def run_compare(
 ) -> dict:  # fmt: skip
     """Walk-forward comparison; returns picklable frames for the page."""
     panel = resolve_panel(data, _store(), n_assets=n_assets, n_months=n_months, seed=seed)
-    config = TrainConfig(gamma=gamma, w_max=w_max, kappa=kappa, tc=tc, epochs=epochs, seed=seed)
     window = min(48, panel.n_dates // 2)
-    comparison, record, models = compare_strategies(panel, config, window, refit_every=12)
+    options = _options(gamma, w_max, kappa, tc, epochs, window, seed)
+    comparison, record, models = compare_strategies(panel, options)
     x, _ = panel.supervised_pairs()
     importance = {
         name: importance_shares(gradient_saliency(model, x[-window:])).tolist()
@@ -80,10 +91,9 @@ def run_compare_seeds(
     kappa: float, tc: float, epochs: int,
 ) -> dict:  # fmt: skip
     """The arms on one synthetic universe per seed, paired over seeds (as e2e compare --seeds)."""
-    from e2e_portfolio.experiments.compare import CompareOptions, compare_across_seeds
+    from e2e_portfolio.experiments.compare import compare_across_seeds
 
-    config = TrainConfig(gamma=gamma, w_max=w_max, kappa=kappa, tc=tc, epochs=epochs)
-    options = CompareOptions(config, window=min(48, n_months // 2), refit_every=12)
+    options = _options(gamma, w_max, kappa, tc, epochs, min(48, n_months // 2))
     summary, record = compare_across_seeds(
         seeds,
         lambda seed: simulate_universe(n_assets=n_assets, n_months=n_months, seed=seed),

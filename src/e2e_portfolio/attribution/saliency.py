@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from e2e_portfolio.data.synthetic import PRICED_FACTORS, simulate_universe
+from e2e_portfolio.models.portfolio import PortfolioConfig
 from e2e_portfolio.models.train import TrainConfig, train_decoupled, train_e2e
 
 Forecaster = Callable[[torch.Tensor], Any]
@@ -94,15 +95,18 @@ def attribution_across_seeds(
     config: TrainConfig | None = None,
     on_seed: Callable[[dict], None] | None = None,
     with_shap: bool = False,
+    portfolio: PortfolioConfig | None = None,
 ) -> dict:
     """Train both predictors on each seed's synthetic universe and compare their saliency.
 
     Returns ``features``, per-seed ``rows`` (saliency shares of both models and the
     diversifier share of each) and ``fraction_e2e_upweights_diversifiers``: the share of
     seeds where the end-to-end model puts more weight on the diversifier exposures. With
-    ``with_shap`` each row also holds both models' SHAP shares (needs shap).
+    ``with_shap`` each row also holds both models' SHAP shares (needs shap). The end-to-end
+    model trains through the QP of ``portfolio`` (a cap of 0.1 per asset by default).
     """
-    config = config or TrainConfig(w_max=0.1)
+    config = config or TrainConfig()
+    portfolio = portfolio or PortfolioConfig(w_max=0.1)
     n_priced = len(PRICED_FACTORS)
     rows = []
     features: list[str] = []
@@ -111,7 +115,7 @@ def attribution_across_seeds(
         x, y = panel.supervised_pairs()
         seed_config = replace(config, seed=int(seed))
         decoupled = train_decoupled(x, y, seed_config).model
-        end_to_end = train_e2e(x, y, seed_config).model
+        end_to_end = train_e2e(x, y, seed_config, portfolio=portfolio).model
         models = {"decoupled": decoupled, "end-to-end": end_to_end}
         shares = {m: importance_shares(gradient_saliency(model, x)) for m, model in models.items()}
         features = list(panel.features)

@@ -1,7 +1,8 @@
-"""The arms of the central comparison: training for decisions against training for accuracy.
+"""Any set of arms, walked forward under one protocol: the central comparison's engine.
 
-Eight strategies with stable slugs (:data:`ARMS`), every one a plain callable on a
-:class:`~e2e_portfolio.backtest.walkforward.PastView`:
+An arm is a specification (:class:`~e2e_portfolio.backtest.arm_specs.Arm`): a forecast source,
+a risk model, a trainer and its loss, and whether gamma is tuned. The eight arms of
+``e2e compare`` are :data:`~e2e_portfolio.backtest.arm_specs.BUILTIN_ARMS`:
 
 ============== ========================================== ==================================
 slug           forecast ``mu``                             risk model
@@ -16,21 +17,26 @@ e2e_risk       network trained by MSE (frozen)             network trained for n
 e2e_return     network trained for net Sharpe              shrunk covariance of the window
 ============== ========================================== ==================================
 
-"Shrunk covariance" is Ledoit-Wolf by default (``covariance="oas"`` or ``"nonlinear"`` for the
-alternatives). ``e2e_risk`` vs ``decoupled_nll`` isolates the decision loss on the risk model;
+"Shrunk covariance" is Ledoit-Wolf by default (``covariance="oas"`` or ``"nonlinear"``, or any
+risk model). ``e2e_risk`` vs ``decoupled_nll`` isolates the decision loss on the risk model;
 ``e2e_return`` vs ``decoupled`` isolates it on the forecast.
 
-**Same protocol for every arm.** All learned arms use the same network family and seed, the
-same training pairs (the last ``train_months`` pairs known at the refit date, from the
-``MIN_HISTORY``-th month on), the same chronological validation split (the last
-``validation_fraction`` of those pairs) and early stopping, and refit on the same dates (every
-``refit_every`` decisions). **Every arm that goes through the QP gets its risk aversion chosen
-on those validation months from the same grid** (:data:`GAMMA_GRID`): the arm's portfolios of
+**Same protocol for every arm.** All learned arms use the same training pairs (the last
+``train_months`` pairs known at the refit date, from the ``MIN_HISTORY``-th month on), the
+same chronological validation split (the last ``validation_fraction`` of those pairs) and
+early stopping, the same seed, and refit on the same dates (every ``refit_every`` decisions);
+arms with the same network share its MSE and likelihood fits. **Every tuned arm gets its risk
+aversion chosen on those validation months from the same grid**: the arm's portfolios of
 each validation month are recomputed for every gamma from data up to that month, scored by
 their net Sharpe (two-sided turnover against the drifted book, as in the backtest), and the
-best gamma is used until the next refit. For the networks trained for Sharpe at
-``config.gamma`` this is the same as choosing the scale of their forecast. Minimum variance
-has no forecast, so no gamma to choose. The choices are kept in :attr:`ArmSet.tuning`.
+best gamma is used until the next refit. For networks trained for Sharpe at the portfolio's
+gamma this is the same as choosing the scale of their forecast. The choices are kept in
+:attr:`ArmSet.tuning`.
+
+**Risk in factor form.** Every covariance reaches the QP as ``F``, ``d`` (window estimates
+from :mod:`e2e_portfolio.models.covariance`, with at most ``window`` factors; the networks'
+own), so nothing of size ``n x n`` is formed and the layer runs its factor path: each window
+is estimated once per ArmSet and shared by decisions, tuning and training.
 """
 
 from __future__ import annotations
@@ -42,23 +48,24 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from e2e_portfolio.annualisation import annualised_sharpe
-from e2e_portfolio.backtest.arm_names import (
+from e2e_portfolio.backtest.arm_specs import (
     ARMS,
     COVARIANCES,
     GAMMA_GRID,
-    TUNED,
+    SHRUNK,
+    Arm,
     Covariance,
+    resolve_arms,
 )
 from e2e_portfolio.backtest.strategies import equal_weight
 from e2e_portfolio.backtest.walkforward import PastView, Strategy
 from e2e_portfolio.exceptions import DataError
-from e2e_portfolio.models.covariance import nonlinear_shrinkage
-from e2e_portfolio.models.losses import drifted
-from e2e_portfolio.models.predictor import ReturnPredictor
-from e2e_portfolio.models.qp_layer import MeanVarianceQP
-from e2e_portfolio.models.risk import covariance_root
+from e2e_portfolio.models.covariance import RISK_MODELS, FactorCovariance, RiskModel
+from e2e_portfolio.models.losses import DECISION_LOSSES, DecisionLoss
+from e2e_portfolio.models.portfolio import PortfolioConfig, solve_path
 from e2e_portfolio.models.train import TrainConfig, train_decoupled, train_e2e, train_risk_nll
 from e2e_portfolio.turnover import path_turnover
 
@@ -67,41 +74,9 @@ MIN_HISTORY = 13
 covariance from fewer is noise; nonlinear shrinkage needs 13)."""
 
 
-def shrunk_covariance(returns: np.ndarray, estimator: Covariance) -> np.ndarray:
-    """Ledoit-Wolf, OAS (scikit-learn) or analytical nonlinear shrinkage of (W, n) returns."""
-    if estimator == "nonlinear":
-        return nonlinear_shrinkage(returns)
-    from sklearn.covariance import OAS, LedoitWolf
-
-    model = LedoitWolf() if estimator == "ledoit-wolf" else OAS()
-    return model.fit(returns).covariance_
-
-
-def _window_covariance(
-    returns: np.ndarray, s: int, window: int, how: str
-) -> tuple[np.ndarray, np.ndarray]:
-    """Covariance (n, n) of the ``window`` months ending at position ``s``, and its mask (n,).
-
-    Only the assets with a return in every one of those months enter (fewer months where
-    fewer are known). ``how``: a :data:`Covariance` estimator, or ``"sample"`` (ddof 1). An
-    excluded asset gets the mean variance of the others on the diagonal (it is never held).
-    """
-    past = returns[max(0, s - window + 1) : s + 1]
-    mask = np.isfinite(past).all(axis=0)
-    if mask.sum() < 2:
-        raise DataError(f"window: expected at least 2 assets with a full window at position "
-                        f"{s}, got {int(mask.sum())}")  # fmt: skip
-    sub = past[:, mask]
-    covariance = (np.cov(sub, rowvar=False) if how == "sample"
-                  else shrunk_covariance(sub, how))  # type: ignore[arg-type]  # fmt: skip
-    full = np.diag(np.full(mask.size, np.mean(np.diag(covariance))))
-    full[np.ix_(mask, mask)] = covariance
-    return full, mask
-
-
 @dataclass
 class _Refit:
-    """What all arms share at one refit date ``t``: the training pairs and their estimates."""
+    """What all arms share at one refit date ``t``: the training pairs and their fits."""
 
     positions: np.ndarray  # (S,) panel positions s of the pairs (exposures[s], returns[s + 1])
     x: np.ndarray  # (S, n, k)
@@ -109,97 +84,118 @@ class _Refit:
     validation: slice  # the validation pairs
     returns: np.ndarray  # (t + 1, n) the past returns
     date: str  # the refit date
-    cache: dict[str, Any] = field(default_factory=dict)
+    cache: dict[Any, Any] = field(default_factory=dict)
 
 
 @dataclass
 class _ArmState:
     refit_date: int = -1
-    models: dict[str, ReturnPredictor] = field(default_factory=dict)
+    models: dict[str, nn.Module] = field(default_factory=dict)
     gamma: float = 1.0
 
 
 @dataclass
+class WindowRisk:
+    """Window covariances in factor form at m positions, ready for the layer.
+
+    loadings (m, n, k) (zero columns pad the windows with fewer factors), idiosyncratic
+    (m, n), mask (m, n): the assets with a return in every month of their window.
+    """
+
+    loadings: np.ndarray
+    idiosyncratic: np.ndarray
+    mask: np.ndarray
+
+
+@dataclass
 class ArmSet:
-    """The eight arms on one panel, sharing training data, the MSE fit and covariance estimates.
+    """Arms on one panel, sharing training data, fits and window covariances.
 
     Parameters
     ----------
-    config : TrainConfig
-        Network, training, QP (``gamma`` for training, ``w_max``, ``kappa``) and cost options.
+    portfolio : PortfolioConfig
+        The QP (``gamma`` the networks train at, ``w_max``, ``kappa``).
+    train : TrainConfig
+        Network and optimiser settings.
     first_decision : int
         The backtest's first decision position: refits happen there and every
         ``refit_every`` decisions after it.
+    tc : float
+        Cost per unit of two-sided turnover: in the decision losses and the gamma tuning.
     window : int
-        Months in every trailing covariance and plug-in mean.
+        Months in every trailing covariance and mean.
     refit_every : int
     train_months : int
         Pairs in each training set (at most).
-    covariance : {"ledoit-wolf", "oas", "nonlinear"}
-        The shrunk covariance of ``min_variance``, ``decoupled`` and ``e2e_return``.
+    covariance : {"ledoit-wolf", "oas", "nonlinear"} or RiskModel
+        What the arms' ``"shrunk"`` risk source is.
     gamma_grid : sequence of float
-        Risk aversions the QP arms choose from.
+        Risk aversions the tuned arms choose from.
     """
 
-    config: TrainConfig
+    portfolio: PortfolioConfig
+    train: TrainConfig
     first_decision: int
+    tc: float = 0.005
     window: int = 48
     refit_every: int = 12
     train_months: int = 120
-    covariance: Covariance = "ledoit-wolf"
+    covariance: Covariance | RiskModel = "ledoit-wolf"
     gamma_grid: Sequence[float] = GAMMA_GRID
     on_refit: Callable[[str, str], None] | None = field(default=None, repr=False)
-    """Called with the arm and the refit date before an arm trains (progress bars)."""
+    """Called with the arm and the refit date before an arm refits (progress bars)."""
     tuning: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     """Per arm, per refit: ``date``, the chosen ``gamma`` and the validation Sharpe per gamma."""
     histories: dict[str, list[dict[str, list[float]]]] = field(default_factory=dict)
     _refits: dict[int, _Refit] = field(default_factory=dict, repr=False)
-    _covariances: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = field(
-        default_factory=dict, repr=False
-    )
-    """Window covariances by (estimator, position): the arms, their tuning and training share
-    them (one ArmSet walks one panel, so a position's past never changes)."""
+    _windows: dict[tuple[Any, int], FactorCovariance] = field(default_factory=dict, repr=False)
+    """Window covariances by (risk model, position), embedded in all n assets; one ArmSet
+    walks one panel, so a past never changes."""
     _states: dict[str, _ArmState] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
-        if self.covariance not in COVARIANCES:
+        if isinstance(self.covariance, str) and self.covariance not in COVARIANCES:
             raise DataError(f"covariance: expected one of {COVARIANCES}, got {self.covariance!r}")
         grid = [float(g) for g in self.gamma_grid]
         if not grid or any(not math.isfinite(g) or g <= 0 for g in grid):
             raise DataError(f"gamma_grid: expected positive risk aversions, got {grid}")
         self.gamma_grid = tuple(sorted(set(grid)))
+        if not (self.tc >= 0 and math.isfinite(self.tc)):
+            raise DataError(f"tc: expected a finite cost >= 0, got {self.tc}")
 
     # ------------------------------------------------------------------ the strategies
-    def strategies(self, arms: Sequence[str] = ARMS) -> dict[str, Strategy]:
-        """The named arms as strategies for :func:`~.walkforward.run_comparison`."""
-        unknown = [a for a in arms if a not in ARMS]
-        if unknown or not arms:
-            raise DataError(f"arms: expected some of {', '.join(ARMS)}, got {list(arms)}")
-        return {arm: self._strategy(arm) for arm in arms}
+    def strategies(self, arms: Sequence[Arm | str] = ARMS) -> dict[str, Strategy]:
+        """The arms (slugs of the built-ins or :class:`Arm` s) as strategies by slug."""
+        return {arm.slug: self._strategy(arm) for arm in resolve_arms(list(arms))}
 
-    def _strategy(self, arm: str) -> Strategy:
+    def _strategy(self, arm: Arm) -> Strategy:
         def decide(view: PastView) -> np.ndarray:
             return self.weights(arm, view)
 
-        decide.__name__ = arm
+        decide.__name__ = arm.slug
         return decide
 
-    def models(self, arm: str) -> dict[str, ReturnPredictor]:
+    def models(self, slug: str) -> dict[str, nn.Module]:
         """The arm's networks at its latest refit (``"mu"``, ``"risk"``, as it uses them)."""
-        return dict(self._states[arm].models) if arm in self._states else {}
+        return dict(self._states[slug].models) if slug in self._states else {}
 
-    def weights(self, arm: str, view: PastView) -> np.ndarray:
+    def weights(self, arm: Arm | str, view: PastView) -> np.ndarray:
         """The arm's weights (n,) at the view's last date; refits first when due."""
-        t = len(view.dates) - 1
-        if arm == "equal_weight":
+        (arm,) = resolve_arms([arm])
+        if arm.holds_equal_weights:
             return equal_weight(view)
+        t = len(view.dates) - 1
         refit_date = self._refit_date(t)
-        state = self._states.setdefault(arm, _ArmState())
-        if arm in TUNED and state.refit_date != refit_date:
+        state = self._states.setdefault(arm.slug, _ArmState())
+        if (arm.uses_network or arm.tune_gamma) and state.refit_date != refit_date:
             self._refit(arm, state, self._refit_data(refit_date, view))
         mu, risk = self._moments(arm, state, view.returns, view.exposures[-1:], [t])
-        gamma = state.gamma if arm in TUNED else 1.0
-        return self._solve(mu, risk, gamma, view.holdings)[0]
+        return self._solve(mu, risk, self._gamma(arm, state), view.holdings)[0]
+
+    def _gamma(self, arm: Arm, state: _ArmState) -> float:
+        if arm.tune_gamma:
+            return state.gamma
+        return self.portfolio.gamma if arm.gamma is None else arm.gamma
 
     # ------------------------------------------------------------------ refits
     def _refit_date(self, t: int) -> int:
@@ -215,7 +211,7 @@ class ArmSet:
             positions = np.arange(len(y))
             keep = positions >= max(MIN_HISTORY - 1, len(y) - self.train_months)
             positions, x, y = positions[keep], x[keep], y[keep]
-            n_validation = max(2, round(self.config.validation_fraction * len(y)))
+            n_validation = max(2, round(self.train.validation_fraction * len(y)))
             if len(y) - n_validation < 3:
                 raise DataError(
                     f"first_decision: expected at least {MIN_HISTORY + 4} months of history "
@@ -226,66 +222,68 @@ class ArmSet:
                                      np.array(view.returns), f"{view.dates[-1]:%Y-%m}")  # fmt: skip
         return self._refits[t]
 
-    def _roots(
-        self, returns: np.ndarray, positions: Sequence[int] | np.ndarray, how: str
-    ) -> tuple[torch.Tensor, np.ndarray]:
-        """Covariance roots (m, n, n) of the windows ending at the positions, and masks (m, n).
-
-        See :func:`_window_covariance`; each window's covariance is estimated once per ArmSet.
-        """
-        pairs = []
-        for s in positions:
-            key = (how, int(s))
-            if key not in self._covariances:
-                self._covariances[key] = _window_covariance(returns, int(s), self.window, how)
-            pairs.append(self._covariances[key])
-        covariances = np.array([covariance for covariance, _ in pairs])
-        roots = covariance_root(torch.as_tensor(covariances, dtype=torch.float64))
-        return roots, np.array([mask for _, mask in pairs])
-
-    def _shared(self, data: _Refit, key: str, make: Callable[[], Any]) -> Any:
+    def _shared(self, data: _Refit, key: Any, make: Callable[[], Any]) -> Any:
         if key not in data.cache:
             data.cache[key] = make()
         return data.cache[key]
 
-    def _refit(self, arm: str, state: _ArmState, data: _Refit) -> None:
-        c = self.config
+    def _refit(self, arm: Arm, state: _ArmState, data: _Refit) -> None:
+        """Train what the arm learns on the refit's pairs, then choose its gamma."""
         if self.on_refit is not None:
-            self.on_refit(arm, data.date)
+            self.on_refit(arm.slug, data.date)
         # a changing universe: an asset may be held at s only if it was listed then
         listed = np.isfinite(data.returns[data.positions])
-        investable = None if listed.all() else listed
-        models: dict[str, ReturnPredictor] = {}
-        trained = []
-        if arm in ("decoupled", "decoupled_nll", "e2e_risk"):
-            mse = self._shared(data, "mse", lambda: train_decoupled(data.x, data.y, c, investable))
-            models["mu"] = mse.model
-            trained.append(("decoupled", mse))
-        if arm == "decoupled_nll":
-            nll = self._shared(data, "nll", lambda: train_risk_nll(
-                data.x, data.y, mse.model, c, investable))  # fmt: skip
-            models["risk"] = nll.model
-            trained.append((arm, nll))
-        elif arm == "e2e":
-            result = train_e2e(data.x, data.y, c, investable=investable)
-            models["mu"] = models["risk"] = result.model
-            trained.append((arm, result))
-        elif arm == "e2e_risk":
-            result = train_e2e(data.x, data.y, c, frozen_mu=mse.model, investable=investable)
-            models["risk"] = result.model
-            trained.append((arm, result))
-        elif arm == "e2e_return":
-            roots, masks = self._roots(data.returns, data.positions, self.covariance)
-            allowed = masks if investable is None else masks & investable
-            result = train_e2e(data.x, data.y, c, risk_roots=roots,
-                               investable=None if allowed.all() else allowed)  # fmt: skip
-            models["mu"] = result.model
-            trained.append((arm, result))
+        models: dict[str, nn.Module] = {}
+        history = None
+        if arm.forecast == "mse" or arm.risk == "nll":
+            mse = self._shared(data, ("mse", arm.network), lambda: train_decoupled(
+                data.x, data.y, self.train, _unless_all(listed), network=arm.network))  # fmt: skip
+            if arm.forecast == "mse":
+                models["mu"], history = mse.model, mse.history
+        if arm.risk == "nll":
+            nll = self._shared(data, ("nll", arm.network), lambda: train_risk_nll(
+                data.x, data.y, _forecast(mse.model, data.x, self.train.device), self.train,
+                _unless_all(listed), network=arm.network))  # fmt: skip
+            models["risk"], history = nll.model, nll.history
+        if arm.learns_for_decisions:
+            result = self._train_for_decisions(arm, models, data, listed)
+            if arm.forecast == "decision":
+                models["mu"] = result.model
+            if arm.risk == "decision":
+                models["risk"] = result.model
+            history = result.history
         state.models, state.refit_date = models, len(data.returns) - 1
-        self.histories.setdefault(arm, []).extend(r.history for _, r in trained[-1:])
-        self._tune(arm, state, data)
+        self.histories.setdefault(arm.slug, []).extend([history] if history else [])
+        if arm.tune_gamma:
+            self._tune(arm, state, data)
 
-    def _tune(self, arm: str, state: _ArmState, data: _Refit) -> None:
+    def _train_for_decisions(
+        self, arm: Arm, models: dict[str, nn.Module], data: _Refit, listed: np.ndarray
+    ):
+        """Train the arm's network through the QP, holding its other input fixed."""
+        allowed = listed.copy()
+        fixed_mu = fixed_risk = None
+        if arm.forecast == "mse":
+            fixed_mu = _forecast(models["mu"], data.x, self.train.device)
+        elif arm.forecast == "trailing_mean":
+            means, full = self._trailing_means(data.returns, data.positions)
+            fixed_mu, allowed = np.where(full, means, 0.0), allowed & full
+        elif arm.forecast == "zero":
+            fixed_mu = np.zeros_like(data.y)
+        if arm.window_risk:
+            windows = self._window_risks(arm, data.returns, data.positions)
+            fixed_risk = (windows.loadings, windows.idiosyncratic)
+            allowed &= windows.mask
+        elif arm.risk == "nll":
+            with torch.no_grad():
+                _, loadings, idiosyncratic = models["risk"](_tensor(data.x, self.train.device))
+            fixed_risk = (loadings.cpu().numpy(), idiosyncratic.cpu().numpy())
+        loss: DecisionLoss = DECISION_LOSSES[arm.loss] if isinstance(arm.loss, str) else arm.loss
+        return train_e2e(data.x, data.y, self.train, portfolio=self.portfolio, tc=self.tc,
+                         loss=loss, network=arm.network, fixed_mu=fixed_mu,
+                         fixed_risk=fixed_risk, investable=_unless_all(allowed))  # fmt: skip
+
+    def _tune(self, arm: Arm, state: _ArmState, data: _Refit) -> None:
         """Choose gamma on the validation months (data up to each month only)."""
         positions = data.positions[data.validation]
         realised = np.nan_to_num(data.y[data.validation])  # delisted: earns 0, as in the backtest
@@ -293,58 +291,113 @@ class ArmSet:
         scores = {}
         for gamma in self.gamma_grid:
             weights = self._solve(mu, risk, gamma, None, realised)
-            net = (weights * realised).sum(-1) - self.config.tc * path_turnover(weights, realised)
+            net = (weights * realised).sum(-1) - self.tc * path_turnover(weights, realised)
             scores[gamma] = float(annualised_sharpe(net)) if net.std() > 0 else -math.inf
         state.gamma = max(self.gamma_grid, key=lambda g: scores[g])  # first best (smallest)
-        self.tuning.setdefault(arm, []).append(
+        self.tuning.setdefault(arm.slug, []).append(
             {"date": data.date, "gamma": state.gamma,
              "validation_sharpe": {str(g): s for g, s in scores.items()}}
         )  # fmt: skip
 
-    # ------------------------------------------------------------------ one decision
+    # ------------------------------------------------------------------ moments
+    def _risk_model(self, arm: Arm) -> RiskModel:
+        risk = self.covariance if arm.risk == SHRUNK else arm.risk
+        if isinstance(risk, str):
+            return RISK_MODELS[risk]
+        assert risk is not None
+        return risk
+
+    def _window_risks(
+        self, arm: Arm, returns: np.ndarray, positions: Sequence[int] | np.ndarray
+    ) -> WindowRisk:
+        """The arm's risk model of the ``window`` months ending at each position.
+
+        Only the assets with a return in every one of those months enter (fewer months where
+        fewer are known); an excluded asset gets the mean variance of the others and no
+        loadings (it is never held).
+        """
+        model = self._risk_model(arm)
+        estimates = []
+        for s in positions:
+            key = (model, int(s))
+            if key not in self._windows:
+                self._windows[key] = self._estimate(model, returns, int(s))
+            estimates.append(self._windows[key])
+        n_factors = max(e.n_factors for e in estimates)
+        padded = [e.padded(n_factors) for e in estimates]
+        masks = [self._full_window(returns, int(s)) for s in positions]
+        return WindowRisk(np.array([e.loadings for e in padded]),
+                          np.array([e.idiosyncratic for e in padded]), np.array(masks))  # fmt: skip
+
+    def _full_window(self, returns: np.ndarray, s: int) -> np.ndarray:
+        """(n,) bool: a return in each of the ``window`` months ending at ``s``."""
+        return np.isfinite(returns[max(0, s - self.window + 1) : s + 1]).all(axis=0)
+
+    def _estimate(self, model: RiskModel, returns: np.ndarray, s: int) -> FactorCovariance:
+        mask = self._full_window(returns, s)
+        if mask.sum() < 2:
+            raise DataError(f"window: expected at least 2 assets with a full window at "
+                            f"position {s}, got {int(mask.sum())}")  # fmt: skip
+        past = returns[max(0, s - self.window + 1) : s + 1]
+        estimate = model(past[:, mask])
+        if isinstance(estimate, tuple):  # a user's model may answer (F, d)
+            estimate = FactorCovariance(*estimate)
+        if not isinstance(estimate, FactorCovariance) or estimate.n_assets != mask.sum():
+            raise DataError(
+                f"risk: expected the risk model to return a FactorCovariance of "
+                f"{int(mask.sum())} assets, got {estimate!r:.80}"
+            )
+        return estimate.embedded(mask, float(estimate.variances().mean()))
+
+    def _trailing_means(
+        self, returns: np.ndarray, positions: Sequence[int] | np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Sample means (m, n) of the windows ending at the positions, and their full masks."""
+        means = np.array([returns[max(0, s - self.window + 1) : s + 1].mean(axis=0)
+                          for s in positions])  # fmt: skip
+        full = np.array([self._full_window(returns, int(s)) for s in positions])
+        return means, full
+
     def _moments(
         self,
-        arm: str,
+        arm: Arm,
         state: _ArmState,
         returns: np.ndarray,
         exposures: np.ndarray,
         positions: Sequence[int] | np.ndarray,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """``mu`` (m, n) and the risk model (``R`` or ``F, d``) at the given past positions.
+        """``mu`` (m, n) and the risk model (``F``, ``d``, caps) at the given past positions.
 
         ``exposures`` (m, n, k) are those at the positions; trailing estimates use
         ``returns[: s + 1]`` for each position ``s`` only.
         """
-        x = torch.as_tensor(np.array(exposures), dtype=torch.float64).to(self.config.device)
+        device = self.train.device
+        x = _tensor(exposures, device)
         m, n = x.shape[:2]
         # an asset may be held only if listed now and its exposures are known (networks)
         holdable = np.isfinite(returns[np.asarray(positions)])
-        if arm not in ("min_variance", "plug_in"):
+        if arm.uses_network:
             holdable &= np.isfinite(np.asarray(exposures)).all(axis=-1)
-        x = torch.nan_to_num(x)
-        masks = None
-        if arm in ("min_variance", "plug_in", "decoupled", "e2e_return"):
-            how = "sample" if arm == "plug_in" else self.covariance
-            roots, masks = self._roots(returns, positions, how)
-            holdable &= masks
-            risk = {"R": roots.to(x.device)}
+        if arm.window_risk:
+            windows = self._window_risks(arm, returns, positions)
+            holdable &= windows.mask
+            risk = {"F": _tensor(windows.loadings, device),
+                    "d": _tensor(windows.idiosyncratic, device)}  # fmt: skip
         else:
             with torch.no_grad():
                 _, loadings, idiosyncratic = state.models["risk"](x)
             risk = {"F": loadings, "d": idiosyncratic}
-        if not holdable.all():
-            cap = 1.0 if self.config.w_max is None else self.config.w_max
-            risk["upper"] = torch.as_tensor(np.where(holdable, cap, 0.0)).to(x.device)
-        if arm == "min_variance":
+        if arm.forecast == "zero":
             mu = x.new_zeros((m, n))
-        elif arm == "plug_in":
-            means = [returns[max(0, s - self.window + 1) : s + 1].mean(axis=0) for s in positions]
-            assert masks is not None
-            means_array = np.where(masks, np.array(means), 0.0)  # excluded assets: not held
-            mu = torch.as_tensor(means_array, dtype=torch.float64).to(x.device)
+        elif arm.forecast == "trailing_mean":
+            means, full = self._trailing_means(returns, positions)
+            holdable &= full
+            mu = _tensor(np.where(full, means, 0.0), device)  # excluded assets: not held
         else:
             with torch.no_grad():
                 mu = state.models["mu"](x)[0]
+        if not holdable.all():
+            risk["upper"] = torch.as_tensor(np.where(holdable, self.portfolio.cap, 0.0)).to(device)
         return mu, risk
 
     def _solve(
@@ -355,23 +408,30 @@ class ArmSet:
         holdings: np.ndarray | None,
         realised: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Weights (m, n): one batch, or month by month through the drifted book if kappa > 0.
+        """Weights (m, n) by :func:`~e2e_portfolio.models.portfolio.solve_path`.
 
         ``holdings`` is the book before the first month (equal weights when None);
         ``realised`` (m, n) the returns each month earned (needed to chain when m > 1).
         """
-        c = self.config
-        n = mu.shape[-1]
-        layer = MeanVarianceQP(n, None, gamma, w_max=c.w_max, kappa=c.kappa)
+        layer = self.portfolio.layer(mu.shape[-1], gamma)
+        start = None if holdings is None else _tensor(holdings, mu.device)
+        earned = None if realised is None else _tensor(realised, mu.device)
         with torch.no_grad():
-            if c.kappa == 0:
-                return layer(mu, **risk).cpu().numpy()
-            start = np.full(n, 1.0 / n) if holdings is None else np.array(holdings)
-            held = torch.as_tensor(start, dtype=torch.float64).to(mu.device)
-            path = []
-            for i in range(mu.shape[0]):
-                weights = layer(mu[i], w_prev=held, **{k: v[i] for k, v in risk.items()})
-                path.append(weights)
-                if realised is not None:
-                    held = drifted(weights, torch.as_tensor(realised[i]).to(mu.device))
-            return torch.stack(path).cpu().numpy()
+            return solve_path(layer, mu, risk, earned, start).cpu().numpy()
+
+
+def _tensor(values, device: str | torch.device) -> torch.Tensor:
+    """A float64 tensor (a copy: views of the past are read-only), NaN as 0."""
+    array = np.nan_to_num(np.array(values, dtype=np.float64))
+    return torch.as_tensor(array).to(device)
+
+
+def _forecast(model: nn.Module, exposures: np.ndarray, device: str) -> np.ndarray:
+    """A network's ``mu`` (S, n) for exposures (S, n, k) (unknown exposures as 0)."""
+    with torch.no_grad():
+        return model(_tensor(exposures, device))[0].cpu().numpy()
+
+
+def _unless_all(mask: np.ndarray) -> np.ndarray | None:
+    """``mask``, or None when it holds everywhere (training is then unmasked)."""
+    return None if mask.all() else mask

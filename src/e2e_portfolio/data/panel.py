@@ -69,8 +69,10 @@ class FactorPanel:
         dates = pd.DatetimeIndex(pd.DatetimeIndex(self.dates).as_unit("ns").to_numpy(), name="date")
         assets = tuple(str(a) for a in self.assets)
         features = tuple(str(f) for f in self.features)
-        exposures = np.asarray(self.exposures, dtype=np.float64)
-        returns = np.asarray(self.returns, dtype=np.float64)
+        # the panel's own C-contiguous copies: made read-only below, whatever the source
+        # (a store's pivot, a user's strided view) and wherever the panel is sent (pickling)
+        exposures = np.array(self.exposures, dtype=np.float64, order="C")
+        returns = np.array(self.returns, dtype=np.float64, order="C")
         _check_labels("assets", assets, minimum=2)
         _check_labels("features", features, minimum=1)
         if len(dates) < 2:
@@ -93,6 +95,11 @@ class FactorPanel:
         object.__setattr__(self, "features", features)
         object.__setattr__(self, "exposures", exposures)
         object.__setattr__(self, "returns", returns)
+
+    def __reduce__(self) -> tuple[type[FactorPanel], tuple]:
+        """Pickle through the constructor: a copy in a worker process is read-only too."""
+        return (type(self), (self.name, self.dates, self.assets, self.features,
+                             self.exposures, self.returns, self.description))  # fmt: skip
 
     @property
     def listed(self) -> np.ndarray:

@@ -8,6 +8,7 @@ pairs the arms across seeds (:mod:`e2e_portfolio.experiments.verdict`).
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Callable, Sequence
@@ -18,7 +19,15 @@ import numpy as np
 import pandas as pd
 
 from e2e_portfolio.annualisation import annualised_sharpe
-from e2e_portfolio.backtest.arms import ARMS, GAMMA_GRID, ArmSet, Covariance
+from e2e_portfolio.backtest.arm_specs import (
+    ARMS,
+    BUILTIN_ARMS,
+    GAMMA_GRID,
+    Arm,
+    Covariance,
+    resolve_arms,
+)
+from e2e_portfolio.backtest.arms import ArmSet
 from e2e_portfolio.backtest.walkforward import ComparisonResult, run_comparison
 from e2e_portfolio.data.panel import FactorPanel
 from e2e_portfolio.data.store import RunRecord
@@ -28,6 +37,9 @@ from e2e_portfolio.experiments.verdict import (
     comparisons_for,
     paired_verdicts,
 )
+from e2e_portfolio.experiments.workers import Backend, run_jobs
+from e2e_portfolio.models.decision_shrinkage import MIN_WINDOW
+from e2e_portfolio.models.portfolio import PortfolioConfig
 from e2e_portfolio.models.train import TrainConfig
 
 TRAIN_MONTHS = 120
@@ -53,29 +65,77 @@ def parse_seeds(spec: str) -> list[int]:
 
 @dataclass(frozen=True)
 class CompareOptions:
-    """Everything of a comparison besides the panel and the seed."""
+    """Everything of a comparison besides the panel and the seed.
+
+    Parameters
+    ----------
+    train : TrainConfig
+        Network and optimiser (its ``seed`` is the network seed of a single run).
+    portfolio : PortfolioConfig
+        The QP: the gamma networks train at, ``w_max``, ``kappa``.
+    tc : float
+        Cost per unit of two-sided turnover, in the backtest, the losses and the tuning.
+    window : int
+        Months before the first decision and in every trailing covariance and mean, at least
+        :data:`~e2e_portfolio.models.decision_shrinkage.MIN_WINDOW`, for any number of assets.
+    refit_every : int
+        Decisions between refits.
+    arms : tuple of str or Arm
+        Built-in slugs (:data:`~e2e_portfolio.backtest.arm_specs.BUILTIN_ARMS`) or your own
+        :class:`~e2e_portfolio.backtest.arm_specs.Arm` s.
+    covariance : {"ledoit-wolf", "oas", "nonlinear"}
+        What the arms' ``"shrunk"`` covariance is.
+    gamma_grid : tuple of float
+        Risk aversions the tuned arms choose from on their validation months.
+    """
 
     train: TrainConfig = field(default_factory=TrainConfig)
+    portfolio: PortfolioConfig = field(default_factory=PortfolioConfig)
+    tc: float = 0.005
     window: int = 48
     refit_every: int = 12
-    arms: tuple[str, ...] = ARMS
+    arms: tuple[Arm | str, ...] = ARMS
     covariance: Covariance = "ledoit-wolf"
     gamma_grid: tuple[float, ...] = GAMMA_GRID
 
+    @property
+    def arm_specs(self) -> tuple[Arm, ...]:
+        """The arms as specifications."""
+        return resolve_arms(list(self.arms))
+
+    @property
+    def slugs(self) -> list[str]:
+        """The arms' slugs, in order."""
+        return [arm.slug for arm in self.arm_specs]
+
     def validate(self, panel: FactorPanel) -> None:
         """Raise :class:`DataError` if the options cannot run on ``panel``."""
-        if self.window < 12 or self.window > panel.n_dates - 13:
+        if self.window < MIN_WINDOW or self.window > panel.n_dates - 13:
             raise DataError(
-                f"window: expected between 12 and n_dates - 13 = {panel.n_dates - 13} months, "
-                f"got {self.window}"
+                f"window: expected between {MIN_WINDOW} and n_dates - 13 = {panel.n_dates - 13} "
+                f"months, got {self.window}"
             )
-        self.train.validate(panel.n_assets)
+        if self.covariance == "nonlinear" and self.window < 13:
+            raise DataError(f"window: expected at least 13 months for nonlinear shrinkage, "
+                            f"got {self.window}")  # fmt: skip
+        if not (self.tc >= 0 and math.isfinite(self.tc)):
+            raise DataError(f"tc: expected a finite cost >= 0, got {self.tc}")
+        self.arm_specs  # noqa: B018  (raises on unknown or repeated arms)
+        self.train.validate()
+        self.portfolio.validate(panel.n_assets)
 
     def as_config(self) -> dict[str, Any]:
-        """JSON-ready options (the training config flattened)."""
-        out = {k: v for k, v in asdict(self).items() if k != "train"}
-        return {**out, **asdict(self.train), "arms": list(self.arms),
-                "gamma_grid": list(self.gamma_grid)}  # fmt: skip
+        """JSON-ready options: training and portfolio settings flattened, arms by slug.
+
+        Arms that are not the built-ins are also described (``arm_specs``).
+        """
+        config = {"window": self.window, "refit_every": self.refit_every, "arms": self.slugs,
+                  "covariance": self.covariance, "gamma_grid": list(self.gamma_grid),
+                  **asdict(self.portfolio), "tc": self.tc, **asdict(self.train)}  # fmt: skip
+        specs = self.arm_specs
+        if any(BUILTIN_ARMS.get(arm.slug) != arm for arm in specs):
+            config["arm_specs"] = [arm.describe() for arm in specs]
+        return config
 
 
 def compare_arms(
@@ -86,16 +146,16 @@ def compare_arms(
 ) -> tuple[ComparisonResult, ArmSet]:
     """Walk every arm forward on ``panel``; the first decision comes after ``window`` months.
 
-    ``on_step(arm)`` after each decision and ``on_refit(arm, date)`` before each training
+    ``on_step(arm)`` after each decision and ``on_refit(arm, date)`` before each refit
     (progress bars).
     """
     options.validate(panel)
-    arms = ArmSet(options.train, first_decision=options.window, window=options.window,
-                  refit_every=options.refit_every, train_months=TRAIN_MONTHS,
-                  covariance=options.covariance, gamma_grid=options.gamma_grid,
-                  on_refit=on_refit)  # fmt: skip
-    strategies = arms.strategies(options.arms)
-    comparison = run_comparison(panel, strategies, options.window, options.train.tc, on_step)
+    arms = ArmSet(options.portfolio, options.train, first_decision=options.window,
+                  tc=options.tc, window=options.window, refit_every=options.refit_every,
+                  train_months=TRAIN_MONTHS, covariance=options.covariance,
+                  gamma_grid=options.gamma_grid, on_refit=on_refit)  # fmt: skip
+    strategies = arms.strategies(options.arm_specs)
+    comparison = run_comparison(panel, strategies, options.window, options.tc, on_step)
     if comparison.failures:  # a verdict needs every arm on every month
         raise next(iter(comparison.failures.values()))
     return comparison, arms
@@ -117,16 +177,17 @@ def seed_rows(comparison: ComparisonResult, arms: ArmSet, seed: int, tc: float) 
     return out
 
 
-def _one_seed(panel: FactorPanel, options: CompareOptions, seed: int, threads: int) -> dict:
-    """What a worker runs: one seed's comparison, as plain data."""
+def _one_seed(job: tuple[FactorPanel, CompareOptions, int, int]) -> dict:
+    """What a worker runs: one seed's comparison (panel, options, seed, threads), as plain data."""
     from e2e_portfolio.config import configure_threads
 
+    panel, options, seed, threads = job
     configure_threads(threads)
     seeded = replace(options, train=replace(options.train, seed=seed))
     comparison, arms = compare_arms(panel, seeded)
     first = next(iter(comparison.results.values()))
     return {"seed": seed, "dates": [f"{d:%Y-%m-%d}" for d in first.dates],
-            "arms": seed_rows(comparison, arms, seed, options.train.tc),
+            "arms": seed_rows(comparison, arms, seed, options.tc),
             "tuning": arms.tuning}  # fmt: skip
 
 
@@ -145,6 +206,8 @@ def compare_across_seeds(
     workers: int = 1,
     on_seed: Callable[[dict], None] | None = None,
     one_history: bool = False,
+    backend: Backend = "local",
+    address: str | None = None,
 ) -> tuple[dict[str, Any], RunRecord]:
     """Run :func:`compare_arms` per seed (``panel_for(seed)``) and pair the arms over seeds.
 
@@ -156,13 +219,18 @@ def compare_across_seeds(
         Seed to panel (a new synthetic universe, or the same history every time).
     options : CompareOptions
     workers : int
-        Local worker processes (joblib); each gets ``cores // workers`` torch threads at most.
+        Parallel workers; local ones (joblib processes) get ``cores // workers`` torch
+        threads each at most.
     on_seed : callable, optional
         Called with each finished seed's result (progress bars).
     one_history : bool
         Every seed runs on the same real history (only the network seed varies): the
         paired verdict across seeds then measures training noise only, so the summary adds
         ``history`` (:func:`history_summary`): tests on the history itself and sub-periods.
+    backend : {"local", "serial", "ray"}
+        Where the seeds run (:func:`~e2e_portfolio.experiments.workers.run_jobs`).
+    address : str, optional
+        ``ray``: the cluster's address (a local Ray with ``workers`` CPUs when None).
 
     Returns
     -------
@@ -182,19 +250,10 @@ def compare_across_seeds(
     threads = worker_threads(workers)
     jobs = [(panel_for(seed), options, seed, threads) for seed in seeds]
     results = []
-    if workers == 1:
-        for job in jobs:
-            results.append(_one_seed(*job))
-            if on_seed is not None:
-                on_seed(results[-1])
-    else:
-        from joblib import Parallel, delayed
-
-        parallel = Parallel(n_jobs=workers, return_as="generator_unordered")
-        for result in parallel(delayed(_one_seed)(*job) for job in jobs):
-            results.append(result)
-            if on_seed is not None:
-                on_seed(result)
+    for result in run_jobs(jobs, _one_seed, backend, workers, address):
+        results.append(result)
+        if on_seed is not None:
+            on_seed(result)
     results.sort(key=lambda r: r["seed"])
     summary, record = _summarise(results, options)
     if one_history:
@@ -215,11 +274,11 @@ def history_summary(results: list[dict], options: CompareOptions) -> dict[str, A
     """
     from e2e_portfolio.significance import block_bootstrap_sharpe_test, holm, sharpe_difference_test
 
-    first, tc = results[0], options.train.tc
+    first, tc = results[0], options.tc
     net = {arm: np.array(a["gross"]) - tc * np.array(a["turnover_series"])
            for arm, a in first["arms"].items()}  # fmt: skip
     tests = []
-    for arm, versus in comparisons_for(list(options.arms)):
+    for arm, versus in comparisons_for(options.slugs):
         jkm = sharpe_difference_test(net[arm], net[versus])
         boot = block_bootstrap_sharpe_test(net[arm], net[versus])
         gaps = [r["arms"][arm]["sharpe"] - r["arms"][versus]["sharpe"] for r in results]
@@ -240,12 +299,12 @@ def history_summary(results: list[dict], options: CompareOptions) -> dict[str, A
                                    for arm, r in net.items()}})  # fmt: skip
     spread = {arm: {k: float(f([r["arms"][arm]["sharpe"] for r in results]))
                     for k, f in (("min", np.min), ("median", np.median), ("max", np.max))}
-              for arm in options.arms}  # fmt: skip
+              for arm in options.slugs}  # fmt: skip
     return {"seed": first["seed"], "tests": tests, "decades": decades, "spread": spread}
 
 
 def _summarise(results: list[dict], options: CompareOptions) -> tuple[dict, RunRecord]:
-    arms = list(options.arms)
+    arms = options.slugs
     sharpe = {arm: [r["arms"][arm]["sharpe"] for r in results] for arm in arms}
     verdict = paired_verdicts(sharpe, comparisons_for(arms))
     series = lambda arm, key: [np.array(r["arms"][arm][key]) for r in results]  # noqa: E731
@@ -273,9 +332,10 @@ def _summarise(results: list[dict], options: CompareOptions) -> tuple[dict, RunR
             gross, turnover = np.array(a["gross"]), np.array(a["turnover_series"])
             frames.append(pd.DataFrame({
                 "strategy": f"{arm}/seed={r['seed']}", "date": pd.to_datetime(r["dates"]),
-                "net_return": gross - options.train.tc * turnover, "turnover": turnover,
+                "net_return": gross - options.tc * turnover, "turnover": turnover,
             }))  # fmt: skip
-    record = RunRecord(kind="compare", config=options.as_config(),
+    config = {k: v for k, v in options.as_config().items() if k != "seed"}  # seeds instead
+    record = RunRecord(kind="compare", config={**config, "seeds": summary["seeds"]},
                        metrics={k: v for k, v in summary.items() if k != "per_seed"}
                        | {"per_seed": per_seed},
                        series=pd.concat(frames, ignore_index=True))  # fmt: skip

@@ -6,12 +6,13 @@ Each function runs one experiment end to end and returns its summary together wi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict
 
 import pandas as pd
+from torch import nn
 
-from e2e_portfolio.backtest.arms import ARMS, GAMMA_GRID, Covariance
+from e2e_portfolio.backtest.arm_specs import ARMS
 from e2e_portfolio.backtest.metrics import strategy_stats
 from e2e_portfolio.backtest.walkforward import ComparisonResult
 from e2e_portfolio.data.datasets import load_french, load_sp500
@@ -28,8 +29,6 @@ from e2e_portfolio.experiments.shrinkage import (
     rival_key,
     walk_forward,
 )
-from e2e_portfolio.models.predictor import ReturnPredictor
-from e2e_portfolio.models.train import TrainConfig
 from e2e_portfolio.significance import block_bootstrap_sharpe_test, holm, sharpe_difference_test
 
 COMPARED_STRATEGIES = ARMS
@@ -163,26 +162,18 @@ def resolve_panel(
 
 def compare_strategies(
     panel: FactorPanel,
-    train_config: TrainConfig,
-    window: int,
-    refit_every: int,
+    options: CompareOptions,
     on_step: Callable[[str], None] | None = None,
-    *,
-    arms: Sequence[str] = ARMS,
-    covariance: Covariance = "ledoit-wolf",
-    gamma_grid: Sequence[float] = GAMMA_GRID,
     on_refit: Callable[[str, str], None] | None = None,
-) -> tuple[ComparisonResult, RunRecord, dict[str, ReturnPredictor]]:
-    """Every arm of :mod:`e2e_portfolio.backtest.arms` on the same months of one panel.
+) -> tuple[ComparisonResult, RunRecord, dict[str, nn.Module]]:
+    """The arms of ``options`` on the same months of one panel, with a run record.
 
     The first decision comes after ``window`` months; learned arms refit every
-    ``refit_every`` decisions on the last ``TRAIN_MONTHS`` months known then, and every QP
+    ``refit_every`` decisions on the last ``TRAIN_MONTHS`` months known then, and every tuned
     arm chooses its gamma on the validation months. Returns the comparison, its run record
     (with the chosen gammas under ``metrics["tuning"]``) and the last fitted forecast networks
     by arm (``decoupled``: the MSE fit, ``e2e``: the network trained for Sharpe).
     """
-    options = CompareOptions(train_config, window, refit_every, tuple(arms), covariance,
-                             tuple(gamma_grid))  # fmt: skip
     comparison, arm_set = compare_arms(panel, options, on_step, on_refit)
     record = RunRecord(
         kind="compare",
@@ -192,6 +183,9 @@ def compare_strategies(
         series=comparison.series_frame(),
         weights=comparison.weights_frame(),
     )
-    models = {arm: arm_set.models(arm)["mu"] for arm in ("decoupled", "e2e")
-              if arm in arms and "mu" in arm_set.models(arm)}  # fmt: skip
+    models: dict[str, nn.Module] = {
+        arm: arm_set.models(arm)["mu"]
+        for arm in ("decoupled", "e2e")
+        if arm in options.slugs and "mu" in arm_set.models(arm)
+    }
     return comparison, record, models

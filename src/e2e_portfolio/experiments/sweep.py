@@ -14,7 +14,7 @@ import itertools
 import json
 import tomllib
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -25,10 +25,10 @@ import pandas as pd
 from e2e_portfolio.data.store import RunRecord, Store
 from e2e_portfolio.exceptions import DataError
 from e2e_portfolio.experiments.shrinkage import ShrinkageConfig, edge_across_seeds
+from e2e_portfolio.experiments.workers import Backend, run_jobs
 from e2e_portfolio.significance import holm, t_half_width
 
 Kind = Literal["shrink", "compare"]
-Backend = Literal["local", "serial", "ray"]
 SHRINK_OPTIONS = {"n_assets": 40, "n_months": 96, "window": 48, "score_months": 24, "tc": 0.001,
                   "target": "identity"}  # fmt: skip
 COMPARE_OPTIONS = {"n_assets": 40, "n_months": 96, "window": 48, "gamma": 8.0, "w_max": None,
@@ -104,15 +104,20 @@ def expand_grid(spec: Mapping[str, Any]) -> list[SweepJob]:
 
 
 def _configs(job: SweepJob):
-    """The experiment configuration a job runs (shrink: ShrinkageConfig; compare: TrainConfig)."""
+    """What a job runs: a ShrinkageConfig (shrink) or CompareOptions (compare)."""
     o = dict(job.options)
     if job.kind == "shrink":
         return ShrinkageConfig(window=o["window"], score_months=o["score_months"], tc=o["tc"],
                                target=o["target"])  # fmt: skip
+    from e2e_portfolio.experiments.compare import CompareOptions
+    from e2e_portfolio.models.portfolio import PortfolioConfig
     from e2e_portfolio.models.train import TrainConfig
 
-    return TrainConfig(gamma=o["gamma"], w_max=o["w_max"], kappa=o["kappa"], tc=o["tc"],
-                       epochs=o["epochs"], seed=job.seed, device=o["device"])  # fmt: skip
+    return CompareOptions(
+        train=TrainConfig(epochs=o["epochs"], seed=job.seed, device=o["device"]),
+        portfolio=PortfolioConfig(gamma=o["gamma"], w_max=o["w_max"], kappa=o["kappa"]),
+        tc=o["tc"], window=o["window"], refit_every=o["refit_every"],
+    )  # fmt: skip
 
 
 def validate_job(job: SweepJob) -> None:
@@ -122,7 +127,10 @@ def validate_job(job: SweepJob) -> None:
     if job.kind == "shrink":
         config.validate(o["n_assets"], o["n_months"])
         return
-    config.validate(o["n_assets"])
+    config.train.validate()
+    config.portfolio.validate(o["n_assets"])
+    if config.tc < 0:
+        raise DataError(f"tc: expected a cost >= 0, got {config.tc}")
     if o["window"] < 12 or o["window"] > o["n_months"] - 13:
         raise DataError(
             f"window: expected between 12 and n_months - 13 = {o['n_months'] - 13}, got "
@@ -168,7 +176,7 @@ def run_job(job: SweepJob) -> dict[str, Any]:
     from e2e_portfolio.experiments.runs import compare_strategies
 
     panel = simulate_universe(n_assets=o["n_assets"], n_months=o["n_months"], seed=job.seed)
-    comparison, _, _ = compare_strategies(panel, config, o["window"], o["refit_every"])
+    comparison, _, _ = compare_strategies(panel, config)
     return {f"sharpe_{name}": r.stats.sharpe for name, r in comparison.results.items()}
 
 
@@ -177,46 +185,6 @@ def _guarded(job: SweepJob) -> tuple[SweepJob, dict[str, Any] | None, str | None
         return job, run_job(job), None
     except Exception as exc:  # a failing job must not take the sweep down
         return job, None, f"{type(exc).__name__}: {exc}"
-
-
-def _results(
-    jobs: list[SweepJob], backend: Backend, n_workers: int, address: str | None, runner
-) -> Iterator[tuple[SweepJob, dict[str, Any] | None, str | None]]:
-    if backend == "serial" or (backend == "local" and n_workers == 1):
-        yield from (runner(job) for job in jobs)
-    elif backend == "local":
-        from joblib import Parallel, delayed
-
-        parallel = Parallel(n_jobs=n_workers, return_as="generator_unordered")
-        yield from parallel(delayed(runner)(job) for job in jobs)
-    elif backend == "ray":
-        yield from _ray_results(jobs, n_workers, address, runner)
-    else:
-        raise DataError(f"backend: expected 'local', 'serial' or 'ray', got {backend!r}")
-
-
-def _ray_results(jobs, n_workers, address, runner):
-    try:
-        import ray
-    except ImportError as exc:
-        raise DataError("backend 'ray' needs ray: pip install 'e2e-portfolio[ray]'") from exc
-    started_here = not ray.is_initialized()
-    if started_here:
-        options = {"address": address} if address else {"num_cpus": n_workers}
-        try:
-            ray.init(include_dashboard=False, log_to_driver=False, **options)
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise DataError(f"address: no Ray cluster at {address or 'local'}: {first}") from exc
-    remote = ray.remote(runner)
-    pending = [remote.remote(job) for job in jobs]
-    try:
-        while pending:
-            done, pending = ray.wait(pending, num_returns=1)
-            yield ray.get(done[0])
-    finally:
-        if started_here:
-            ray.shutdown()
 
 
 @dataclass
@@ -254,7 +222,7 @@ def run_sweep(
     stored = store.job_keys() if store.path.exists() else set()
     outcome = SweepOutcome(skipped=[j for j in jobs if j.job_key in stored])
     todo = [j for j in jobs if j.job_key not in stored]
-    results = _results(todo, backend, n_workers, address, runner)
+    results = run_jobs(todo, runner, backend, n_workers, address)
     try:
         for job, metrics, error in results:
             if error is None:

@@ -16,7 +16,7 @@ import numpy as np
 from scipy.optimize import brentq
 
 from e2e_portfolio.annualisation import annualised_sharpe
-from e2e_portfolio.backtest.arm_names import ARMS
+from e2e_portfolio.backtest.arm_specs import ARMS
 from e2e_portfolio.data.records import clean_json
 from e2e_portfolio.significance import holm, paired_comparison
 
@@ -31,8 +31,14 @@ VERDICT_KEYS = ("arm", "versus", "mean", "ci_low", "ci_high", "win_rate", "p_wil
 
 
 def comparisons_for(arms: Sequence[str]) -> list[tuple[str, str]]:
-    """The comparisons of :data:`COMPARISONS` whose two arms were both run."""
-    return [(a, b) for a, b in COMPARISONS if a in arms and b in arms]
+    """The comparisons to report for the arms run.
+
+    Those of :data:`COMPARISONS` whose two arms were both run, in its order, then every other
+    arm (a user's) against ``decoupled``.
+    """
+    builtin = [(a, b) for a, b in COMPARISONS if a in arms and b in arms]
+    others = [(a, "decoupled") for a in arms if a not in ARMS and "decoupled" in arms]
+    return builtin + others
 
 
 def paired_verdicts(

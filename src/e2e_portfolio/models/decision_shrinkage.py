@@ -25,7 +25,12 @@ leverage,
     v_s = \Sigma_s(\delta)^{-1}\hat\mu_s, \qquad w_s = v_s / \lVert v_s\rVert_1,
 
 which, unlike the budget-normalised tangency portfolio :math:`v / \mathbf 1^\top v`, cannot
-explode when :math:`\mathbf 1^\top v \approx 0`. The realised net return of month ``s + 1`` is
+explode when :math:`\mathbf 1^\top v \approx 0`. No ``N x N`` matrix is formed: each window's
+family is kept in factor form (:class:`ShrinkageWindows`, from the thin SVD of the window), so
+any number of assets works with any window. With ``N >= W - 1`` the sample covariance is
+singular: :math:`\delta > 0` is still invertible, and :math:`\delta = 0` (the plug-in) uses the
+pseudo-inverse, the minimum-norm direction on the sample's span. The realised net return of
+month ``s + 1`` is
 :math:`r^p_{s+1} = w_s^\top r_{s+1} - \mathrm{tc}\,\lVert w_s - h_{s-1}\rVert_1`, with
 :math:`h_{s-1}` the previous weights drifted by the month they earned (two-sided turnover,
 :mod:`e2e_portfolio.turnover`, as the backtest engine charges it).
@@ -47,21 +52,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
 from e2e_portfolio.annualisation import PERIODS_PER_YEAR, annualised_sharpe
 from e2e_portfolio.exceptions import DataError
-from e2e_portfolio.models.covariance import (
-    Target,
-    batched_sample_covariance,
-    ledoit_wolf_delta,
-    nonlinear_shrinkage,
-    oas_delta,
-    shrinkage_target,
-)
+from e2e_portfolio.models.covariance import NonlinearShrinkage, ledoit_wolf_delta, oas_delta
 from e2e_portfolio.turnover import RUIN, drifted, path_turnover
 
+Target = Literal["identity", "diagonal"]
+"""Shrinkage target: the scaled identity ``tr(S)/N I`` (Ledoit-Wolf's) or ``diag(S)``."""
+MIN_WINDOW = 12
+"""The fewest months a covariance is estimated from, for any number of assets."""
 METHODS = ("plug-in", "ledoit-wolf", "decision-aware")
 """The three methods every run compares."""
 BASELINES = ("oas", "nonlinear")
@@ -74,7 +77,8 @@ class ShrinkageConfig:
     """Options of the experiment; see the module docstring."""
 
     window: int = 48
-    """Months in each sample covariance; must exceed ``n_assets + 1``."""
+    """Months in each sample covariance, at least :data:`MIN_WINDOW`, for any number of
+    assets (with ``n_assets >= window - 1`` the plug-in uses the pseudo-inverse)."""
     score_months: int = 24
     """Months before each decision on which the decision-aware delta is scored."""
     tc: float = 0.001
@@ -96,11 +100,8 @@ class ShrinkageConfig:
 
     def validate(self, n_assets: int, n_months: int) -> None:
         """Raise :class:`DataError` if the windows do not fit ``n_months`` of ``n_assets``."""
-        if self.window < n_assets + 2:
-            raise DataError(
-                f"window: expected at least n_assets + 2 = {n_assets + 2} months so the sample "
-                f"covariance is invertible, got {self.window}"
-            )
+        if self.window < MIN_WINDOW:
+            raise DataError(f"window: expected at least {MIN_WINDOW} months, got {self.window}")
         if self.score_months < 3:
             raise DataError(f"score_months: expected at least 3, got {self.score_months}")
         if not (0.0 <= self.tc < 1.0):
@@ -152,18 +153,108 @@ def unit_gross_weights(direction: np.ndarray) -> np.ndarray:
     return np.divide(direction, gross, out=np.zeros_like(direction), where=gross > 0)
 
 
+# ------------------------------------------------------------- covariances in factor form
+@dataclass(frozen=True)
+class ShrinkageWindows:
+    r"""The shrinkage family of each of ``S`` windows, never formed as ``N x N`` matrices.
+
+    For window ``s`` and intensity :math:`\delta`,
+
+    .. math::
+
+        \Sigma_s(\delta) = A_s\bigl[(1 - \delta)\, V_s \Lambda_s V_s^\top
+            + \delta\, \ell_s I\bigr] A_s
+            = (1 - \delta)\, S_s + \delta\, T_s,
+
+    with :math:`A_s = \mathrm{diag}(a_s)`: for the identity target :math:`a_s = 1` and
+    :math:`\ell_s = \mathrm{tr}(S_s)/N`; for the diagonal target :math:`a_s` the assets'
+    volatilities and :math:`\ell_s = 1` (so :math:`V_s\Lambda_s V_s^\top` is the sample
+    correlation). :math:`V_s` (N, r) and :math:`\Lambda_s` come from the thin SVD of the
+    window's (scaled) demeaned returns, ``r = min(W, N)``: every solve costs :math:`O(N r)`.
+
+    scale (S, N); level (S,); vectors (S, N, r); values (S, r) descending; sample: the
+    sample covariances' own spectra (the same for the identity target), vectors and values;
+    n_observations: W.
+    """
+
+    scale: np.ndarray
+    level: np.ndarray
+    vectors: np.ndarray
+    values: np.ndarray
+    sample: tuple[np.ndarray, np.ndarray]
+    n_observations: int
+
+    @classmethod
+    def of(cls, windows: np.ndarray, target: Target) -> ShrinkageWindows:
+        """The families of (S, W, N) windows of returns toward ``target``."""
+        centred = windows - windows.mean(axis=1, keepdims=True)
+        n_observations, n_assets = windows.shape[1:]
+
+        def spectra(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            _, singular, rows = np.linalg.svd(x, full_matrices=False)
+            return rows.transpose(0, 2, 1), singular**2 / n_observations
+
+        sample = spectra(centred)
+        if target == "identity":
+            level = sample[1].sum(axis=-1) / n_assets
+            return cls(np.ones((len(windows), n_assets)), level, *sample, sample, n_observations)
+        variances = np.mean(centred**2, axis=1)
+        if (variances <= 0).any():
+            raise DataError("target: 'diagonal' needs every asset to vary in its window, "
+                            "got an asset with zero variance")  # fmt: skip
+        scale = np.sqrt(variances)
+        vectors, values = spectra(centred / scale[:, None, :])
+        return cls(scale, np.ones(len(windows)), vectors, values, sample, n_observations)
+
+    def take(self, index: slice | list[int]) -> ShrinkageWindows:
+        """The windows at ``index``."""
+        sample = (self.sample[0][index], self.sample[1][index])
+        return ShrinkageWindows(self.scale[index], self.level[index], self.vectors[index],
+                                self.values[index], sample, self.n_observations)  # fmt: skip
+
+    def solve(self, delta: float, rhs: np.ndarray) -> np.ndarray:
+        r""":math:`\Sigma_s(\delta)^{-1} b_s` for rhs (S, N), (S, N).
+
+        At :math:`\delta = 0` the sample covariance alone, through its (Moore-Penrose)
+        pseudo-inverse: the inverse where it exists (``N < W - 1``), the minimum-norm solution
+        on the sample's span where it does not (``N >= W - 1``: the plug-in has no inverse).
+        """
+        if delta == 0:
+            vectors, values = self.sample
+            size = max(self.n_observations, rhs.shape[-1])
+            tol = values[:, :1] * (size * np.finfo(float).eps) ** 2
+            inverse = np.divide(1.0, values, out=np.zeros_like(values), where=values > tol)
+            coords = np.einsum("sn,snr->sr", rhs, vectors)
+            return np.einsum("sr,snr->sn", coords * inverse, vectors)
+        b = rhs / self.scale
+        coords = np.einsum("sn,snr->sr", b, self.vectors)
+        level = delta * self.level[:, None]
+        inverse = 1.0 / ((1.0 - delta) * self.values + level)
+        on_span = np.einsum("sr,snr->sn", coords, self.vectors)
+        x = np.einsum("sr,snr->sn", coords * inverse, self.vectors) + (b - on_span) / level
+        return x / self.scale
+
+    def target_minus_sample(self, u: np.ndarray, v: np.ndarray) -> float:
+        r""":math:`\sum_s u_s^\top (T_s - S_s) v_s` for u, v (S, N): the derivative in delta."""
+        au, av = u * self.scale, v * self.scale
+        target = np.sum(self.level[:, None] * au * av)
+        cu = np.einsum("sn,snr->sr", au, self.vectors)
+        cv = np.einsum("sn,snr->sr", av, self.vectors)
+        return float(target - np.sum(cu * self.values * cv))
+
+
 # --------------------------------------------------------------------- the scored Sharpe
 @dataclass(frozen=True)
 class ScoringData:
     """What the Sharpe of a block of consecutive months depends on, besides theta and delta.
 
-    design (S, N, K+1): ``[1, exposures]`` at each decision month; sample, target (S, N, N);
-    realised (S, N): the next month's returns.
+    design (S, N, K+1): ``[1, exposures]`` at each decision month; windows: the shrinkage
+    family of the covariance window ending at each decision month; realised (S, N): the next
+    month's returns.
     """
 
     design: np.ndarray
-    sample: np.ndarray
-    target: np.ndarray
+    windows: ShrinkageWindows
     realised: np.ndarray
 
 
@@ -182,7 +273,8 @@ def scored_sharpe(
     """Annualised net Sharpe of the block and its exact gradient in theta and delta.
 
     Turnover is counted between consecutive months of the block (not into its first month),
-    against the drifted previous weights; the drift is differentiated too.
+    against the drifted previous weights; the drift is differentiated too. ``delta`` > 0 for
+    ``d_delta`` (at 0 a singular sample covariance has no derivative).
 
     Returns
     -------
@@ -190,9 +282,8 @@ def scored_sharpe(
     d_theta : ndarray, (K + 1,)
     d_delta : float
     """
-    covariance = (1.0 - delta) * data.sample + delta * data.target
     mu = data.design @ theta
-    direction = np.linalg.solve(covariance, mu[..., None])[..., 0]
+    direction = data.windows.solve(delta, mu)
     gross = np.abs(direction).sum(axis=-1, keepdims=True)
     weights = direction / gross
     held = drifted(weights[:-1], data.realised[:-1])
@@ -212,9 +303,9 @@ def scored_sharpe(
     d_direction = (
         d_weights - np.sign(direction) * (weights * d_weights).sum(-1, keepdims=True)
     ) / gross
-    adjoint = np.linalg.solve(covariance, d_direction[..., None])[..., 0]  # symmetric
+    adjoint = data.windows.solve(delta, d_direction)  # Sigma is symmetric
     d_theta = np.einsum("sn,snk->k", adjoint, data.design)
-    d_delta = -np.einsum("sn,snm,sm->", adjoint, data.target - data.sample, direction)
+    d_delta = -data.windows.target_minus_sample(adjoint, direction)
     return float(sharpe), d_theta, float(d_delta)
 
 
@@ -231,11 +322,9 @@ def _drift_vjp(
 def _grid_sharpes(
     theta: np.ndarray, deltas: np.ndarray, data: ScoringData, tc: float
 ) -> np.ndarray:
-    """Net Sharpe of the block for every delta of the grid at once, (n_deltas,)."""
-    d = deltas[:, None, None, None]
-    covariance = (1.0 - d) * data.sample[None] + d * data.target[None]
-    mu = np.broadcast_to((data.design @ theta)[None, ..., None], (*covariance.shape[:-1], 1))
-    weights = unit_gross_weights(np.linalg.solve(covariance, mu)[..., 0])
+    """Net Sharpe of the block for every delta of the grid, (n_deltas,)."""
+    mu = data.design @ theta
+    weights = np.stack([unit_gross_weights(data.windows.solve(float(d), mu)) for d in deltas])
     return annualised_sharpe(_block_net_returns(weights, data.realised, tc))
 
 
@@ -281,38 +370,34 @@ def shrinkage_portfolios(
             f"returns: expected at least window + score_months = {window + months} months, "
             f"got {t + 1}"
         )
-    # sample covariances and targets of the windows ending at t - months, ..., t
+    # the shrinkage families of the windows ending at t - months, ..., t
     ends = np.arange(t - months, t + 1)
-    samples = batched_sample_covariance(np.stack([returns[s - window + 1 : s + 1] for s in ends]))
-    targets = shrinkage_target(samples, config.target)
+    stacked = np.stack([returns[s - window + 1 : s + 1] for s in ends])
+    windows = ShrinkageWindows.of(stacked, config.target)
     design = _with_intercept(exposures)
     theta = fit_return_head(exposures[:t], returns[1 : t + 1])
-    block = ScoringData(
-        design[t - months : t], samples[:-1], targets[:-1], returns[t - months + 1 :]
-    )
+    block = ScoringData(design[t - months : t], windows.take(slice(None, -1)),
+                        returns[t - months + 1 :])  # fmt: skip
     deltas = config.deltas
     best = float(deltas[int(np.argmax(_grid_sharpes(theta, deltas, block, config.tc)))])
     decision_theta = _learn_theta(theta, best, block, config) if config.learn_theta else theta
-    sample = samples[-1]
-    chosen = {
-        "plug-in": (0.0, targets[-1], theta),
-        "ledoit-wolf": (
-            ledoit_wolf_delta(returns[t - window + 1 :]),
-            shrinkage_target(sample, "identity"),
-            theta,
-        ),
-        "decision-aware": (best, targets[-1], decision_theta),
-    }
     window_returns = returns[t - window + 1 :]
+    last = windows.take([-1])
+    identity = last if config.target == "identity" else ShrinkageWindows.of(
+        window_returns[None], "identity")  # fmt: skip
+    chosen = {
+        "plug-in": (0.0, last, theta),
+        "ledoit-wolf": (ledoit_wolf_delta(window_returns), identity, theta),
+        "decision-aware": (best, last, decision_theta),
+    }
     if "oas" in config.baselines:
-        chosen["oas"] = (oas_delta(window_returns), shrinkage_target(sample, "identity"), theta)
+        chosen["oas"] = (oas_delta(window_returns), identity, theta)
     portfolios = {}
-    for method, (delta, target, head) in chosen.items():
-        covariance = (1.0 - delta) * sample + delta * target
-        direction = np.linalg.solve(covariance, design[t] @ head)
+    for method, (delta, family, head) in chosen.items():
+        direction = family.solve(delta, (design[t] @ head)[None])[0]
         portfolios[method] = (unit_gross_weights(direction), float(delta))
     if "nonlinear" in config.baselines:
-        direction = np.linalg.solve(nonlinear_shrinkage(window_returns), design[t] @ theta)
+        direction = NonlinearShrinkage()(window_returns).solve(design[t] @ theta)
         portfolios["nonlinear"] = (unit_gross_weights(direction), math.nan)
     return {method: portfolios[method] for method in config.methods}
 

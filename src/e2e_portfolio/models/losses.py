@@ -10,11 +10,17 @@ The realised net return of a weight path :math:`w_1..w_T` on returns :math:`r_1.
 the two-sided turnover against the drifted previous book that the backtest engine charges
 (:mod:`e2e_portfolio.turnover`; the drift is differentiated too). :math:`h_0` = ``initial``
 (no cost for the first period when it is omitted).
+
+A decision loss (:data:`DecisionLoss`) is any callable ``loss(weights, realised, tc)`` to a
+scalar tensor, minimised by the end-to-end training; the built-ins are in
+:data:`DECISION_LOSSES` by name.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
@@ -74,3 +80,24 @@ def mean_variance_utility_loss(
     """Minus the realised mean-variance utility ``mean(r) - gamma var(r)`` of the net returns."""
     net = net_portfolio_returns(weights, realised, tc, initial)
     return -(net.mean() - gamma * net.var())
+
+
+@dataclass(frozen=True)
+class MeanVarianceUtility:
+    """The decision loss minus the realised utility ``mean(r) - gamma var(r)`` of net returns."""
+
+    gamma: float = 8.0
+
+    def __call__(self, weights: torch.Tensor, realised: torch.Tensor, tc: float) -> torch.Tensor:
+        """The loss of weights (T, n) earning realised (T, n) at cost ``tc``."""
+        return mean_variance_utility_loss(weights, realised, self.gamma, tc)
+
+
+DecisionLoss = Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
+"""``loss(weights (T, n), realised (T, n), tc) -> scalar``, lower is better."""
+DECISION_LOSSES: dict[str, DecisionLoss] = {
+    "sharpe": negative_sharpe_loss,
+    "utility": MeanVarianceUtility(),
+}
+"""The built-in decision losses by name: minus the annualised net Sharpe ratio, minus the
+realised mean-variance utility at gamma 8."""

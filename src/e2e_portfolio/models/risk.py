@@ -7,12 +7,12 @@ model :math:`\Sigma = F F^\top + \mathrm{diag}(d)`, :func:`risk_matrix` stacks
 (:func:`as_risk_operator`, re-exported from :mod:`e2e_portfolio.models.qp_native.operators`)
 and then works with ``F`` and ``d`` directly: products and solves cost :math:`O(n k^2)`
 instead of :math:`O(n^3)`. The layer also takes ``F`` and ``d`` themselves, which never forms
-``R`` at all.
+``R`` at all. The covariance estimators themselves (sample, Ledoit-Wolf, OAS, nonlinear
+shrinkage) are in :mod:`e2e_portfolio.models.covariance`, in factor form.
 """
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from e2e_portfolio.models.qp_native.operators import (
@@ -29,7 +29,6 @@ __all__ = [
     "as_risk_operator",
     "cholesky_risk_matrix",
     "covariance_root",
-    "ledoit_wolf_covariance",
     "risk_matrix",
 ]
 
@@ -58,14 +57,6 @@ def risk_matrix(loadings: torch.Tensor, idiosyncratic: torch.Tensor) -> torch.Te
     if not bool((idiosyncratic > 0).all()):
         raise ValueError("idiosyncratic: expected positive variances, got a value <= 0")
     return torch.cat([loadings.transpose(-1, -2), torch.diag_embed(idiosyncratic.sqrt())], dim=-2)
-
-
-def ledoit_wolf_covariance(returns) -> torch.Tensor:
-    """Ledoit-Wolf shrunk covariance (scikit-learn; target: scaled identity) of (T, n) returns."""
-    from sklearn.covariance import LedoitWolf
-
-    values = np.asarray(returns, dtype=np.float64)
-    return torch.as_tensor(LedoitWolf().fit(values).covariance_, dtype=torch.float64)
 
 
 def covariance_root(covariance: torch.Tensor) -> torch.Tensor:

@@ -1,18 +1,25 @@
 """Training the predictor: for accuracy (decoupled) or for decisions (end-to-end).
 
-- :func:`train_decoupled` fits :class:`ReturnPredictor`'s ``mu`` to next-month returns by MSE.
-  At decision time the optimiser pairs that forecast with a Ledoit-Wolf covariance of the
-  trailing returns (:func:`~e2e_portfolio.models.risk.ledoit_wolf_covariance`): the textbook
-  two-stage estimator.
+- :func:`train_decoupled` fits a network's ``mu`` to next-month returns by MSE. At decision
+  time the optimiser pairs that forecast with a shrunk covariance of the trailing returns
+  (:mod:`e2e_portfolio.models.covariance`): the textbook two-stage estimator.
 - :func:`train_e2e` makes every epoch one pass over the whole training period: the QP is
-  solved for every month (one batch when ``kappa == 0``; month by month with ``w_prev`` the
-  previous month's solution drifted by its returns when ``kappa > 0``), the realised net
-  returns are assembled and minus their annualised Sharpe ratio is back-propagated through
-  every solve into the predictor's ``mu``, ``F`` and ``d``. Two ablations train half of it:
-  ``frozen_mu`` (the forecast of a fixed model, e.g. an MSE fit; only ``F`` and ``d`` learn)
-  and ``risk_roots`` (given covariance roots, e.g. Ledoit-Wolf; only ``mu`` learns).
+  solved for every month by :func:`~e2e_portfolio.models.portfolio.solve_path` (one batch
+  when ``kappa == 0``; month by month through the drifted book when ``kappa > 0``), and a
+  decision loss of the realised net returns (minus the annualised Sharpe ratio by default,
+  :data:`~e2e_portfolio.models.losses.DECISION_LOSSES`) is back-propagated through every
+  solve into the network's ``mu``, ``F`` and ``d``. Either half can be held fixed:
+  ``fixed_mu`` (a given forecast, e.g. an MSE fit's; only ``F`` and ``d`` learn) or
+  ``fixed_risk`` (a given factor covariance per month, e.g. Ledoit-Wolf's; only ``mu``
+  learns).
 - :func:`train_risk_nll` fits ``F`` and ``d`` for statistical fit: the Gaussian negative
-  log-likelihood of the realised returns around a fixed model's forecast.
+  log-likelihood of the realised returns around a given forecast.
+
+The network is any ``torch.nn.Module`` mapping exposures (..., n, k) to ``mu`` (..., n),
+``F`` (..., n, k_f) and ``d`` (..., n) > 0 (:class:`ReturnPredictor` by default; pass
+``network``, a :data:`NetworkFactory`, for another). The cost ``tc`` belongs to the market
+and the QP's settings to :class:`~e2e_portfolio.models.portfolio.PortfolioConfig`;
+:class:`TrainConfig` holds the network's size and the optimiser's settings only.
 
 Both split the months chronologically into training and validation, keep the parameters of
 the best validation epoch (early stopping with ``patience``), return the loss history, and are
@@ -23,25 +30,23 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from torch import nn
 
 from e2e_portfolio.exceptions import DataError
-from e2e_portfolio.models.losses import drifted, mse_loss, negative_sharpe_loss
+from e2e_portfolio.models.losses import DecisionLoss, mse_loss, negative_sharpe_loss
+from e2e_portfolio.models.portfolio import PortfolioConfig, solve_path
 from e2e_portfolio.models.predictor import ReturnPredictor
-from e2e_portfolio.models.qp_layer import MeanVarianceQP
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Options shared by both trainings and by the QP the predictor feeds."""
+    """The network's size and the optimiser's settings (full-batch Adam, early stopping)."""
 
-    gamma: float = 8.0
-    w_max: float | None = None
-    kappa: float = 0.0
-    tc: float = 0.005
     hidden: int = 32
     n_risk_factors: int = 3
     epochs: int = 40
@@ -53,8 +58,8 @@ class TrainConfig:
     device: str = "cpu"
     """torch device for training and the QP layer, e.g. ``"cuda"``."""
 
-    def validate(self, n_assets: int) -> None:
-        """Raise :class:`DataError` if the settings cannot hold for ``n_assets``."""
+    def validate(self) -> None:
+        """Raise :class:`DataError` if the settings cannot hold."""
         if self.device.startswith("cuda") and not torch.cuda.is_available():
             raise DataError(
                 f"device: expected an available device, got {self.device!r} but "
@@ -66,13 +71,6 @@ class TrainConfig:
             raise DataError(
                 f"device: expected a torch device like 'cpu' or 'cuda', got {self.device!r}"
             ) from exc
-        if self.tc < 0:
-            raise DataError(f"tc: expected a cost >= 0, got {self.tc}")
-        if self.w_max is not None and n_assets * self.w_max < 1:
-            raise DataError(
-                f"w_max: infeasible for {n_assets} assets, expected w_max >= 1/{n_assets} = "
-                f"{1 / n_assets:.4g}, got {self.w_max}"
-            )
         if not 0 < self.validation_fraction < 1:
             raise DataError(
                 f"validation_fraction: expected in (0, 1), got {self.validation_fraction}"
@@ -81,15 +79,27 @@ class TrainConfig:
             raise DataError(f"epochs: expected at least 1, got {self.epochs}")
 
 
+NetworkFactory = Callable[[int, TrainConfig], nn.Module]
+"""Builds a fresh network for ``n_features`` exposures: ``factory(n_features, config)``. The
+module maps exposures (..., n, n_features) to ``(mu, F, d)``; its parameters are cast to
+float64 and moved to ``config.device``, after ``torch.manual_seed(config.seed)``."""
+
+
+def default_network(n_features: int, config: TrainConfig) -> nn.Module:
+    """:class:`ReturnPredictor` with the config's width and number of risk factors."""
+    return ReturnPredictor(n_features, config.n_risk_factors, config.hidden)
+
+
 @dataclass
 class TrainResult:
     """The trained model (best validation epoch) and the per-epoch history.
 
     ``history`` maps ``"train"`` and ``"validation"`` to one value per epoch, epoch 0 being
-    the untrained model: MSE for the decoupled model, annualised net Sharpe for end-to-end.
+    the untrained model: MSE for the decoupled model, the NLL for the risk model, minus the
+    decision loss for end-to-end (the annualised net Sharpe for the default loss).
     """
 
-    model: ReturnPredictor
+    model: nn.Module
     history: dict[str, list[float]] = field(default_factory=dict)
     best_epoch: int = 0
 
@@ -120,7 +130,7 @@ def _split(exposures, next_returns, config: TrainConfig, investable=None):
     exactly the unmasked computation). ``investable`` (T, n) narrows the assets that may be
     held (e.g. those listed at each month); unknown exposures exclude an asset anyway.
     """
-    config.validate(np.shape(next_returns)[-1])
+    config.validate()
     x, y = _tensors(exposures, next_returns, config.device)
     n_months = x.shape[0]
     n_validation = max(2, round(config.validation_fraction * n_months))
@@ -145,9 +155,11 @@ def _split(exposures, next_returns, config: TrainConfig, investable=None):
     return parts, masks
 
 
-def _new_model(n_features: int, config: TrainConfig) -> ReturnPredictor:
+def _new_model(
+    n_features: int, config: TrainConfig, network: NetworkFactory | None = None
+) -> nn.Module:
     torch.manual_seed(config.seed)
-    model = ReturnPredictor(n_features, config.n_risk_factors, config.hidden)
+    model = (network or default_network)(n_features, config)
     return model.double().to(config.device)
 
 
@@ -183,7 +195,12 @@ def _fit(model, objective, config: TrainConfig, higher_is_better: bool) -> Train
 
 
 def train_decoupled(
-    exposures, next_returns, config: TrainConfig | None = None, investable=None
+    exposures,
+    next_returns,
+    config: TrainConfig | None = None,
+    investable=None,
+    *,
+    network: NetworkFactory | None = None,
 ) -> TrainResult:
     """Fit ``mu`` to next-month returns by MSE.
 
@@ -197,6 +214,8 @@ def train_decoupled(
     investable : array of bool, (T, n), optional
         Which assets may be held each month (e.g. listed then); assets with unknown
         exposures are excluded anyway.
+    network : NetworkFactory, optional
+        The network to train (:class:`ReturnPredictor` by default).
     """
     config = config or TrainConfig()
     parts, masks = _split(exposures, next_returns, config, investable)
@@ -211,106 +230,88 @@ def train_decoupled(
         return loss, loss.item()
 
     n_features = parts["train"][0].shape[-1]
-    return _fit(_new_model(n_features, config), objective, config, higher_is_better=False)
+    model = _new_model(n_features, config, network)
+    return _fit(model, objective, config, higher_is_better=False)
 
 
-def solve_path(
-    model: ReturnPredictor,
-    layer: MeanVarianceQP,
-    exposures: torch.Tensor,
-    realised: torch.Tensor,
-    w_start: torch.Tensor | None = None,
-    *,
-    frozen_mu: ReturnPredictor | None = None,
-    risk_roots: torch.Tensor | None = None,
-    upper: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """Weights (T, n) for every month: one batch, or chained through ``w_prev`` if kappa > 0.
-
-    With a turnover penalty each month's ``w_prev`` is the book held then: the previous
-    month's weights drifted by the ``realised`` (T, n) returns they earned, as in the
-    backtest (``w_start``, equal weights by default, before the first month). The risk model
-    goes to the layer in factor form (``F``, ``d``): gradients reach the loadings and variances
-    directly and nothing of size ``n x n`` is formed. ``frozen_mu`` replaces the model's
-    forecast by that model's (no gradient); ``risk_roots`` (T, m, n) replace its risk model by
-    given roots ``R`` with ``R'R = Sigma``. ``upper`` (T, n): per-asset caps, 0 for an asset
-    that may not be held that month.
-    """
-    mu, loadings, idiosyncratic = model(exposures)
-    if frozen_mu is not None:
-        with torch.no_grad():
-            mu = frozen_mu(exposures)[0]
-    n = exposures.shape[1]
-
-    def risk(t: int | slice) -> dict[str, torch.Tensor]:
-        caps = {} if upper is None else {"upper": upper[t]}
-        if risk_roots is not None:
-            return {"R": risk_roots[t], **caps}
-        return {"F": loadings[t], "d": idiosyncratic[t], **caps}
-
-    if layer.kappa == 0:
-        return layer(mu, **risk(slice(None)))
-    held = w_start if w_start is not None else mu.new_full((n,), 1.0 / n)
-    path = []
-    for t in range(exposures.shape[0]):
-        weights = layer(mu[t], w_prev=held, **risk(t))
-        path.append(weights)
-        held = drifted(weights, realised[t])
-    return torch.stack(path)
+def _fixed(values, name: str, shape: tuple[int, ...], device: str) -> torch.Tensor:
+    tensor = torch.as_tensor(np.asarray(values), dtype=torch.float64).to(device)
+    if tensor.shape[: len(shape)] != shape:
+        raise DataError(f"{name}: expected a leading shape {shape}, got {tuple(tensor.shape)}")
+    return tensor
 
 
 def train_e2e(
     exposures,
     next_returns,
     config: TrainConfig | None = None,
-    initial_model: ReturnPredictor | None = None,
     *,
-    frozen_mu: ReturnPredictor | None = None,
-    risk_roots=None,
+    portfolio: PortfolioConfig | None = None,
+    tc: float = 0.005,
+    loss: DecisionLoss = negative_sharpe_loss,
+    network: NetworkFactory | None = None,
+    initial_model: nn.Module | None = None,
+    fixed_mu=None,
+    fixed_risk=None,
     investable=None,
 ) -> TrainResult:
-    """Train the predictor for the net Sharpe ratio of the QP's portfolios (end-to-end).
+    """Train the network for a decision loss of the QP's portfolios (end-to-end).
 
-    Parameters are as for :func:`train_decoupled`; ``initial_model`` (copied) starts the
-    training from given weights, e.g. a decoupled fit. ``frozen_mu``: a fixed model whose
-    forecast the QP gets, so only the risk model learns (``e2e_risk``). ``risk_roots`` (T, m, n):
-    fixed covariance roots per month, so only the forecast learns (``e2e_return``).
-    ``investable`` as for :func:`train_decoupled`: the QP may not hold the other assets
-    (caps of 0) and an unknown next return counts as 0.
+    Parameters
+    ----------
+    exposures, next_returns, config, investable, network
+        As for :func:`train_decoupled`. With ``investable`` the QP may not hold the other
+        assets (caps of 0) and an unknown next return counts as 0.
+    portfolio : PortfolioConfig
+        The QP (trained at its ``gamma``).
+    tc : float
+        Cost per unit of two-sided turnover in the realised net returns, >= 0.
+    loss : DecisionLoss
+        ``loss(weights, realised, tc)``, minimised (minus the annualised net Sharpe ratio by
+        default; see :data:`~e2e_portfolio.models.losses.DECISION_LOSSES`).
+    initial_model : nn.Module, optional
+        Start from these weights (copied), e.g. a decoupled fit.
+    fixed_mu : array, (T, n), optional
+        A given forecast per month (e.g. an MSE fit's): only the risk model learns.
+    fixed_risk : tuple of arrays ``(F (T, n, k), d (T, n))``, optional
+        A given factor covariance per month (e.g. Ledoit-Wolf's): only the forecast learns.
     """
     config = config or TrainConfig()
+    portfolio = portfolio or PortfolioConfig()
+    if tc < 0:
+        raise DataError(f"tc: expected a cost >= 0, got {tc}")
     parts, masks = _split(exposures, next_returns, config, investable)
-    cap = 1.0 if config.w_max is None else config.w_max
+    _, n_assets, n_features = parts["train"][0].shape
+    portfolio.validate(n_assets)
+    n_months, cut = np.shape(next_returns)[0], parts["train"][0].shape[0]
     uppers = {
-        part: None if mask is None else torch.where(mask["investable"], cap, 0.0).double()
+        part: None if mask is None else torch.where(mask["investable"], portfolio.cap, 0.0).double()
         for part, mask in masks.items()
     }
-    roots: dict[str, torch.Tensor | None] = {"train": None, "validation": None}
-    if risk_roots is not None:
-        stacked = torch.as_tensor(np.asarray(risk_roots), dtype=torch.float64).to(config.device)
-        if stacked.ndim != 3 or stacked.shape[0] != np.shape(next_returns)[0]:
-            raise DataError(
-                f"risk_roots: expected shape (T, m, n) with T = {np.shape(next_returns)[0]}, "
-                f"got {tuple(stacked.shape)}"
-            )
-        cut = parts["train"][0].shape[0]
-        roots = {"train": stacked[:cut], "validation": stacked[cut:]}
-    if frozen_mu is not None:
-        frozen_mu = copy.deepcopy(frozen_mu).double().to(config.device).eval()
-    _, n_assets, n_features = parts["train"][0].shape
-    n_factors = None if risk_roots is not None else config.n_risk_factors
-    layer = MeanVarianceQP(n_assets, n_factors, config.gamma, config.w_max, config.kappa)
+    fixed: dict[str, torch.Tensor] = {}
+    if fixed_mu is not None:
+        fixed["mu"] = _fixed(fixed_mu, "fixed_mu", (n_months, n_assets), config.device)
+    if fixed_risk is not None:
+        loadings, idiosyncratic = fixed_risk
+        fixed["F"] = _fixed(loadings, "fixed_risk", (n_months, n_assets), config.device)
+        fixed["d"] = _fixed(idiosyncratic, "fixed_risk", (n_months, n_assets), config.device)
+    halves = {"train": slice(None, cut), "validation": slice(cut, None)}
+    layer = portfolio.layer(n_assets)
     if initial_model is not None:
         model = copy.deepcopy(initial_model).double().to(config.device)
     else:
-        model = _new_model(n_features, config)
+        model = _new_model(n_features, config, network)
 
     def objective(model, part):
         features, target = parts[part]
-        weights = solve_path(model, layer, features, target, frozen_mu=frozen_mu,
-                             risk_roots=roots[part], upper=uppers[part])  # fmt: skip
-        loss = negative_sharpe_loss(weights, target, config.tc)
-        return loss, -loss.item()
+        mu, loadings, idiosyncratic = model(features)
+        given = {k: v[halves[part]] for k, v in fixed.items()}
+        risk = {"F": given.get("F", loadings), "d": given.get("d", idiosyncratic)}
+        if uppers[part] is not None:
+            risk["upper"] = uppers[part]
+        weights = solve_path(layer, given.get("mu", mu), risk, target)
+        value = loss(weights, target, tc)
+        return value, -value.item()
 
     return _fit(model, objective, config, higher_is_better=True)
 
@@ -342,23 +343,28 @@ def gaussian_nll(
 def train_risk_nll(
     exposures,
     next_returns,
-    mu_model: ReturnPredictor,
+    forecast,
     config: TrainConfig | None = None,
     investable=None,
+    *,
+    network: NetworkFactory | None = None,
 ) -> TrainResult:
-    """Fit the risk model ``F``, ``d`` for statistical fit around a fixed forecast.
+    """Fit the risk model ``F``, ``d`` for statistical fit around a given forecast.
 
-    A fresh predictor of the same family (seeded by ``config.seed``) learns ``F`` and ``d`` by
-    the Gaussian negative log-likelihood (:func:`gaussian_nll`) of the residuals
-    ``next_returns - mu_model(exposures)``; its own ``mu`` is unused. Early stopping on the
-    validation NLL. Parameters are as for :func:`train_decoupled`; with unknown pairs each
-    month's likelihood is that of its known assets only.
+    A fresh network (seeded by ``config.seed``) learns ``F`` and ``d`` by the Gaussian
+    negative log-likelihood (:func:`gaussian_nll`) of the residuals ``next_returns -
+    forecast``; its own ``mu`` is unused. Early stopping on the validation NLL. ``forecast``
+    (T, n) is the forecast of each month (e.g. an MSE fit's); the other parameters are as for
+    :func:`train_decoupled`; with unknown pairs each month's likelihood is that of its known
+    assets only.
     """
     config = config or TrainConfig()
     parts, masks = _split(exposures, next_returns, config, investable)
-    frozen = copy.deepcopy(mu_model).double().to(config.device).eval()
-    with torch.no_grad():
-        residuals = {part: y - frozen(x)[0] for part, (x, y) in parts.items()}
+    n_months, cut = np.shape(next_returns)[0], parts["train"][0].shape[0]
+    given = _fixed(np.nan_to_num(np.asarray(forecast, dtype=np.float64)), "forecast",
+                   (n_months, np.shape(next_returns)[1]), config.device)  # fmt: skip
+    residuals = {"train": parts["train"][1] - given[:cut],
+                 "validation": parts["validation"][1] - given[cut:]}  # fmt: skip
 
     def objective(model, part):
         _, loadings, idiosyncratic = model(parts[part][0])
@@ -372,4 +378,5 @@ def train_risk_nll(
         return loss, loss.item()
 
     n_features = parts["train"][0].shape[-1]
-    return _fit(_new_model(n_features, config), objective, config, higher_is_better=False)
+    model = _new_model(n_features, config, network)
+    return _fit(model, objective, config, higher_is_better=False)

@@ -38,7 +38,7 @@ from e2e_portfolio.apps.cli.tables import (
     history_tables,
     shrink_tables,
 )
-from e2e_portfolio.backtest.arm_names import ARMS, GAMMA_GRID
+from e2e_portfolio.backtest.arm_specs import ARMS, GAMMA_GRID
 
 # The experiments import torch, cvxpy and scikit-learn: only the commands that run them do,
 # so that `e2e --help`, `e2e runs` and `e2e data list` answer at once.
@@ -55,7 +55,9 @@ def shrink(
     n_months: Annotated[int, typer.Option(help="Months per synthetic universe.", min=10)] = 96,
     data: DataOption = "synthetic",
     universe: UniverseOption = "industries",
-    window: Annotated[int, typer.Option(help="Months per sample covariance.", min=3)] = 48,
+    window: Annotated[
+        int, typer.Option(help="Months per sample covariance (at least 12, any number of assets).")
+    ] = 48,
     score_months: Annotated[
         int, typer.Option(help="Months before each decision used to choose delta.", min=3)
     ] = 24,
@@ -150,7 +152,13 @@ def compare(
             "network seed each; a real history: network seeds)."
         ),
     ] = None,
-    workers: Annotated[int, typer.Option(help="--seeds: local worker processes.", min=1)] = 1,
+    workers: Annotated[int, typer.Option(help="--seeds: parallel workers.", min=1)] = 1,
+    backend: Annotated[
+        str, typer.Option(help="--seeds: where they run: local (joblib processes), serial or ray.")
+    ] = "local",
+    address: Annotated[
+        str | None, typer.Option(help="--backend ray: cluster address, e.g. auto.")
+    ] = None,
     json_path: Annotated[
         Path | None,
         typer.Option("--json", help="Also write the result as JSON here (--seeds: the verdict)."),
@@ -190,6 +198,7 @@ def compare(
     from e2e_portfolio.config import configure_threads
     from e2e_portfolio.experiments import compare_strategies, resolve_panel
     from e2e_portfolio.experiments.compare import CompareOptions, parse_seeds
+    from e2e_portfolio.models.portfolio import PortfolioConfig
     from e2e_portfolio.models.train import TrainConfig
 
     configure_threads()  # E2E_THREADS, as the command line exported it
@@ -197,15 +206,16 @@ def compare(
     store = writable_store_of(ctx)
     arm_list = tuple(comma_values(arms, str) or ARMS)
     grid = tuple(comma_values(gamma_grid, float) or GAMMA_GRID)
-    config = TrainConfig(
-        gamma=gamma, w_max=w_max, kappa=kappa, tc=tc, epochs=epochs, seed=seed, device=device
-    )
-    options = CompareOptions(config, window, refit_every, arm_list,
-                             covariance, grid)  # type: ignore[arg-type]  # fmt: skip
+    options = CompareOptions(
+        train=TrainConfig(epochs=epochs, seed=seed, device=device),
+        portfolio=PortfolioConfig(gamma=gamma, w_max=w_max, kappa=kappa),
+        tc=tc, window=window, refit_every=refit_every, arms=arm_list,
+        covariance=covariance, gamma_grid=grid,  # type: ignore[arg-type]
+    )  # fmt: skip
     check_json_path(json_path)
     if seeds is not None:
-        _compare_seeds(store, options, parse_seeds(seeds), workers, json_path,
-                       data, universe, n_assets, n_months)  # fmt: skip
+        _compare_seeds(store, options, parse_seeds(seeds), (workers, backend, address),
+                       json_path, data, universe, n_assets, n_months)  # fmt: skip
         return
     uses_stored_panel(store, data)
     panel = resolve_panel(data, store, universe, n_assets, n_months, seed)
@@ -219,10 +229,7 @@ def compare(
         def training(name: str, date: str) -> None:
             progress.update(task, description=f"{name}: training and choosing gamma at {date}")
 
-        comparison, record, _ = compare_strategies(
-            panel, config, window, refit_every, advance, arms=arm_list,
-            covariance=options.covariance, gamma_grid=grid, on_refit=training,
-        )  # fmt: skip
+        comparison, record, _ = compare_strategies(panel, options, advance, training)
     if data == "french":
         record = replace(record, config={**record.config, "universe": universe})
     run_id = save_run(store, record)
@@ -243,8 +250,9 @@ def _seed_done(result: dict, total: int, workers: int) -> str:
     return f"{total} seeds, {workers} workers: seed {result['seed']} done  {shown}"
 
 
-def _compare_seeds(store, options, seed_list, workers, json_path, data, universe, n_assets,
+def _compare_seeds(store, options, seed_list, where, json_path, data, universe, n_assets,
                    n_months) -> None:  # fmt: skip
+    workers, backend, address = where
     from e2e_portfolio.experiments import resolve_panel
     from e2e_portfolio.experiments.compare import compare_across_seeds
     from e2e_portfolio.experiments.verdict import to_json
@@ -268,6 +276,8 @@ def _compare_seeds(store, options, seed_list, workers, json_path, data, universe
                 task, advance=1, description=_seed_done(result, len(seed_list), workers)
             ),
             one_history=history is not None,
+            backend=backend,
+            address=address,
         )
     about = {"data": data, "seeds": seed_list}
     if history is None:

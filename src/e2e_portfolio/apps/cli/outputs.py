@@ -128,22 +128,24 @@ def attribute(
     from e2e_portfolio.attribution.saliency import attribution_across_seeds
     from e2e_portfolio.config import configure_threads
     from e2e_portfolio.data.store import RunRecord
+    from e2e_portfolio.models.portfolio import PortfolioConfig
     from e2e_portfolio.models.train import TrainConfig
 
     configure_threads()  # E2E_THREADS, as the command line exported it
     store = writable_store_of(ctx)
     check_json_path(json_path)
-    config = TrainConfig(gamma=gamma, w_max=w_max, epochs=epochs)
-    config.validate(n_assets)
+    portfolio = PortfolioConfig(gamma=gamma, w_max=w_max)
+    portfolio.validate(n_assets)
     with Progress(console=err_console, transient=True) as progress:
         task = progress.add_task("training per seed", total=n_seeds)
         summary = attribution_across_seeds(
             range(n_seeds),
             n_assets,
             n_months,
-            config,
+            TrainConfig(epochs=epochs),
             on_seed=lambda _: progress.advance(task),
             with_shap=shap,
+            portfolio=portfolio,
         )
     record = RunRecord(
         kind="attribution",
