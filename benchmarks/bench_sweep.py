@@ -28,7 +28,7 @@ from e2e_portfolio.experiments.sweep import expand_grid, run_sweep
 from e2e_portfolio.models.losses import negative_sharpe_loss
 from e2e_portfolio.models.predictor import ReturnPredictor
 from e2e_portfolio.models.qp_layer import MeanVarianceQP
-from e2e_portfolio.models.train import solve_path
+from e2e_portfolio.models.portfolio import solve_path
 
 GRIDS = {
     "shrink": {"kind": "shrink", "n_assets": 40},
@@ -54,7 +54,9 @@ def epoch_seconds(n_assets: int, months: int = 36, repeats: int = 2) -> float:
     for _ in range(repeats):
         model.zero_grad()
         start = time.perf_counter()
-        negative_sharpe_loss(solve_path(model, layer, x), y, tc=0.005).backward()
+        mu, loadings, idiosyncratic = model(x)
+        weights = solve_path(layer, mu, {"F": loadings, "d": idiosyncratic})
+        negative_sharpe_loss(weights, y, tc=0.005).backward()
         best = min(best, time.perf_counter() - start)
     return best
 

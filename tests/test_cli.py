@@ -163,8 +163,12 @@ def test_compare_over_seeds_writes_the_json_contract(tmp_path):
     text = " ".join(result.output.split())
     assert "Paired verdicts" in text and "p Holm" in text and "break-even cost" in text
     document = json.loads(path.read_text())
-    assert set(document) == {"arms", "verdict", "per_seed", "config", "break_even"}
+    assert set(document) == {"arms", "verdict", "per_seed", "config", "break_even",
+                             "gamma_edges"}  # fmt: skip
     assert document["arms"] == ["equal_weight", "min_variance", "decoupled", "e2e"]
+    edges = document["gamma_edges"]
+    assert set(edges) == {"decoupled", "e2e"} and edges["e2e"]["refits"] == 3  # one per seed
+    assert edges["e2e"]["low"] + edges["e2e"]["high"] <= 3 and "end of its grid" in text
     pairs = [(v["arm"], v["versus"]) for v in document["verdict"]]
     assert pairs == [("equal_weight", "decoupled"), ("min_variance", "decoupled"),
                      ("e2e", "decoupled"), ("e2e", "min_variance")]  # fmt: skip
@@ -241,8 +245,9 @@ def test_compare_bad_arm_options(tmp_path, args, message):
         (["--tc", "-0.1"], "Invalid value for '--tc'", 2),
         (["--w-max", "0.01"], "w_max: infeasible for 40 assets", 1),
         (["--data", "bloomberg"], "data: expected synthetic, french, sp500 or a stored panel", 1),
+        (["--window", "16"], "window: expected between 17 and n_dates - 13 = 83", 1),
     ],
-    ids=["negative-tc", "infeasible-cap", "unknown-data"],
+    ids=["negative-tc", "infeasible-cap", "unknown-data", "short-window"],
 )
 def test_compare_bad_options(tmp_path, args, message, code):
     result = invoke("--db", str(tmp_path / "x.duckdb"), "compare", *args)
@@ -457,3 +462,21 @@ def test_compare_seeds_in_worker_processes_on_an_imported_panel_with_gaps(tmp_pa
     assert set(run.series["strategy"]) == {f"{arm}/seed={seed}" for seed in (0, 1)
                                             for arm in ("equal_weight", "min_variance",
                                                         "decoupled", "e2e")}  # fmt: skip
+    one = invoke("--db", db, "compare", "--data", "gaps", "--seeds", "0", "--window", "24",
+                 "--epochs", "1", "--arms", "equal_weight,min_variance")  # fmt: skip
+    assert one.exit_code == 0 and "Stored run" in one.output  # no interval, still stored
+
+
+def test_more_assets_than_months_in_both_experiments(tmp_path):
+    """N > T: shrink with 30 assets and a 20-month window (the plug-in on the sample's span,
+    said so), compare with 30 assets and a 17-month window (every arm runs)."""
+    db = str(tmp_path / "cli.duckdb")
+    shrunk = invoke("--db", db, "shrink", "--n-seeds", "2", "--n-assets", "30", "--n-months",
+                    "50", "--window", "20", "--score-months", "12")  # fmt: skip
+    assert shrunk.exit_code == 0, shrunk.output
+    assert "pseudo-inverse" in " ".join(shrunk.output.split())
+    compared = invoke("--db", db, "compare", "--seed", "0", "--n-assets", "30", "--n-months",
+                      "40", "--window", "17", "--epochs", "1", "--refit-every", "30")  # fmt: skip
+    assert compared.exit_code == 0, compared.output
+    stats = Store(db).load_run(Store(db).latest_run_id("compare")).stats
+    assert set(stats) == set(ARMS) and all(np.isfinite(s.sharpe) for s in stats.values())

@@ -5,11 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
-from e2e_portfolio.backtest.arm_specs import ARMS, GAMMA_GRID
-from e2e_portfolio.backtest.arms import MIN_HISTORY, ArmSet
+from e2e_portfolio.backtest.arm_specs import ARMS, BUILTIN_ARMS, GAMMA_GRID, Arm, resolve_arms
+from e2e_portfolio.backtest.arms import MIN_HISTORY, ArmSet, gamma_edges
 from e2e_portfolio.backtest.walkforward import past_view, run_comparison
 from e2e_portfolio.exceptions import DataError
+from e2e_portfolio.experiments.compare import CompareOptions, compare_arms
+from e2e_portfolio.models.covariance import FactorCovariance
+from e2e_portfolio.models.losses import net_portfolio_returns
 from e2e_portfolio.models.portfolio import PortfolioConfig
 from e2e_portfolio.models.qp_reference import solve_with_cvxpy
 from e2e_portfolio.models.train import TrainConfig
@@ -35,7 +39,7 @@ def test_every_arm_runs_and_qp_arms_record_their_gamma(walked):
     for arm in ("plug_in", "decoupled", "decoupled_nll", "e2e", "e2e_risk", "e2e_return"):
         assert len(arms.tuning[arm]) == 2  # refits at positions 30 and 33
         assert all(t["gamma"] in GAMMA_GRID for t in arms.tuning[arm])
-    assert "min_variance" not in arms.tuning and "equal_weight" not in arms.tuning
+    assert "mivariance" not in arms.tuning and "equal_weight" not in arms.tuning
 
 
 def test_the_ablations_share_what_they_should(walked):
@@ -109,3 +113,107 @@ def test_progress_hears_of_every_training(small_panel):
     run_comparison(small_panel, arms.strategies(["plug_in", "e2e"]), START, tc=0.005)
     dates = [f"{small_panel.dates[t]:%Y-%m}" for t in (START, START + 3)]
     assert calls == [("plug_in", d) for d in dates] + [("e2e", d) for d in dates]
+
+
+def test_a_widening_grid_grows_at_the_end_where_the_best_sits(small_panel):
+    """Plug-in on a grid of two gammas: the fixed grid's scores are kept, and the widened
+    grid grows by the grid's ratio (2) at the end where the best sat, until the best is
+    inside or 6 steps were taken."""
+    view = past_view(small_panel, START)
+    tuned = {}
+    for widen in (False, True):
+        arms = ArmSet(PortfolioConfig(), TrainConfig(epochs=1), first_decision=START,
+                      window=WINDOW, gamma_grid=(4.0, 8.0), widen_gamma_grid=widen)  # fmt: skip
+        arms.weights("plug_in", view)
+        tuned[widen] = arms.tuning["plug_in"][0]
+    fixed, widened = tuned[False], tuned[True]
+    assert fixed["edge"] in ("low", "high")
+    for gamma, score in fixed["validation_sharpe"].items():
+        assert widened["validation_sharpe"][gamma] == score
+    tried = sorted(float(g) for g in widened["validation_sharpe"])
+    assert len(tried) > 2 and np.allclose(np.diff(np.log2(tried)), 1.0)
+    assert (tried[0] < 4.0) if fixed["edge"] == "low" else (tried[-1] > 8.0)
+    scores = {float(g): s for g, s in widened["validation_sharpe"].items()}
+    assert widened["gamma"] == max(tried, key=lambda g: scores[g])
+    assert widened["edge"] is None or len(tried) == 2 + 6
+
+
+def test_gamma_edges_count_each_end():
+    tuning = {"plug_in": [{"edge": "low"}, {"edge": None}, {"edge": "high"}, {"edge": "high"}]}
+    assert gamma_edges(tuning) == {"plug_in": {"refits": 4, "low": 1, "high": 2}}
+
+
+class _LinearNetwork(nn.Module):
+    """A user's network: linear mu, one loading and a constant variance per asset."""
+
+    def __init__(self, n_features: int) -> None:
+        super().__init__()
+        self.mu = nn.Linear(n_features, 1)
+        self.loading = nn.Linear(n_features, 1)
+        self.log_variance = nn.Parameter(torch.tensor(-6.0))
+
+    def forward(self, x):
+        variance = torch.exp(self.log_variance).expand(x.shape[:-1])
+        return 0.01 * self.mu(x).squeeze(-1), 0.05 * self.loading(x), variance
+
+
+def _diagonal_risk(window_returns: np.ndarray) -> FactorCovariance:
+    """A user's risk model: the sample variances alone (no correlation)."""
+    return FactorCovariance(np.zeros((window_returns.shape[1], 1)),
+                            window_returns.var(axis=0, ddof=1))  # fmt: skip
+
+
+def _minus_mean_return(weights, realised, tc):
+    """A user's decision loss: minus the mean net return."""
+    return -net_portfolio_returns(weights, realised, tc).mean()
+
+
+def test_user_arms_run_end_to_end_beside_the_builtins(small_panel):
+    """Another network, another risk model and other decision losses, composed as arms and
+    walked forward with a built-in one under the same protocol; the run's configuration
+    describes them."""
+    arms = (
+        "decoupled",
+        Arm("utility_e2e", "decision", "decision", loss="utility",
+            network=lambda n_features, config: _LinearNetwork(n_features)),
+        Arm("mean_on_diagonal", "trailing_mean", _diagonal_risk),
+        Arm("return_loss", "decision", "ledoit-wolf", loss=_minus_mean_return),
+        Arm("risk_for_mean", "trailing_mean", "decision"),
+    )  # fmt: skip
+    options = CompareOptions(train=TrainConfig(epochs=2), window=20, refit_every=12, arms=arms)
+    comparison, arm_set = compare_arms(small_panel, options)
+    assert list(comparison.results) == [a if isinstance(a, str) else a.slug for a in arms]
+    for result in comparison.results.values():
+        np.testing.assert_allclose(result.weights.sum(axis=1), 1.0, atol=1e-8)
+        assert (result.weights >= -1e-9).all()
+    assert isinstance(arm_set.models("utility_e2e")["mu"], _LinearNetwork)
+    assert set(arm_set.models("risk_for_mean")) == {"risk"}
+    config = options.as_config()
+    assert config["arms"] == list(comparison.results)
+    described = {spec["slug"]: spec for spec in config["arm_specs"]}
+    assert described["mean_on_diagonal"]["risk"].endswith("_diagonal_risk")
+    assert described["return_loss"]["loss"].endswith("_minus_mean_return")
+    assert described["utility_e2e"]["loss"] == "utility"
+
+
+@pytest.mark.parametrize(
+    ("arguments", "match"),
+    [({"slug": "a/b", "forecast": "mse", "risk": "sample"}, r"slug: expected a non-empty name"),
+     ({"slug": "x", "forecast": "mse"}, r"x: expected a forecast and a risk model, or neither"),
+     ({"slug": "x", "forecast": "oracle", "risk": "sample"}, r"x: forecast: expected one of"),
+     ({"slug": "x", "forecast": "mse", "risk": "magic"}, r"x: risk: expected one of .* got 'magic'"),
+     ({"slug": "x", "forecast": "mse", "risk": 3}, r"x: risk: expected a name or a callable"),
+     ({"slug": "x", "forecast": "decision", "risk": "decision", "loss": "hinge"},
+      r"x: loss: expected one of sharpe, utility or a callable")],
+    ids=["slug", "half", "forecast", "risk-name", "risk-type", "loss"],
+)  # fmt: skip
+def test_bad_arm_specifications(arguments, match):
+    with pytest.raises(DataError, match=match):
+        Arm(**arguments)
+
+
+def test_repeated_and_unknown_arms_are_refused():
+    with pytest.raises(DataError, match=r"arms: expected distinct slugs"):
+        resolve_arms(["e2e", BUILTIN_ARMS["e2e"]])
+    with pytest.raises(DataError, match=r"arms: expected slugs or Arm objects, got int"):
+        resolve_arms([3])  # type: ignore[list-item]

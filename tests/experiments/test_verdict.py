@@ -76,4 +76,4 @@ def test_json_document_is_valid_json_with_nan_as_null():
     text = json.dumps(document, allow_nan=False)
     again = json.loads(text)
     assert again["verdict"][0]["p_holm"] is None and again["per_seed"][0]["sharpe"] == 1.5
-    assert set(again) == {"arms", "verdict", "per_seed", "config", "break_even"}
+    assert set(again) == {"arms", "verdict", "per_seed", "config", "break_even", "gamma_edges"}

@@ -252,3 +252,45 @@ def test_gradient_reaches_the_caps_that_bind():
         assert abs(float(grad[0, i] - numeric)) < 1e-6, i
     at_cap = w.detach()[0] == 0.15
     assert at_cap[:3].all() and (grad[0, ~at_cap] == 0).all() and (grad[0, at_cap] != 0).all()
+
+
+@pytest.mark.parametrize(("regime", "kappa", "caps"), HARD, ids=["-".join(case) for case in HARD])
+def test_warm_starts_give_the_cold_answers_and_gradients(regime, kappa, caps):
+    """A WarmStart holding the active sets of nearly the same problems (mu moved by 1%, as
+    a training step moves it): the answers and the gradient in mu equal the cold solve's to
+    the polish's accuracy (objectives where the optimum is not unique)."""
+    case = draw_case(regime, 12, 4, seed=42, kappa_kind=kappa, cap_kind=caps)
+    warm = qp_native.WarmStart()
+    case.layer()(case.mu, case.R, case.w_prev, F=case.F, d=case.d, upper=case.upper,
+                 warm_start=warm)  # fmt: skip
+    moved = replace(case, mu=(case.mu * 1.01).requires_grad_())
+    weights = {}
+    for name, holder in (("warm", warm), ("cold", None)):
+        mu = moved.mu.detach().clone().requires_grad_()
+        w = moved.layer()(mu, case.R, case.w_prev, F=case.F, d=case.d, upper=case.upper,
+                          warm_start=holder)  # fmt: skip
+        (w * torch.linspace(-1, 1, case.n, dtype=w.dtype)).sum().backward()
+        weights[name] = (w.detach(), mu.grad)
+    unique = regime in {"factor", "dense", "cash", "tiny_d"} and kappa != "dominant"
+    if unique and caps != "tight":
+        torch.testing.assert_close(weights["warm"][0], weights["cold"][0], rtol=0, atol=1e-10)
+        torch.testing.assert_close(weights["warm"][1], weights["cold"][1], rtol=1e-6, atol=1e-8)
+    else:
+        gap = (moved.objective(weights["warm"][0]) - moved.objective(weights["cold"][0])).abs()
+        assert (gap <= 1e-12 * moved.objective_scale()).all(), gap
+
+
+def test_a_certified_warm_start_skips_the_interior_point():
+    """Solving the same problems again from their own active sets: no iteration at all; a
+    batch of another shape starts cold."""
+    case = draw_case("factor", 12, 4, seed=42, kappa_kind="none", cap_kind="loose")
+    problem = qp_native.build_problem(
+        case.mu, qp_native.factor_operator(case.F, case.d), case.gamma, 0.0, None, None
+    )
+    first = solver.solve(problem)
+    warm = qp_native.WarmStart()
+    warm.remember(first.weights, first.active, first.budget_dual)
+    again = solver.solve(problem, warm.hint(problem))
+    assert again.iterations == 0 and not bool(again.failed.any())
+    torch.testing.assert_close(again.weights, first.weights, rtol=0, atol=1e-12)
+    assert warm.hint(problem.take(torch.tensor([0, 1]))) is None

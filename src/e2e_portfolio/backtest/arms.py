@@ -72,6 +72,9 @@ from e2e_portfolio.turnover import path_turnover
 MIN_HISTORY = 13
 """Months of history a past month needs to be a training or validation month (a trailing
 covariance from fewer is noise; nonlinear shrinkage needs 13)."""
+WIDEN_STEPS = 6
+"""How often a widening gamma grid may grow at each end (a factor of 64 for the default's
+ratio of 2: 1/128 to 4096)."""
 
 
 @dataclass
@@ -131,6 +134,8 @@ class ArmSet:
         What the arms' ``"shrunk"`` risk source is.
     gamma_grid : sequence of float
         Risk aversions the tuned arms choose from.
+    widen_gamma_grid : bool
+        Extend the grid at an end while the best gamma sits there (see :meth:`_tune`).
     """
 
     portfolio: PortfolioConfig
@@ -142,10 +147,12 @@ class ArmSet:
     train_months: int = 120
     covariance: Covariance | RiskModel = "ledoit-wolf"
     gamma_grid: Sequence[float] = GAMMA_GRID
+    widen_gamma_grid: bool = False
     on_refit: Callable[[str, str], None] | None = field(default=None, repr=False)
     """Called with the arm and the refit date before an arm refits (progress bars)."""
     tuning: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    """Per arm, per refit: ``date``, the chosen ``gamma`` and the validation Sharpe per gamma."""
+    """Per arm, per refit: ``date``, the chosen ``gamma``, its ``edge`` (``"low"`` or ``"high"``
+    when it is an end of the grid, else None) and the validation Sharpe per gamma tried."""
     histories: dict[str, list[dict[str, list[float]]]] = field(default_factory=dict)
     _refits: dict[int, _Refit] = field(default_factory=dict, repr=False)
     _windows: dict[tuple[Any, int], FactorCovariance] = field(default_factory=dict, repr=False)
@@ -214,7 +221,7 @@ class ArmSet:
             n_validation = max(2, round(self.train.validation_fraction * len(y)))
             if len(y) - n_validation < 3:
                 raise DataError(
-                    f"first_decision: expected at least {MIN_HISTORY + 4} months of history "
+                    f"first_decision: expected at least {MIN_HISTORY + 5} months of history "
                     f"before the first refit, got {t + 1}"
                 )
             self._refits[t] = _Refit(positions, np.array(x), np.array(y),
@@ -284,19 +291,37 @@ class ArmSet:
                          fixed_risk=fixed_risk, investable=_unless_all(allowed))  # fmt: skip
 
     def _tune(self, arm: Arm, state: _ArmState, data: _Refit) -> None:
-        """Choose gamma on the validation months (data up to each month only)."""
+        """Choose gamma on the validation months (data up to each month only).
+
+        With ``widen_gamma_grid`` a best gamma at an end of the grid extends the grid there
+        (by the grid's own ratio at that end), up to :data:`WIDEN_STEPS` times per end.
+        """
         positions = data.positions[data.validation]
         realised = np.nan_to_num(data.y[data.validation])  # delisted: earns 0, as in the backtest
         mu, risk = self._moments(arm, state, data.returns, data.x[data.validation], positions)
-        scores = {}
-        for gamma in self.gamma_grid:
+
+        def score(gamma: float) -> float:
             weights = self._solve(mu, risk, gamma, None, realised)
             net = (weights * realised).sum(-1) - self.tc * path_turnover(weights, realised)
-            scores[gamma] = float(annualised_sharpe(net)) if net.std() > 0 else -math.inf
-        state.gamma = max(self.gamma_grid, key=lambda g: scores[g])  # first best (smallest)
+            return float(annualised_sharpe(net)) if net.std() > 0 else -math.inf
+
+        grid = list(self.gamma_grid)
+        scores = {gamma: score(gamma) for gamma in grid}
+        widened = {"low": 0, "high": 0}
+        while self.widen_gamma_grid and len(grid) > 1:
+            end = _edge(max(grid, key=lambda g: scores[g]), grid)
+            if end is None or widened[end] == WIDEN_STEPS:
+                break
+            if end == "low":
+                grid.insert(0, grid[0] ** 2 / grid[1])
+            else:
+                grid.append(grid[-1] ** 2 / grid[-2])
+            gamma = grid[0] if end == "low" else grid[-1]
+            scores[gamma], widened[end] = score(gamma), widened[end] + 1
+        state.gamma = max(grid, key=lambda g: scores[g])  # first best (smallest)
         self.tuning.setdefault(arm.slug, []).append(
-            {"date": data.date, "gamma": state.gamma,
-             "validation_sharpe": {str(g): s for g, s in scores.items()}}
+            {"date": data.date, "gamma": state.gamma, "edge": _edge(state.gamma, grid),
+             "validation_sharpe": {str(g): scores[g] for g in grid}}
         )  # fmt: skip
 
     # ------------------------------------------------------------------ moments
@@ -418,6 +443,21 @@ class ArmSet:
         earned = None if realised is None else _tensor(realised, mu.device)
         with torch.no_grad():
             return solve_path(layer, mu, risk, earned, start).cpu().numpy()
+
+
+def _edge(gamma: float, grid: Sequence[float]) -> str | None:
+    """``"low"`` or ``"high"`` when ``gamma`` is that end of the (ascending) grid, else None."""
+    if len(grid) < 2:
+        return None
+    return "low" if gamma == grid[0] else "high" if gamma == grid[-1] else None
+
+
+def gamma_edges(tuning: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, int]]:
+    """Per arm: its ``refits`` and how many chose the ``low`` or ``high`` end of the grid."""
+    return {arm: {"refits": len(refits),
+                  "low": sum(r.get("edge") == "low" for r in refits),
+                  "high": sum(r.get("edge") == "high" for r in refits)}
+            for arm, refits in tuning.items()}  # fmt: skip
 
 
 def _tensor(values, device: str | torch.device) -> torch.Tensor:

@@ -27,9 +27,10 @@ from e2e_portfolio.backtest.arm_specs import (
     Covariance,
     resolve_arms,
 )
-from e2e_portfolio.backtest.arms import ArmSet
+from e2e_portfolio.backtest.arms import MIN_HISTORY, ArmSet, gamma_edges
 from e2e_portfolio.backtest.walkforward import ComparisonResult, run_comparison
 from e2e_portfolio.data.panel import FactorPanel
+from e2e_portfolio.data.records import clean_json
 from e2e_portfolio.data.store import RunRecord
 from e2e_portfolio.exceptions import DataError
 from e2e_portfolio.experiments.verdict import (
@@ -76,8 +77,9 @@ class CompareOptions:
     tc : float
         Cost per unit of two-sided turnover, in the backtest, the losses and the tuning.
     window : int
-        Months before the first decision and in every trailing covariance and mean, at least
-        :data:`~e2e_portfolio.models.decision_shrinkage.MIN_WINDOW`, for any number of assets.
+        Months before the first decision and in every trailing covariance and mean, for any
+        number of assets: at least 17 when an arm refits (its first training needs 18 months
+        of history), else :data:`~e2e_portfolio.models.decision_shrinkage.MIN_WINDOW` (12).
     refit_every : int
         Decisions between refits.
     arms : tuple of str or Arm
@@ -87,6 +89,8 @@ class CompareOptions:
         What the arms' ``"shrunk"`` covariance is.
     gamma_grid : tuple of float
         Risk aversions the tuned arms choose from on their validation months.
+    widen_gamma_grid : bool
+        Extend the grid at an end while the best gamma sits there (up to 6 steps per end).
     """
 
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -97,11 +101,22 @@ class CompareOptions:
     arms: tuple[Arm | str, ...] = ARMS
     covariance: Covariance = "ledoit-wolf"
     gamma_grid: tuple[float, ...] = GAMMA_GRID
+    widen_gamma_grid: bool = False
 
     @property
     def arm_specs(self) -> tuple[Arm, ...]:
         """The arms as specifications."""
         return resolve_arms(list(self.arms))
+
+    @property
+    def least_window(self) -> int:
+        """The shortest window: 17 when an arm refits, else 12.
+
+        An arm's first refit, at the first decision (position ``window``), needs five pairs
+        from the ``MIN_HISTORY``-th month on: three to train, two to validate.
+        """
+        refits = any(arm.uses_network or arm.tune_gamma for arm in self.arm_specs)
+        return max(MIN_WINDOW, MIN_HISTORY + 4) if refits else MIN_WINDOW
 
     @property
     def slugs(self) -> list[str]:
@@ -110,9 +125,10 @@ class CompareOptions:
 
     def validate(self, panel: FactorPanel) -> None:
         """Raise :class:`DataError` if the options cannot run on ``panel``."""
-        if self.window < MIN_WINDOW or self.window > panel.n_dates - 13:
+        least = self.least_window
+        if self.window < least or self.window > panel.n_dates - 13:
             raise DataError(
-                f"window: expected between {MIN_WINDOW} and n_dates - 13 = {panel.n_dates - 13} "
+                f"window: expected between {least} and n_dates - 13 = {panel.n_dates - 13} "
                 f"months, got {self.window}"
             )
         if self.covariance == "nonlinear" and self.window < 13:
@@ -131,6 +147,7 @@ class CompareOptions:
         """
         config = {"window": self.window, "refit_every": self.refit_every, "arms": self.slugs,
                   "covariance": self.covariance, "gamma_grid": list(self.gamma_grid),
+                  "widen_gamma_grid": self.widen_gamma_grid,
                   **asdict(self.portfolio), "tc": self.tc, **asdict(self.train)}  # fmt: skip
         specs = self.arm_specs
         if any(BUILTIN_ARMS.get(arm.slug) != arm for arm in specs):
@@ -153,7 +170,8 @@ def compare_arms(
     arms = ArmSet(options.portfolio, options.train, first_decision=options.window,
                   tc=options.tc, window=options.window, refit_every=options.refit_every,
                   train_months=TRAIN_MONTHS, covariance=options.covariance,
-                  gamma_grid=options.gamma_grid, on_refit=on_refit)  # fmt: skip
+                  gamma_grid=options.gamma_grid, widen_gamma_grid=options.widen_gamma_grid,
+                  on_refit=on_refit)  # fmt: skip
     strategies = arms.strategies(options.arm_specs)
     comparison = run_comparison(panel, strategies, options.window, options.tc, on_step)
     if comparison.failures:  # a verdict needs every arm on every month
@@ -258,7 +276,7 @@ def compare_across_seeds(
     summary, record = _summarise(results, options)
     if one_history:
         summary["history"] = history_summary(results, options)
-        record.metrics["history"] = summary["history"]  # type: ignore[index]
+        record.metrics["history"] = clean_json(summary["history"])  # type: ignore[index]
     return summary, record
 
 
@@ -322,9 +340,13 @@ def _summarise(results: list[dict], options: CompareOptions) -> tuple[dict, RunR
     mean = {arm: {"sharpe": float(np.mean(sharpe[arm])),
                   "turnover": float(np.mean([r["arms"][arm]["turnover"] for r in results]))}
             for arm in arms}  # fmt: skip
+    edges = [gamma_edges(r["tuning"]) for r in results]
     summary = {"arms": arms, "verdict": verdict, "per_seed": per_seed, "mean": mean,
                "break_even": break_even, "seeds": [r["seed"] for r in results],
-               "tuning": {str(r["seed"]): r["tuning"] for r in results}}  # fmt: skip
+               "tuning": {str(r["seed"]): r["tuning"] for r in results},
+               "gamma_edges": {arm: {key: sum(e[arm][key] for e in edges if arm in e)
+                                     for key in ("refits", "low", "high")}
+                               for arm in arms if any(arm in e for e in edges)}}  # fmt: skip
     frames = []
     for r in results:
         for arm in arms:
@@ -335,8 +357,8 @@ def _summarise(results: list[dict], options: CompareOptions) -> tuple[dict, RunR
                 "net_return": gross - options.tc * turnover, "turnover": turnover,
             }))  # fmt: skip
     config = {k: v for k, v in options.as_config().items() if k != "seed"}  # seeds instead
+    metrics = {k: v for k, v in summary.items() if k != "per_seed"} | {"per_seed": per_seed}
     record = RunRecord(kind="compare", config={**config, "seeds": summary["seeds"]},
-                       metrics={k: v for k, v in summary.items() if k != "per_seed"}
-                       | {"per_seed": per_seed},
+                       metrics=clean_json(metrics),  # one seed: no interval, no test
                        series=pd.concat(frames, ignore_index=True))  # fmt: skip
     return summary, record

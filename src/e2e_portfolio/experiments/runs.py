@@ -13,10 +13,12 @@ import pandas as pd
 from torch import nn
 
 from e2e_portfolio.backtest.arm_specs import ARMS
+from e2e_portfolio.backtest.arms import gamma_edges
 from e2e_portfolio.backtest.metrics import strategy_stats
 from e2e_portfolio.backtest.walkforward import ComparisonResult
 from e2e_portfolio.data.datasets import load_french, load_sp500
 from e2e_portfolio.data.panel import FactorPanel
+from e2e_portfolio.data.records import clean_json
 from e2e_portfolio.data.store import RunRecord, Store
 from e2e_portfolio.data.synthetic import month_ends, simulate_universe
 from e2e_portfolio.exceptions import DataError
@@ -89,6 +91,7 @@ def shrink_history(panel: FactorPanel, config: ShrinkageConfig) -> tuple[dict, R
         "mean_delta": {m: _mean_or_none(result.delta[m]) for m in methods},
         "mean_turnover": {m: float(result.turnover[m].mean()) for m in methods},
         "n_months": int(result.decision_months.size),
+        "window": config.window,
         "first_month": str(panel.dates[result.decision_months[0] + 1].date()),
         "last_month": str(panel.dates[result.decision_months[-1] + 1].date()),
     }
@@ -178,7 +181,13 @@ def compare_strategies(
     record = RunRecord(
         kind="compare",
         config={"data": panel.name, "n_assets": panel.n_assets, **options.as_config()},
-        metrics={"training_histories": arm_set.histories, "tuning": arm_set.tuning},
+        metrics=clean_json(
+            {
+                "training_histories": arm_set.histories,
+                "tuning": arm_set.tuning,
+                "gamma_edges": gamma_edges(arm_set.tuning),
+            }
+        ),
         stats={name: r.stats for name, r in comparison.results.items()},
         series=comparison.series_frame(),
         weights=comparison.weights_frame(),

@@ -131,10 +131,10 @@ def validate_job(job: SweepJob) -> None:
     config.portfolio.validate(o["n_assets"])
     if config.tc < 0:
         raise DataError(f"tc: expected a cost >= 0, got {config.tc}")
-    if o["window"] < 12 or o["window"] > o["n_months"] - 13:
+    if o["window"] < config.least_window or o["window"] > o["n_months"] - 13:
         raise DataError(
-            f"window: expected between 12 and n_months - 13 = {o['n_months'] - 13}, got "
-            f"{o['window']}"
+            f"window: expected between {config.least_window} and n_months - 13 = "
+            f"{o['n_months'] - 13}, got {o['window']}"
         )
 
 

@@ -105,15 +105,20 @@ def to_json(
     config: Mapping[str, Any],
     break_even: list[dict[str, Any]] | None = None,
     history: Mapping[str, Any] | None = None,
+    gamma_edges: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The ``--json`` document: ``arms``, ``verdict``, ``per_seed``, ``config``, ``break_even``.
+    """The ``--json`` document of ``e2e compare --seeds``.
 
-    On one real history also ``history`` (tests on the history, decades, spread over network
-    seeds; see :func:`~e2e_portfolio.experiments.compare.history_summary`). NaN (e.g. a
-    p-value of identical arms) is written as ``null``.
+    Keys ``arms``, ``verdict``, ``per_seed``, ``config``, ``break_even`` and ``gamma_edges``
+    (per tuned arm: ``refits`` and how many chose the ``low`` or ``high`` end of the gamma
+    grid, over all seeds). On one real history also ``history`` (tests on the history,
+    decades, spread over network seeds; see
+    :func:`~e2e_portfolio.experiments.compare.history_summary`). NaN (e.g. a p-value of
+    identical arms) is written as ``null``.
     """
     document = {"arms": list(arms), "verdict": verdict, "per_seed": per_seed,
-                "config": dict(config), "break_even": break_even or []}  # fmt: skip
+                "config": dict(config), "break_even": break_even or [],
+                "gamma_edges": dict(gamma_edges or {})}  # fmt: skip
     if history is not None:
         document["history"] = dict(history)
     return clean_json(document)

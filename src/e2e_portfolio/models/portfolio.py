@@ -16,7 +16,7 @@ training loss:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -24,6 +24,7 @@ import torch
 from e2e_portfolio.exceptions import DataError
 from e2e_portfolio.models.losses import drifted
 from e2e_portfolio.models.qp_layer import MeanVarianceQP
+from e2e_portfolio.models.qp_native import WarmStart
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,7 @@ def solve_path(
     risk: Mapping[str, torch.Tensor],
     realised: torch.Tensor | None = None,
     start: torch.Tensor | None = None,
+    warm: Sequence[WarmStart] | None = None,
 ) -> torch.Tensor:
     """Weights (T, n) for T consecutive months.
 
@@ -91,16 +93,27 @@ def solve_path(
     start : Tensor, (n,), optional
         The book held before the first month (the backtest's drifted holdings; zeros are
         cash); equal weights when None.
+    warm : sequence of WarmStart, optional
+        Solves that repeat (a training loop's epochs) start from the last active sets: one
+        holder for the batch (``kappa == 0``), else one per month.
     """
+    if warm is not None and len(warm) != (1 if layer.kappa == 0 else mu.shape[0]):
+        raise DataError(f"warm: expected {1 if layer.kappa == 0 else mu.shape[0]} holders, "
+                        f"got {len(warm)}")  # fmt: skip
     if layer.kappa == 0:
-        return layer(mu, **risk)
+        return layer(mu, **risk, warm_start=None if warm is None else warm[0])
     n_months, n = mu.shape
     if n_months > 1 and realised is None:
         raise DataError("realised: expected the returns that drift the book when kappa > 0")
     held = start if start is not None else mu.new_full((n,), 1.0 / n)
     path = []
     for t in range(n_months):
-        weights = layer(mu[t], w_prev=held, **{k: v[t] for k, v in risk.items()})
+        weights = layer(
+            mu[t],
+            w_prev=held,
+            **{k: v[t] for k, v in risk.items()},
+            warm_start=None if warm is None else warm[t],
+        )
         path.append(weights)
         if realised is not None:
             held = drifted(weights, realised[t])

@@ -46,7 +46,12 @@ from torch import nn
 
 from e2e_portfolio.models import qp_reference
 from e2e_portfolio.models.qp_inputs import LayerInputs
-from e2e_portfolio.models.qp_native import NativeMeanVarianceFunction, OnFailure, Settings
+from e2e_portfolio.models.qp_native import (
+    NativeMeanVarianceFunction,
+    OnFailure,
+    Settings,
+    WarmStart,
+)
 
 Backend = Literal["native", "cvxpylayers", "cvxpy"]
 BACKENDS: tuple[Backend, ...] = ("native", "cvxpylayers", "cvxpy")
@@ -134,6 +139,7 @@ class MeanVarianceQP(nn.Module):
         F: torch.Tensor | None = None,
         d: torch.Tensor | None = None,
         upper: torch.Tensor | None = None,
+        warm_start: WarmStart | None = None,
     ) -> torch.Tensor:
         """Optimal weights.
 
@@ -152,6 +158,10 @@ class MeanVarianceQP(nn.Module):
         upper : Tensor, (n,) or (batch, n), optional
             Per-asset caps >= 0 (``inf`` for none), combined with ``w_max``; 0 excludes
             an asset. Their sum (each at most 1) must reach 1 in every problem.
+        warm_start : WarmStart, optional
+            Native backend: start from the active sets this holder kept from its last solve
+            of a batch of the same shape, and keep this solve's (see
+            :class:`~e2e_portfolio.models.qp_native.WarmStart`); the other backends ignore it.
 
         Returns
         -------
@@ -165,7 +175,14 @@ class MeanVarianceQP(nn.Module):
         elif self.backend == "native":
             settings = Settings(self.gamma, self.kappa, self.on_failure)
             weights = NativeMeanVarianceFunction.apply(
-                inputs.mu, inputs.R, inputs.F, inputs.d, inputs.w_prev, inputs.caps, settings
+                inputs.mu,
+                inputs.R,
+                inputs.F,
+                inputs.d,
+                inputs.w_prev,
+                inputs.caps,
+                settings,
+                warm_start,
             )
         elif self.backend == "cvxpylayers":
             weights = self._cvxpylayers(inputs)

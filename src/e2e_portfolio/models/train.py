@@ -41,6 +41,7 @@ from e2e_portfolio.exceptions import DataError
 from e2e_portfolio.models.losses import DecisionLoss, mse_loss, negative_sharpe_loss
 from e2e_portfolio.models.portfolio import PortfolioConfig, solve_path
 from e2e_portfolio.models.predictor import ReturnPredictor
+from e2e_portfolio.models.qp_native import WarmStart
 
 
 @dataclass(frozen=True)
@@ -302,6 +303,10 @@ def train_e2e(
     else:
         model = _new_model(n_features, config, network)
 
+    # every epoch solves the same months: each starts from its last certified active set
+    warm = {part: [WarmStart() for _ in range(1 if portfolio.kappa == 0 else len(x))]
+            for part, (x, _) in parts.items()}  # fmt: skip
+
     def objective(model, part):
         features, target = parts[part]
         mu, loadings, idiosyncratic = model(features)
@@ -309,7 +314,7 @@ def train_e2e(
         risk = {"F": given.get("F", loadings), "d": given.get("d", idiosyncratic)}
         if uppers[part] is not None:
             risk["upper"] = uppers[part]
-        weights = solve_path(layer, given.get("mu", mu), risk, target)
+        weights = solve_path(layer, given.get("mu", mu), risk, target, warm=warm[part])
         value = loss(weights, target, tc)
         return value, -value.item()
 

@@ -20,6 +20,20 @@ def tuning_caption(tuning: Mapping) -> str:
     return "gamma chosen on the validation months at each refit: " + "; ".join(chosen)
 
 
+def edges_line(edges: Mapping[str, Mapping[str, int]]) -> str:
+    """How often each tuned arm's gamma sat at an end of its grid, one line."""
+    parts = []
+    for arm, e in edges.items():
+        ends = [f"{end} {e[end]}" for end in ("low", "high") if e[end]]
+        if ends:
+            share = (e["low"] + e["high"]) / e["refits"]
+            parts.append(f"{arm} {share:.0%} ({', '.join(ends)} of {e['refits']})")
+    if not parts:
+        return "gamma never sat at an end of its grid"
+    return ("gamma at an end of its grid: " + "; ".join(parts)
+            + " (--widen-gamma-grid extends the grid where the best sits at an end)")  # fmt: skip
+
+
 def arms_table(summary: Mapping) -> Table:
     """Mean out-of-sample Sharpe and turnover of every arm across seeds."""
     n_seeds = len(summary["seeds"])

@@ -28,6 +28,7 @@ from e2e_portfolio.apps.cli.base import (
 )
 from e2e_portfolio.apps.cli.compare_tables import (
     arms_table,
+    edges_line,
     history_compare_tables,
     tuning_caption,
     verdict_sentences,
@@ -173,6 +174,13 @@ def compare(
     gamma_grid: Annotated[
         str, typer.Option(help="Risk aversions each QP arm chooses from on validation months.")
     ] = ",".join(f"{g:g}" for g in GAMMA_GRID),
+    widen_gamma_grid: Annotated[
+        bool,
+        typer.Option(
+            help="Extend the gamma grid at an end while the best gamma sits there "
+            "(up to 6 steps per end)."
+        ),
+    ] = False,
     epochs: Annotated[int, typer.Option(help="Maximum training epochs per refit.", min=1)] = 40,
     window: Annotated[
         int, typer.Option(help="Months of history before the first decision and per covariance.")
@@ -211,6 +219,7 @@ def compare(
         portfolio=PortfolioConfig(gamma=gamma, w_max=w_max, kappa=kappa),
         tc=tc, window=window, refit_every=refit_every, arms=arm_list,
         covariance=covariance, gamma_grid=grid,  # type: ignore[arg-type]
+        widen_gamma_grid=widen_gamma_grid,
     )  # fmt: skip
     check_json_path(json_path)
     if seeds is not None:
@@ -234,12 +243,14 @@ def compare(
         record = replace(record, config={**record.config, "universe": universe})
     run_id = save_run(store, record)
     table = comparison_table(comparison, record.config)
-    table.caption = tuning_caption(record.metrics["tuning"])
+    table.caption = (tuning_caption(record.metrics["tuning"]) + "\n"
+                     + edges_line(record.metrics["gamma_edges"]))  # fmt: skip
     table.caption_justify = "left"
     console.print(table)
     write_json(json_path, {"kind": "compare", "config": record.config,
                             "stats": {k: v.model_dump() for k, v in record.stats.items()},
-                            "tuning": record.metrics["tuning"]})  # fmt: skip
+                            "tuning": record.metrics["tuning"],
+                            "gamma_edges": record.metrics["gamma_edges"]})  # fmt: skip
     print_stored(store, run_id)
 
 
@@ -289,6 +300,7 @@ def _compare_seeds(store, options, seed_list, where, json_path, data, universe, 
     record = replace(record, config={**about, **record.config})
     run_id = save_run(store, record)
     console.print(arms_table(summary))
+    console.print(edges_line(summary["gamma_edges"]), highlight=False)
     if history is not None:
         for table in history_compare_tables(summary, history.name):
             console.print(table)
@@ -298,5 +310,6 @@ def _compare_seeds(store, options, seed_list, where, json_path, data, universe, 
     if json_path is not None:
         write_json(json_path, to_json(summary["arms"], summary["verdict"], summary["per_seed"],
                                       record.config, summary["break_even"],
-                                      summary.get("history")))  # fmt: skip
+                                      summary.get("history"),
+                                      summary["gamma_edges"]))  # fmt: skip
     print_stored(store, run_id)

@@ -103,6 +103,7 @@ def shrink_tables(summary: Mapping) -> list[Table | str]:
         # nonlinear shrinkage has no single delta
         shown = "-" if None in deltas else f"{np.mean(deltas):.2f}"
         methods.add_row(method, f"{sharpe.mean():.3f}", spread, shown, f"{turnover:.2f}")
+    methods.caption, methods.caption_justify = singular_note(n, window), "left"
     rivals = _rivals(summary)
     edges = Table(
         title="Paired edges of decision-aware (per seed; p: Wilcoxon, Holm over the "
@@ -122,6 +123,14 @@ def shrink_tables(summary: Mapping) -> list[Table | str]:
         _verdict(summary[key]["mean"], name, summary[key]["p_holm"]) for name, key in rivals
     )
     return [methods, edges, verdicts]
+
+
+def singular_note(n_assets: int, window: int) -> str | None:
+    """The caption saying how the plug-in is defined when its covariance is singular."""
+    if n_assets < window - 1:
+        return None
+    return (f"N = {n_assets} >= window - 1 = {window - 1}: the sample covariance is singular; "
+            "plug-in uses its pseudo-inverse (the minimum-norm direction on its span)")  # fmt: skip
 
 
 def _rivals(summary: Mapping) -> list[tuple[str, str]]:
@@ -150,6 +159,7 @@ def history_tables(summary: Mapping, panel: FactorPanel) -> list[Table | str]:
             "-" if delta is None else f"{delta:.2f}",
             f"{summary['mean_turnover'][method]:.2f}",
         )
+    table.caption, table.caption_justify = singular_note(panel.n_assets, summary["window"]), "left"
     tests = Table(
         title="Tests of decision-aware: Jobson-Korkie-Memmel and block bootstrap (Ledoit-Wolf "
         "2008); Holm over the comparisons",

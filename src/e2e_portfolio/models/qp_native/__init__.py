@@ -16,6 +16,7 @@ from e2e_portfolio.models.qp_native.function import (
     OnFailure,
     QPFallbackWarning,
     Settings,
+    WarmStart,
 )
 from e2e_portfolio.models.qp_native.operators import (
     DenseRisk,
@@ -38,6 +39,7 @@ __all__ = [
     "QPFallbackWarning",
     "Settings",
     "Solution",
+    "WarmStart",
     "as_risk_operator",
     "build_problem",
     "certify",

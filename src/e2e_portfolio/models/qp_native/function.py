@@ -60,6 +60,41 @@ class Settings:
     on_failure: OnFailure = "raise"
 
 
+@dataclass
+class WarmStart:
+    """The certified active sets of a batch's last solve, to start its next solve from.
+
+    Give the same ``WarmStart`` to the layer each time it solves nearly the same problems
+    (a training loop solves the same months every epoch with slightly moved inputs): each
+    problem first tries the active set it had last time, and a problem whose try passes the
+    KKT certificate skips the interior point. Answers are certified as without it. A batch
+    of another shape starts cold and replaces what is held.
+    """
+
+    lower: torch.Tensor | None = None
+    upper: torch.Tensor | None = None
+    at_previous: torch.Tensor | None = None
+    sign: torch.Tensor | None = None
+    weights: torch.Tensor | None = None
+    budget_dual: torch.Tensor | None = None
+
+    def hint(self, problem: Problem) -> tuple[ActiveSet, torch.Tensor] | None:
+        """The held active sets for ``problem`` (its caps and ``w_prev``), or None."""
+        if self.weights is None or self.weights.shape != problem.mu.shape:
+            return None
+        assert self.lower is not None and self.upper is not None and self.budget_dual is not None
+        assert self.at_previous is not None and self.sign is not None
+        active = make_active_set(problem, self.weights, self.lower, self.upper,
+                                 self.at_previous, self.sign)  # fmt: skip
+        return active, self.budget_dual
+
+    def remember(self, weights: torch.Tensor, active: ActiveSet, budget_dual: torch.Tensor) -> None:
+        """Hold a solve's certified weights (batch, n), active sets and multipliers."""
+        self.lower, self.upper = active.at_lower.clone(), active.at_upper.clone()
+        self.at_previous, self.sign = active.at_previous.clone(), active.sign.clone()
+        self.weights, self.budget_dual = weights.detach().clone(), budget_dual.clone()
+
+
 def _clone(solution: Solution) -> tuple[torch.Tensor, ActiveSet]:
     """Weights and active sets copied out of inference mode (for saving to backward)."""
     active = ActiveSet(*(field.clone() for field in solution.active.fields()))
@@ -139,13 +174,13 @@ class NativeMeanVarianceFunction(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, mu, R, F, d, w_prev, caps, settings: Settings):
+    def forward(ctx, mu, R, F, d, w_prev, caps, settings: Settings, warm: WarmStart | None = None):
         """Solve the batch; failed problems raise or fall back (see the module docstring)."""
         raw: RiskOperator = as_risk_operator(R) if R is not None else factor_operator(F, d)
         problem = build_problem(mu, raw, settings.gamma, settings.kappa, w_prev, caps)
         # inference mode skips autograd's per-op bookkeeping (~10% of a small solve)
         with torch.inference_mode():
-            solution = solve(problem)
+            solution = solve(problem, None if warm is None else warm.hint(problem))
         if bool(solution.failed.any()):
             if settings.on_failure == "raise":
                 raise SolverError(
@@ -157,6 +192,8 @@ class NativeMeanVarianceFunction(torch.autograd.Function):
             weights, active = _fallback(problem, solution, inputs, caps, settings)
         else:
             weights, active = _clone(solution)
+        if warm is not None:
+            warm.remember(weights, active, solution.budget_dual)
         ctx.problem, ctx.raw, ctx.from_root, ctx.active = problem, raw, R is not None, active
         ctx.save_for_backward(weights)
         return weights
@@ -175,7 +212,7 @@ class NativeMeanVarianceFunction(torch.autograd.Function):
         active = differentiable_piece(problem, ctx.active, weights)
         adj = adjoint(problem, active, grad_w)
         needs = ctx.needs_input_grad
-        grads: list[torch.Tensor | None] = [None] * 7
+        grads: list[torch.Tensor | None] = [None] * 8
         if needs[0]:
             grads[0] = mu_gradient(problem, adj)
         if needs[1] and ctx.from_root:
