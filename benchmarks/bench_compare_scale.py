@@ -4,13 +4,13 @@
 One seed of ``e2e compare`` (all eight arms, defaults otherwise: seed 0, window 48, gamma grid,
 40 epochs) on a synthetic universe of n = 100, 300, 1000 and 3000 assets (96 months; 240 at
 n = 3000, as the issue asks), each in a fresh process with one torch thread (as the ``e2e``
-command runs), printing its wall time, its peak resident memory and the share of the time
-spent in the QP layer (forward solves and implicit backward passes). Then ``e2e shrink`` at
-n = 1000 (10 seeds, 96 months), the same way.
+command runs; ``--threads 2`` as ``e2e --threads 2``), printing its wall time, its peak
+resident memory and the share of the time spent in the QP layer (forward solves and implicit
+backward passes). Then ``e2e shrink`` at n = 1000 (10 seeds, 96 months), the same way.
 
-    python benchmarks/bench_compare_scale.py                  # every size (about 15 minutes)
+    python benchmarks/bench_compare_scale.py                  # every size (about 30 minutes)
     python benchmarks/bench_compare_scale.py --sizes 100 300  # some of them
-    python benchmarks/bench_compare_scale.py --no-shrink
+    python benchmarks/bench_compare_scale.py --no-shrink --threads 2
 """
 
 from __future__ import annotations
@@ -52,11 +52,11 @@ def _timed_layer() -> dict[str, float]:
     return spent
 
 
-def child(kind: str, n_assets: int, n_months: int) -> dict[str, float]:
+def child(kind: str, n_assets: int, n_months: int, threads: int) -> dict[str, float]:
     """What one fresh process measures (as ``e2e compare --seed 0`` or ``e2e shrink``)."""
     from e2e_portfolio.config import configure_threads
 
-    configure_threads(1)
+    configure_threads(threads)
     spent = _timed_layer()
     start = time.perf_counter()
     if kind == "compare":
@@ -76,9 +76,9 @@ def child(kind: str, n_assets: int, n_months: int) -> dict[str, float]:
     return {"wall": wall, "qp": spent["qp"], "peak_mib": peak, "sharpe": sharpe}
 
 
-def measure(kind: str, n_assets: int, n_months: int) -> dict:
+def measure(kind: str, n_assets: int, n_months: int, threads: int) -> dict:
     """Run :func:`child` in a fresh interpreter and read its JSON line."""
-    code = ["--child", kind, str(n_assets), str(n_months)]
+    code = ["--child", kind, str(n_assets), str(n_months), str(threads)]
     out = subprocess.run([sys.executable, __file__, *code], capture_output=True, text=True,
                          check=True)  # fmt: skip
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -88,16 +88,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=list(MONTHS))
     parser.add_argument("--no-shrink", action="store_true")
-    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (e2e --threads)")
+    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        kind, n_assets, n_months = args.child
-        print(json.dumps(child(kind, int(n_assets), int(n_months))))
+        kind, n_assets, n_months, threads = args.child
+        print(json.dumps(child(kind, int(n_assets), int(n_months), int(threads))))
         return
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="One seed, fresh process, one torch thread")
+    threads = f"{args.threads} torch thread{'s' if args.threads > 1 else ''}"
+    table = Table(title=f"One seed, fresh process, {threads}")
     for column in ("command", "n", "months", "wall", "peak RSS", "in QP layer", "e2e Sharpe"):
         table.add_column(column, justify="right" if column != "command" else "left")
     jobs = [("compare", n, MONTHS.get(n, 96)) for n in args.sizes]
@@ -105,7 +107,7 @@ def main() -> None:
         jobs.append(("shrink", 1000, 96))
     console = Console()
     for kind, n_assets, n_months in jobs:
-        result = measure(kind, n_assets, n_months)
+        result = measure(kind, n_assets, n_months, args.threads)
         label = "e2e compare --seed 0" if kind == "compare" else "e2e shrink (10 seeds)"
         headline = result["sharpe"].get("e2e", result["sharpe"].get("decision-aware"))
         table.add_row(label, str(n_assets), str(n_months), f"{result['wall']:.0f} s",

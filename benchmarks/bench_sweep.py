@@ -26,9 +26,9 @@ from e2e_portfolio.data.store import Store
 from e2e_portfolio.data.synthetic import simulate_arrays
 from e2e_portfolio.experiments.sweep import expand_grid, run_sweep
 from e2e_portfolio.models.losses import negative_sharpe_loss
+from e2e_portfolio.models.portfolio import solve_path
 from e2e_portfolio.models.predictor import ReturnPredictor
 from e2e_portfolio.models.qp_layer import MeanVarianceQP
-from e2e_portfolio.models.portfolio import solve_path
 
 GRIDS = {
     "shrink": {"kind": "shrink", "n_assets": 40},

@@ -14,7 +14,7 @@ import argparse
 import json
 from pathlib import Path
 
-from e2e_portfolio.backtest.arms import ARMS, GAMMA_GRID
+from e2e_portfolio.backtest.arm_specs import ARMS, GAMMA_GRID
 from e2e_portfolio.data.store import Store
 from e2e_portfolio.experiments.sweep import COMPARE_OPTIONS, SHRINK_OPTIONS
 from e2e_portfolio.significance import holm
@@ -25,7 +25,7 @@ SHRINK_RIVALS = (("plug-in", "vs_plugin"), ("ledoit-wolf", "vs_lw"), ("oas", "vs
                  ("nonlinear", "vs_nonlinear"))  # fmt: skip
 DEFAULTS = {
     "compare": {**COMPARE_OPTIONS, "covariance": "ledoit-wolf", "arms": list(ARMS),
-                "gamma_grid": list(GAMMA_GRID)},
+                "gamma_grid": list(GAMMA_GRID), "widen_gamma_grid": False},
     "shrink": SHRINK_OPTIONS,
 }  # fmt: skip
 """The options' defaults (the sweep's, which are the commands'): non-defaults make the command."""
@@ -52,6 +52,9 @@ def _command(kind: str, config: dict, extra: str = "") -> str:
     for key, default in DEFAULTS[kind].items():
         value = config.get(key, default)
         if value == default or (data != "synthetic" and key in ("n_assets", "n_months")):
+            continue
+        if isinstance(value, bool):  # a flag
+            parts.append(f"--{key.replace('_', '-')}")
             continue
         if isinstance(value, list):
             value = ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from e2e_portfolio.apps.cli import app
-from e2e_portfolio.backtest.arms import ARMS, GAMMA_GRID
+from e2e_portfolio.backtest.arm_specs import ARMS, GAMMA_GRID
 from e2e_portfolio.data.store import Store
 
 runner = CliRunner()

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from e2e_portfolio.backtest.arm_specs import ARMS, BUILTIN_ARMS, GAMMA_GRID, Arm, resolve_arms
-from e2e_portfolio.backtest.arms import MIN_HISTORY, ArmSet, gamma_edges
+from e2e_portfolio.backtest.arms import MIN_HISTORY, ArmSet
 from e2e_portfolio.backtest.walkforward import past_view, run_comparison
 from e2e_portfolio.exceptions import DataError
 from e2e_portfolio.experiments.compare import CompareOptions, compare_arms
@@ -136,11 +136,6 @@ def test_a_widening_grid_grows_at_the_end_where_the_best_sits(small_panel):
     scores = {float(g): s for g, s in widened["validation_sharpe"].items()}
     assert widened["gamma"] == max(tried, key=lambda g: scores[g])
     assert widened["edge"] is None or len(tried) == 2 + 6
-
-
-def test_gamma_edges_count_each_end():
-    tuning = {"plug_in": [{"edge": "low"}, {"edge": None}, {"edge": "high"}, {"edge": "high"}]}
-    assert gamma_edges(tuning) == {"plug_in": {"refits": 4, "low": 1, "high": 2}}
 
 
 class _LinearNetwork(nn.Module):

@@ -38,6 +38,7 @@ EMBEDDED_MODULES = (
     "data/synthetic.py",
     "models/__init__.py",
     "models/covariance.py",
+    "models/shrinkage_windows.py",
     "models/decision_shrinkage.py",
     "apps/__init__.py",
     "apps/browser_walkforward.py",

@@ -60,10 +60,12 @@ from e2e_portfolio.backtest.arm_specs import (
     Covariance,
     resolve_arms,
 )
+from e2e_portfolio.backtest.gamma_grid import choose_gamma
 from e2e_portfolio.backtest.strategies import equal_weight
 from e2e_portfolio.backtest.walkforward import PastView, Strategy
+from e2e_portfolio.backtest.windows import TrailingWindows
 from e2e_portfolio.exceptions import DataError
-from e2e_portfolio.models.covariance import RISK_MODELS, FactorCovariance, RiskModel
+from e2e_portfolio.models.covariance import RISK_MODELS, RiskModel
 from e2e_portfolio.models.losses import DECISION_LOSSES, DecisionLoss
 from e2e_portfolio.models.portfolio import PortfolioConfig, solve_path
 from e2e_portfolio.models.train import TrainConfig, train_decoupled, train_e2e, train_risk_nll
@@ -72,9 +74,6 @@ from e2e_portfolio.turnover import path_turnover
 MIN_HISTORY = 13
 """Months of history a past month needs to be a training or validation month (a trailing
 covariance from fewer is noise; nonlinear shrinkage needs 13)."""
-WIDEN_STEPS = 6
-"""How often a widening gamma grid may grow at each end (a factor of 64 for the default's
-ratio of 2: 1/128 to 4096)."""
 
 
 @dataclass
@@ -95,19 +94,6 @@ class _ArmState:
     refit_date: int = -1
     models: dict[str, nn.Module] = field(default_factory=dict)
     gamma: float = 1.0
-
-
-@dataclass
-class WindowRisk:
-    """Window covariances in factor form at m positions, ready for the layer.
-
-    loadings (m, n, k) (zero columns pad the windows with fewer factors), idiosyncratic
-    (m, n), mask (m, n): the assets with a return in every month of their window.
-    """
-
-    loadings: np.ndarray
-    idiosyncratic: np.ndarray
-    mask: np.ndarray
 
 
 @dataclass
@@ -155,9 +141,7 @@ class ArmSet:
     when it is an end of the grid, else None) and the validation Sharpe per gamma tried."""
     histories: dict[str, list[dict[str, list[float]]]] = field(default_factory=dict)
     _refits: dict[int, _Refit] = field(default_factory=dict, repr=False)
-    _windows: dict[tuple[Any, int], FactorCovariance] = field(default_factory=dict, repr=False)
-    """Window covariances by (risk model, position), embedded in all n assets; one ArmSet
-    walks one panel, so a past never changes."""
+    _windows: TrailingWindows = field(init=False, repr=False)
     _states: dict[str, _ArmState] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -169,6 +153,7 @@ class ArmSet:
         self.gamma_grid = tuple(sorted(set(grid)))
         if not (self.tc >= 0 and math.isfinite(self.tc)):
             raise DataError(f"tc: expected a finite cost >= 0, got {self.tc}")
+        self._windows = TrailingWindows(self.window)
 
     # ------------------------------------------------------------------ the strategies
     def strategies(self, arms: Sequence[Arm | str] = ARMS) -> dict[str, Strategy]:
@@ -273,12 +258,12 @@ class ArmSet:
         if arm.forecast == "mse":
             fixed_mu = _forecast(models["mu"], data.x, self.train.device)
         elif arm.forecast == "trailing_mean":
-            means, full = self._trailing_means(data.returns, data.positions)
-            fixed_mu, allowed = np.where(full, means, 0.0), allowed & full
+            fixed_mu, full = self._windows.means(data.returns, data.positions)
+            allowed &= full
         elif arm.forecast == "zero":
             fixed_mu = np.zeros_like(data.y)
         if arm.window_risk:
-            windows = self._window_risks(arm, data.returns, data.positions)
+            windows = self._windows.risk(self._risk_model(arm), data.returns, data.positions)
             fixed_risk = (windows.loadings, windows.idiosyncratic)
             allowed &= windows.mask
         elif arm.risk == "nll":
@@ -293,8 +278,8 @@ class ArmSet:
     def _tune(self, arm: Arm, state: _ArmState, data: _Refit) -> None:
         """Choose gamma on the validation months (data up to each month only).
 
-        With ``widen_gamma_grid`` a best gamma at an end of the grid extends the grid there
-        (by the grid's own ratio at that end), up to :data:`WIDEN_STEPS` times per end.
+        The smallest of the best gammas on the validation Sharpe, widening the grid at an
+        end when ``widen_gamma_grid`` (:func:`~e2e_portfolio.backtest.gamma_grid.choose_gamma`).
         """
         positions = data.positions[data.validation]
         realised = np.nan_to_num(data.y[data.validation])  # delisted: earns 0, as in the backtest
@@ -305,23 +290,11 @@ class ArmSet:
             net = (weights * realised).sum(-1) - self.tc * path_turnover(weights, realised)
             return float(annualised_sharpe(net)) if net.std() > 0 else -math.inf
 
-        grid = list(self.gamma_grid)
-        scores = {gamma: score(gamma) for gamma in grid}
-        widened = {"low": 0, "high": 0}
-        while self.widen_gamma_grid and len(grid) > 1:
-            end = _edge(max(grid, key=lambda g: scores[g]), grid)
-            if end is None or widened[end] == WIDEN_STEPS:
-                break
-            if end == "low":
-                grid.insert(0, grid[0] ** 2 / grid[1])
-            else:
-                grid.append(grid[-1] ** 2 / grid[-2])
-            gamma = grid[0] if end == "low" else grid[-1]
-            scores[gamma], widened[end] = score(gamma), widened[end] + 1
-        state.gamma = max(grid, key=lambda g: scores[g])  # first best (smallest)
+        choice = choose_gamma(self.gamma_grid, score, self.widen_gamma_grid)
+        state.gamma = choice.gamma
         self.tuning.setdefault(arm.slug, []).append(
-            {"date": data.date, "gamma": state.gamma, "edge": _edge(state.gamma, grid),
-             "validation_sharpe": {str(g): scores[g] for g in grid}}
+            {"date": data.date, "gamma": choice.gamma, "edge": choice.edge,
+             "validation_sharpe": {str(g): s for g, s in choice.scores.items()}}
         )  # fmt: skip
 
     # ------------------------------------------------------------------ moments
@@ -331,57 +304,6 @@ class ArmSet:
             return RISK_MODELS[risk]
         assert risk is not None
         return risk
-
-    def _window_risks(
-        self, arm: Arm, returns: np.ndarray, positions: Sequence[int] | np.ndarray
-    ) -> WindowRisk:
-        """The arm's risk model of the ``window`` months ending at each position.
-
-        Only the assets with a return in every one of those months enter (fewer months where
-        fewer are known); an excluded asset gets the mean variance of the others and no
-        loadings (it is never held).
-        """
-        model = self._risk_model(arm)
-        estimates = []
-        for s in positions:
-            key = (model, int(s))
-            if key not in self._windows:
-                self._windows[key] = self._estimate(model, returns, int(s))
-            estimates.append(self._windows[key])
-        n_factors = max(e.n_factors for e in estimates)
-        padded = [e.padded(n_factors) for e in estimates]
-        masks = [self._full_window(returns, int(s)) for s in positions]
-        return WindowRisk(np.array([e.loadings for e in padded]),
-                          np.array([e.idiosyncratic for e in padded]), np.array(masks))  # fmt: skip
-
-    def _full_window(self, returns: np.ndarray, s: int) -> np.ndarray:
-        """(n,) bool: a return in each of the ``window`` months ending at ``s``."""
-        return np.isfinite(returns[max(0, s - self.window + 1) : s + 1]).all(axis=0)
-
-    def _estimate(self, model: RiskModel, returns: np.ndarray, s: int) -> FactorCovariance:
-        mask = self._full_window(returns, s)
-        if mask.sum() < 2:
-            raise DataError(f"window: expected at least 2 assets with a full window at "
-                            f"position {s}, got {int(mask.sum())}")  # fmt: skip
-        past = returns[max(0, s - self.window + 1) : s + 1]
-        estimate = model(past[:, mask])
-        if isinstance(estimate, tuple):  # a user's model may answer (F, d)
-            estimate = FactorCovariance(*estimate)
-        if not isinstance(estimate, FactorCovariance) or estimate.n_assets != mask.sum():
-            raise DataError(
-                f"risk: expected the risk model to return a FactorCovariance of "
-                f"{int(mask.sum())} assets, got {estimate!r:.80}"
-            )
-        return estimate.embedded(mask, float(estimate.variances().mean()))
-
-    def _trailing_means(
-        self, returns: np.ndarray, positions: Sequence[int] | np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Sample means (m, n) of the windows ending at the positions, and their full masks."""
-        means = np.array([returns[max(0, s - self.window + 1) : s + 1].mean(axis=0)
-                          for s in positions])  # fmt: skip
-        full = np.array([self._full_window(returns, int(s)) for s in positions])
-        return means, full
 
     def _moments(
         self,
@@ -404,7 +326,7 @@ class ArmSet:
         if arm.uses_network:
             holdable &= np.isfinite(np.asarray(exposures)).all(axis=-1)
         if arm.window_risk:
-            windows = self._window_risks(arm, returns, positions)
+            windows = self._windows.risk(self._risk_model(arm), returns, positions)
             holdable &= windows.mask
             risk = {"F": _tensor(windows.loadings, device),
                     "d": _tensor(windows.idiosyncratic, device)}  # fmt: skip
@@ -415,9 +337,9 @@ class ArmSet:
         if arm.forecast == "zero":
             mu = x.new_zeros((m, n))
         elif arm.forecast == "trailing_mean":
-            means, full = self._trailing_means(returns, positions)
+            means, full = self._windows.means(returns, positions)
             holdable &= full
-            mu = _tensor(np.where(full, means, 0.0), device)  # excluded assets: not held
+            mu = _tensor(means, device)  # excluded assets: 0, and not held
         else:
             with torch.no_grad():
                 mu = state.models["mu"](x)[0]
@@ -443,21 +365,6 @@ class ArmSet:
         earned = None if realised is None else _tensor(realised, mu.device)
         with torch.no_grad():
             return solve_path(layer, mu, risk, earned, start).cpu().numpy()
-
-
-def _edge(gamma: float, grid: Sequence[float]) -> str | None:
-    """``"low"`` or ``"high"`` when ``gamma`` is that end of the (ascending) grid, else None."""
-    if len(grid) < 2:
-        return None
-    return "low" if gamma == grid[0] else "high" if gamma == grid[-1] else None
-
-
-def gamma_edges(tuning: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, int]]:
-    """Per arm: its ``refits`` and how many chose the ``low`` or ``high`` end of the grid."""
-    return {arm: {"refits": len(refits),
-                  "low": sum(r.get("edge") == "low" for r in refits),
-                  "high": sum(r.get("edge") == "high" for r in refits)}
-            for arm, refits in tuning.items()}  # fmt: skip
 
 
 def _tensor(values, device: str | torch.device) -> torch.Tensor:

@@ -27,7 +27,8 @@ from e2e_portfolio.backtest.arm_specs import (
     Covariance,
     resolve_arms,
 )
-from e2e_portfolio.backtest.arms import MIN_HISTORY, ArmSet, gamma_edges
+from e2e_portfolio.backtest.arms import MIN_HISTORY, ArmSet
+from e2e_portfolio.backtest.gamma_grid import gamma_edges
 from e2e_portfolio.backtest.walkforward import ComparisonResult, run_comparison
 from e2e_portfolio.data.panel import FactorPanel
 from e2e_portfolio.data.records import clean_json

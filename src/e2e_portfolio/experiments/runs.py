@@ -13,7 +13,7 @@ import pandas as pd
 from torch import nn
 
 from e2e_portfolio.backtest.arm_specs import ARMS
-from e2e_portfolio.backtest.arms import gamma_edges
+from e2e_portfolio.backtest.gamma_grid import gamma_edges
 from e2e_portfolio.backtest.metrics import strategy_stats
 from e2e_portfolio.backtest.walkforward import ComparisonResult
 from e2e_portfolio.data.datasets import load_french, load_sp500
