@@ -66,8 +66,8 @@ def main() -> None:
     iterations: list[int] = []
     solve = qp_native.function.solve
 
-    def counted(problem):
-        solution = solve(problem)
+    def counted(problem, hint=None):
+        solution = solve(problem, hint)
         iterations.append(solution.iterations)
         return solution
 
