@@ -126,10 +126,14 @@ class CompareOptions:
 
     def validate(self, panel: FactorPanel) -> None:
         """Raise :class:`DataError` if the options cannot run on ``panel``."""
+        self.check(panel.n_assets, panel.n_dates)
+
+    def check(self, n_assets: int, n_dates: int) -> None:
+        """Raise :class:`DataError` if the options cannot run on a panel of this size."""
         least = self.least_window
-        if self.window < least or self.window > panel.n_dates - 13:
+        if self.window < least or self.window > n_dates - 13:
             raise DataError(
-                f"window: expected between {least} and n_dates - 13 = {panel.n_dates - 13} "
+                f"window: expected between {least} and n_dates - 13 = {n_dates - 13} "
                 f"months, got {self.window}"
             )
         if self.covariance == "nonlinear" and self.window < 13:
@@ -139,7 +143,7 @@ class CompareOptions:
             raise DataError(f"tc: expected a finite cost >= 0, got {self.tc}")
         self.arm_specs  # noqa: B018  (raises on unknown or repeated arms)
         self.train.validate()
-        self.portfolio.validate(panel.n_assets)
+        self.portfolio.validate(n_assets)
 
     def as_config(self) -> dict[str, Any]:
         """JSON-ready options: training and portfolio settings flattened, arms by slug.

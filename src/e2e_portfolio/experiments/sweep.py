@@ -127,15 +127,7 @@ def validate_job(job: SweepJob) -> None:
     if job.kind == "shrink":
         config.validate(o["n_assets"], o["n_months"])
         return
-    config.train.validate()
-    config.portfolio.validate(o["n_assets"])
-    if config.tc < 0:
-        raise DataError(f"tc: expected a cost >= 0, got {config.tc}")
-    if o["window"] < config.least_window or o["window"] > o["n_months"] - 13:
-        raise DataError(
-            f"window: expected between {config.least_window} and n_months - 13 = "
-            f"{o['n_months'] - 13}, got {o['window']}"
-        )
+    config.check(o["n_assets"], o["n_months"])
 
 
 def _as_list(value: Any) -> list[Any]:
