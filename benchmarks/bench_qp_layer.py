@@ -21,6 +21,13 @@ Sections:
    (CPU, forward only; its weights are checked for feasibility, which its active-set mode has
    been seen to violate).
 
+4. Constraints beyond the long-only simplex, each against the long-only problem of the same
+   size (native) and the reference: a long-short book (``w_min = -0.05``, leverage 1.6), 10
+   sector caps (``A_ub``, each at 0.15 with per-asset caps ``max(0.1, 2/n)``) and 5
+   factor-neutrality rows (``A_eq`` = the first 5 factors' loadings, ``w_min = -0.05``).
+   cvxpylayers at n = 40 and 200 (batch 96); the Clarabel loop at n = 1000 and 3000 (factor
+   path, forward only).
+
     python benchmarks/bench_qp_layer.py                 # everything, one thread
     python benchmarks/bench_qp_layer.py --sections 1 --repeats 5
 """
@@ -118,7 +125,7 @@ def section_reference(console: Console, repeats: int, kappa_value: float) -> Tab
             options = {"w_max": cap(n), "kappa": kappa}
             rows = {}
             for backend in ("native", "cvxpylayers"):
-                layer = MeanVarianceQP(n, k + n, 5.0, backend=backend, **options)
+                layer = MeanVarianceQP(n, gamma=5.0, backend=backend, **options)
                 with console.status(f"kappa={kappa} n={n}: {backend}"):
                     forward_backward(layer, inputs, 1)  # warm-up
                     rows[backend] = forward_backward(layer, inputs, repeats)
@@ -137,7 +144,7 @@ def section_reference(console: Console, repeats: int, kappa_value: float) -> Tab
 def run_one(n: int, k: int, batch: int, kappa: float, repeats: int) -> dict:
     """The factor path alone in this process: times and the peak memory it added."""
     mu, loadings, idiosyncratic, previous = make_factor_batch(batch, n, k)
-    layer = MeanVarianceQP(n, k, 5.0, w_max=cap(n), kappa=kappa)
+    layer = MeanVarianceQP(n, gamma=5.0, w_max=cap(n), kappa=kappa)
     inputs = {"mu": mu, "F": loadings, "d": idiosyncratic, "w_prev": previous}
     forward_backward(layer, {name: t[:1] for name, t in inputs.items()}, 1)  # load kernels
     before = _resident_kib()
@@ -279,7 +286,7 @@ def section_peers(console: Console, repeats: int, kappa_value: float) -> Table:
     for kappa in (0.0, kappa_value):
         for n, k, batch in ((40, 5, 96), (200, 5, 96), (1000, 10, 16)):
             mu, loadings, idiosyncratic, previous = make_factor_batch(batch, n, k)
-            native = MeanVarianceQP(n, k, 5.0, w_max=cap(n), kappa=kappa)
+            native = MeanVarianceQP(n, gamma=5.0, w_max=cap(n), kappa=kappa)
             inputs = {"mu": mu, "F": loadings, "d": idiosyncratic, "w_prev": previous}
             forward_backward(native, inputs, 1)
             nat_f, nat_b, w_nat = forward_backward(native, inputs, repeats)
@@ -332,9 +339,82 @@ def _proxsuite(qp_function, mu, loadings, idiosyncratic, n, repeats):
     return statistics.median(forward), statistics.median(backward), weights.detach()
 
 
+def constrained_form(form: str, n: int, loadings: torch.Tensor) -> tuple[dict, dict]:
+    """The layer's settings and the forward's rows of one constrained form (see section 4)."""
+    batch = loadings.shape[0]
+    if form == "long-only":
+        return {"w_max": cap(n)}, {}
+    if form == "long-short 1.6":
+        return {"w_min": -0.05, "w_max": cap(n), "leverage": 1.6}, {}
+    if form == "10 sector caps":
+        sectors = torch.zeros(10, n, dtype=torch.float64)
+        sectors[torch.arange(n) % 10, torch.arange(n)] = 1.0
+        return {"w_max": cap(n)}, {
+            "A_ub": sectors,
+            "b_ub": torch.full((10,), 0.15, dtype=torch.float64),
+        }
+    neutral = loadings[:, :, :5].transpose(-1, -2)
+    return {"w_min": -0.05, "w_max": cap(n)}, {
+        "A_eq": neutral,
+        "b_eq": torch.zeros(batch, 5, dtype=torch.float64),
+    }
+
+
+FORMS = ("long-only", "long-short 1.6", "10 sector caps", "5 neutral rows")
+
+
+def section_constraints(console: Console, repeats: int) -> Table:
+    table = Table("n", "k", "batch", "form", "native fwd ms/pb", "native fwd+bwd ms/pb",
+                  "vs long-only", "peer", "peer ms/pb", "ratio (peer / native)",
+                  "max |w - w_peer|",
+                  title="4. constraints: native against long-only and the reference")  # fmt: skip
+    for n, k, batch in (*SMALL, *LARGE):
+        mu, loadings, idiosyncratic, _ = make_factor_batch(batch, n, max(k, 5))
+        inputs = {"mu": mu, "F": loadings, "d": idiosyncratic}
+        base = None
+        for form in FORMS:
+            settings, rows = constrained_form(form, n, loadings)
+            native = MeanVarianceQP(n, gamma=5.0, **settings)
+            given = {**inputs, **rows}
+            with console.status(f"n={n} {form}: native"):
+                forward_backward(native, given, 1)
+                nat_f, nat_b, w_nat = forward_backward(native, given, repeats)
+            base = nat_f + nat_b if base is None else base
+            if n <= 200:
+                peer_name = "cvxpylayers fwd+bwd"
+                layer = MeanVarianceQP(n, gamma=5.0, backend="cvxpylayers", **settings)
+                with console.status(f"n={n} {form}: cvxpylayers"):
+                    forward_backward(layer, given, 1)
+                    f, b, w_peer = forward_backward(layer, given, repeats)
+                peer, mine, count = f + b, nat_f + nat_b, batch
+            else:
+                peer_name = "Clarabel loop fwd"
+                count = min(batch, 4)
+                layer = MeanVarianceQP(n, gamma=5.0, backend="cvxpy", **settings)
+                batched = ("mu", "F", "d", "A_eq", "b_eq")
+                part = {name: t[:count] if name in batched else t for name, t in given.items()}
+
+                def loop(layer=layer, part=part):
+                    rest = {key: t for key, t in part.items() if key != "mu"}
+                    return layer(part["mu"], **rest)
+
+                with console.status(f"n={n} {form}: Clarabel loop on {count} problems"):
+                    peer, w_peer = timed(loop, 1)
+                mine = nat_f
+                w_nat = w_nat[:count]
+            per_native, per_peer = mine / batch, peer / count
+            table.add_row(str(n), str(max(k, 5)), str(batch), form, f"{1e3 * nat_f / batch:.3f}",
+                          f"{1e3 * (nat_f + nat_b) / batch:.3f}",
+                          f"{(nat_f + nat_b) / base:.2f}x", peer_name, f"{1e3 * per_peer:.3f}",
+                          f"{per_peer / per_native:.1f}x",
+                          f"{(w_nat - w_peer).abs().max().item():.1e}")  # fmt: skip
+        table.add_section()
+    return table
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sections", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--sections", type=int, nargs="+", default=[1, 2, 3, 4])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--kappa", type=float, default=0.002)
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
@@ -353,6 +433,8 @@ def main() -> None:
         console.print(section_factor(console, args.repeats, args.kappa, args.threads))
     if 3 in args.sections:
         console.print(section_peers(console, args.repeats, args.kappa))
+    if 4 in args.sections:
+        console.print(section_constraints(console, args.repeats))
 
 
 if __name__ == "__main__":

@@ -49,7 +49,7 @@ def epoch_seconds(n_assets: int, months: int = 36, repeats: int = 2) -> float:
     x, y = torch.tensor(exposures[:-1]), torch.tensor(returns[1:])
     torch.manual_seed(42)
     model = ReturnPredictor(x.shape[-1]).double()
-    layer = MeanVarianceQP(n_assets, 3 + n_assets, gamma=8.0, w_max=max(0.1, 2.0 / n_assets))
+    layer = MeanVarianceQP(n_assets, gamma=8.0, w_max=max(0.1, 2.0 / n_assets))
     best = float("inf")
     for _ in range(repeats):
         model.zero_grad()

@@ -82,7 +82,7 @@ def main() -> None:
     for seed, n, k, gamma, w_max, kappa, scale, dense in track(configs, "native vs Clarabel"):
         mu, risk, previous = make_batch(args.batch, n, k, seed, dense)
         mu, kappa = scale * mu, scale * kappa
-        layer = MeanVarianceQP(n, risk.shape[1], gamma, w_max=w_max, kappa=kappa)
+        layer = MeanVarianceQP(n, gamma=gamma, w_max=w_max, kappa=kappa)
         w = layer(mu, risk, previous)
         w_ref, tolerance = reference(mu, risk, previous if kappa > 0 else None, gamma, w_max, kappa)
         excess = objective(w, mu, risk, previous, gamma, kappa) - objective(

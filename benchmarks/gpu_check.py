@@ -73,7 +73,7 @@ def time_per_problem(n: int, k: int, batch: int, device: str, kappa: float) -> f
     mu, loadings, variances, previous = (
         t.to(device) for t in make_factor_batch(batch, n, k)
     )  # the benchmark's problems
-    layer = MeanVarianceQP(n, k, 5.0, w_max=cap(n), kappa=kappa)
+    layer = MeanVarianceQP(n, gamma=5.0, w_max=cap(n), kappa=kappa)
     times = []
     for _ in range(3):
         m, f, d = (t.clone().requires_grad_() for t in (mu, loadings, variances))

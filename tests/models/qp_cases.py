@@ -50,7 +50,12 @@ class Case:
 
     def layer(self, backend: str = "native", **options) -> MeanVarianceQP:
         return MeanVarianceQP(
-            self.n, None, self.gamma, self.w_max, self.kappa, backend=backend, **options
+            self.n,
+            gamma=self.gamma,
+            w_max=self.w_max,
+            kappa=self.kappa,
+            backend=backend,
+            **options,
         )
 
     def solve(self, layer: MeanVarianceQP) -> torch.Tensor:

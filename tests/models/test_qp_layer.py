@@ -17,7 +17,7 @@ import torch
 from e2e_portfolio.exceptions import SolverError
 from e2e_portfolio.models import qp_native
 from e2e_portfolio.models.qp_layer import MeanVarianceQP
-from e2e_portfolio.models.qp_native import solver
+from e2e_portfolio.models.qp_native import SolverOptions
 from e2e_portfolio.models.risk import as_risk_operator, risk_matrix
 
 CASES = [(None, 0.0), (0.25, 0.0), (0.25, 0.01), (None, 0.005)]
@@ -26,8 +26,8 @@ CASE_IDS = ["simplex", "capped", "capped-turnover", "turnover"]
 
 def _layers(n, m, w_max, kappa, gamma=4.0):
     return (
-        MeanVarianceQP(n, m, gamma, w_max=w_max, kappa=kappa),
-        MeanVarianceQP(n, m, gamma, w_max=w_max, kappa=kappa, backend="cvxpy"),
+        MeanVarianceQP(n, gamma=gamma, w_max=w_max, kappa=kappa),
+        MeanVarianceQP(n, gamma=gamma, w_max=w_max, kappa=kappa, backend="cvxpy"),
     )
 
 
@@ -91,7 +91,7 @@ def test_polish_with_every_asset_held_off_budget_fails_the_check(problems):
 @pytest.mark.parametrize(("w_max", "kappa"), CASES, ids=CASE_IDS)
 def test_feasible_and_kkt(problems, w_max, kappa):
     mu, risk, previous = problems(32, 40, 4)
-    layer = MeanVarianceQP(40, 44, 4.0, w_max=w_max, kappa=kappa)
+    layer = MeanVarianceQP(40, gamma=4.0, w_max=w_max, kappa=kappa)
     w = layer(mu, risk, previous)
     assert (w.sum(dim=1) - 1).abs().max() < 1e-9
     assert w.min() >= 0
@@ -108,7 +108,7 @@ def test_feasible_and_kkt(problems, w_max, kappa):
 @pytest.mark.parametrize(("w_max", "kappa"), CASES, ids=CASE_IDS)
 def test_gradcheck_float64(problems, w_max, kappa):
     mu, risk, previous = problems(2, 6, 2)
-    layer = MeanVarianceQP(6, 8, 3.0, w_max=w_max, kappa=kappa)
+    layer = MeanVarianceQP(6, gamma=3.0, w_max=w_max, kappa=kappa)
     inputs = tuple(t.clone().requires_grad_() for t in (mu, risk, previous))
     assert torch.autograd.gradcheck(layer, inputs, eps=1e-6, atol=1e-6, rtol=1e-4)
 
@@ -116,7 +116,7 @@ def test_gradcheck_float64(problems, w_max, kappa):
 @pytest.mark.parametrize(("w_max", "kappa"), CASES, ids=CASE_IDS)
 def test_gradients_match_finite_differences(problems, w_max, kappa):
     mu, risk, previous = problems(1, 10, 2, seed=7)
-    layer = MeanVarianceQP(10, 12, 4.0, w_max=w_max, kappa=kappa)
+    layer = MeanVarianceQP(10, gamma=4.0, w_max=w_max, kappa=kappa)
     direction = torch.randn(10, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
 
     def loss(m, r, p=None):
@@ -143,8 +143,8 @@ def test_gradients_match_finite_differences(problems, w_max, kappa):
 def test_gradients_match_cvxpylayers(problems, w_max, kappa):
     pytest.importorskip("cvxpylayers")
     mu, risk, previous = problems(3, 8, 2, seed=3)
-    native = MeanVarianceQP(8, 10, 3.0, w_max=w_max, kappa=kappa)
-    reference = MeanVarianceQP(8, 10, 3.0, w_max=w_max, kappa=kappa, backend="cvxpylayers")
+    native = MeanVarianceQP(8, gamma=3.0, w_max=w_max, kappa=kappa)
+    reference = MeanVarianceQP(8, gamma=3.0, w_max=w_max, kappa=kappa, backend="cvxpylayers")
     direction = torch.randn(3, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
     results = []
     for layer in (native, reference):
@@ -169,7 +169,7 @@ def test_closed_form_when_only_the_budget_binds():
     risk = torch.linalg.cholesky(sigma).T  # R'R = Sigma
     target = torch.tensor([0.15, 0.25, 0.2, 0.3, 0.1], dtype=torch.float64)
     mu = (2 * gamma * sigma @ target + 0.01).requires_grad_()  # optimum is `target`
-    layer = MeanVarianceQP(n, n, gamma)
+    layer = MeanVarianceQP(n, gamma=gamma)
     w = layer(mu, risk)
     inverse = torch.linalg.inv(sigma)
     ones = torch.ones(n, dtype=torch.float64)
@@ -185,7 +185,7 @@ def test_closed_form_when_only_the_budget_binds():
 def test_gradient_flows_through_layer():
     """Implicit differentiation: dw*/dmu is non-trivial (the design document's test)."""
     torch.manual_seed(42)
-    layer = MeanVarianceQP(n=6, n_factors=6, gamma=5.0)
+    layer = MeanVarianceQP(n=6, gamma=5.0)
     mu = (torch.randn(6) * 0.02).requires_grad_()
     w = layer(mu, torch.eye(6) * 0.2)
     (w * torch.linspace(0, 1, 6)).sum().backward()
@@ -194,7 +194,7 @@ def test_gradient_flows_through_layer():
 
 def test_float32_in_float32_out_and_broadcasting(problems):
     mu, risk, previous = problems(4, 7, 2)
-    layer = MeanVarianceQP(7, 9, 3.0, w_max=0.5, kappa=0.01)
+    layer = MeanVarianceQP(7, gamma=3.0, w_max=0.5, kappa=0.01)
     w32 = layer(mu.float(), risk[0].float(), previous.float())
     assert w32.dtype == torch.float32 and w32.shape == (4, 7)
     w64 = layer(mu, risk[0].expand(4, 9, 7), previous)
@@ -207,9 +207,9 @@ def test_float32_in_float32_out_and_broadcasting(problems):
 def test_degenerate_points_give_finite_gradients(problems):
     mu, risk, previous = problems(3, 6, 2)
     # every asset pinned at the cap: nothing is free, the derivative is zero
-    pinned = MeanVarianceQP(6, 8, 3.0, w_max=1 / 6)
+    pinned = MeanVarianceQP(6, gamma=3.0, w_max=1 / 6)
     # a huge turnover penalty keeps every asset at its previous weight
-    sticky = MeanVarianceQP(6, 8, 3.0, kappa=10.0)
+    sticky = MeanVarianceQP(6, gamma=3.0, kappa=10.0)
     for layer in (pinned, sticky):
         inputs = [t.clone().requires_grad_() for t in (mu, risk, previous)]
         w = layer(*inputs)
@@ -232,19 +232,17 @@ def test_degenerate_points_give_finite_gradients(problems):
 
 def test_cvxpy_backend_has_no_gradient(problems):
     mu, risk, _ = problems(1, 5, 2)
-    layer = MeanVarianceQP(5, 7, 3.0, backend="cvxpy")
+    layer = MeanVarianceQP(5, gamma=3.0, backend="cvxpy")
     w = layer(mu.clone().requires_grad_(), risk)
     with pytest.raises(RuntimeError, match="backend 'cvxpy' solves the forward problem only"):
         w.sum().backward()
 
 
-def test_non_convergence_raises_with_status_and_indices(problems, monkeypatch):
+def test_non_convergence_raises_with_status_and_indices(problems):
     mu, risk, previous = problems(4, 20, 3)
     # two float64 iterations and no float32 ones: too few to reach the polish gap
-    monkeypatch.setattr(solver, "LOW_PRECISION_ITERATIONS", 0)
-    monkeypatch.setattr(solver, "MAX_IPM_ITERATIONS", 2)
-    monkeypatch.setattr(solver, "MAX_POLISH_ROUNDS", 0)
-    layer = MeanVarianceQP(20, 23, 3.0, w_max=0.1, kappa=0.01)
+    options = SolverOptions(low_precision_iterations=0, max_ipm_iterations=2, max_polish_rounds=0)
+    layer = MeanVarianceQP(20, gamma=3.0, w_max=0.1, kappa=0.01, options=options)
     with pytest.raises(
         SolverError,
         match=r"failed on 4 of 4 problems; batch index \(status\): 0 \(max_iterations\)",
@@ -264,15 +262,22 @@ def test_non_convergence_raises_with_status_and_indices(problems, monkeypatch):
         ({"w_max": -0.5}, r"w_max: expected a positive cap or None, got -0.5"),
         ({"backend": "mosek"}, r"backend: expected one of .*, got 'mosek'"),
         ({"n": 0}, r"n: expected a positive integer, got 0"),
-        ({"n_factors": 0}, r"n_factors: expected a positive integer or None, got 0"),
         ({"gamma": None}, r"gamma: expected a finite risk aversion > 0, got None"),
         ({"on_failure": "ignore"}, r"on_failure: expected one of \('raise', 'fallback'\), got 'ignore'"),
+        ({"w_min": 0.3}, r"w_min: infeasible, expected n \* w_min <= 1 .* got 5 \* 0.3 = 1.5"),
+        ({"w_min": -float("inf")}, r"w_min: expected a finite floor without a leverage bound, got -inf"),
+        ({"w_min": 0.1, "w_max": 0.05}, r"w_max: expected at least w_min = 0.1, got 0.05"),
+        ({"w_min": -0.1, "leverage": 0.5}, r"leverage: expected a finite gross-exposure bound >= \|budget\| = 1, got 0.5"),
+        ({"budget": 0.0}, r"budget: expected > 0 for a book without shorts \(w_min >= 0\), got 0.0"),
+        ({"budget": float("nan")}, r"budget: expected a finite budget, got nan"),
     ],
     ids=["negative-gamma", "zero-gamma", "negative-kappa", "infeasible-cap", "negative-cap",
-         "unknown-backend", "no-assets", "no-factors", "missing-gamma", "unknown-on-failure"],
+         "unknown-backend", "no-assets", "missing-gamma", "unknown-on-failure", "infeasible-floor",
+         "unbounded-shorts", "cap-below-floor", "leverage-below-budget", "long-only-zero-budget",
+         "nan-budget"],
 )  # fmt: skip
 def test_bad_construction(kwargs, match):
-    arguments = {"n": 5, "n_factors": 7, "gamma": 3.0, **kwargs}
+    arguments = {"n": 5, "gamma": 3.0, **kwargs}
     with pytest.raises(ValueError, match=match):
         MeanVarianceQP(**arguments)
 
@@ -290,7 +295,7 @@ def _bad_inputs():
         ((mu, inf_risk, prev), ValueError, r"R: expected finite values, got NaN or inf"),
         ((mu, risk, nan_prev), ValueError, r"w_prev: expected finite values, got NaN or inf"),
         ((torch.zeros(4), risk, prev), ValueError, r"mu: expected shape \(5,\) or \(batch, 5\), got \(4,\)"),
-        ((mu, torch.eye(6, 5), prev), ValueError, r"R: expected shape \(7, 5\) or \(batch, 7, 5\), got \(6, 5\)"),
+        ((mu, torch.eye(6, 4), prev), ValueError, r"R: expected shape \(k, 5\) or \(batch, k, 5\), got \(6, 4\)"),
         ((mu, risk, None), ValueError, r"w_prev: required when kappa > 0 \(kappa=0.01\), got None"),
         ((mu, risk, torch.zeros(3)), ValueError, r"w_prev: expected shape \(5,\) or \(batch, 5\), got \(3,\)"),
         ((torch.zeros(2, 5), torch.eye(7, 5).expand(3, 7, 5), prev), ValueError,
@@ -307,7 +312,7 @@ def _bad_inputs():
          "w_prev-shape", "batch-mismatch", "numpy-mu", "integer-mu"],
 )  # fmt: skip
 def test_bad_forward_inputs(inputs, error, match):
-    layer = MeanVarianceQP(5, 7, 3.0, kappa=0.01)
+    layer = MeanVarianceQP(5, gamma=3.0, kappa=0.01)
     with pytest.raises(error, match=match):
         layer(*inputs)
 
@@ -325,7 +330,7 @@ def _bad_factor_inputs():
         ({"F": loadings, "d": torch.zeros(4)}, r"d: expected shape \(5,\) or \(batch, 5\), got \(4,\)"),
         ({"F": loadings, "d": -variances}, r"d: expected idiosyncratic variances >= 0, got a negative value"),
         ({"F": loadings, "d": variances, "upper": torch.full((5,), -0.1)}, r"upper: expected caps >= 0 \(inf for none\), got a negative value"),
-        ({"F": loadings, "d": variances, "upper": nan_upper}, r"upper: expected caps >= 0 \(inf for none\), got NaN"),
+        ({"F": loadings, "d": variances, "upper": nan_upper}, r"upper: expected bounds \(inf for none\), got NaN"),
         ({"F": loadings, "d": variances, "upper": torch.full((3,), 0.5)}, r"upper: expected shape \(5,\) or \(batch, 5\), got \(3,\)"),
         ({"F": loadings.expand(3, 5, 2), "d": variances, "upper": torch.tensor([[0.5] * 5, [0.1] * 5, [0.3] * 5])},
          r"upper: infeasible caps, expected min\(upper, w_max, 1\) to sum to >= 1 in every problem, got less in problem 1 \(sum 0.5\)"),
@@ -339,26 +344,29 @@ def _bad_factor_inputs():
          "negative-d", "negative-cap", "nan-cap", "cap-shape", "infeasible-caps"],
 )  # fmt: skip
 def test_bad_factor_and_cap_inputs(inputs, match):
-    layer = MeanVarianceQP(5, None, 3.0)
+    layer = MeanVarianceQP(5, gamma=3.0)
     with pytest.raises(ValueError, match=match):
         layer(torch.zeros(5), inputs.pop("R", None), **inputs)
 
 
-def test_n_factors_must_match_the_inputs():
-    layer = MeanVarianceQP(5, 3, 3.0)
-    with pytest.raises(
-        ValueError, match=r"F: expected shape \(5, 3\) or \(batch, 5, 3\), got \(5, 2\)"
-    ):
-        layer(torch.zeros(5), F=torch.zeros(5, 2), d=torch.ones(5))
-    with pytest.raises(
-        ValueError, match=r"R: expected shape \(3, 5\) or \(batch, 3, 5\), got \(7, 5\)"
-    ):
-        layer(torch.zeros(5), torch.eye(7, 5))
+def test_the_number_of_factors_is_read_off_each_call():
+    layer = MeanVarianceQP(5, gamma=3.0)
+    mu = torch.linspace(0.01, 0.02, 5, dtype=torch.float64)
+    two = layer(
+        mu, F=torch.full((5, 2), 0.1, dtype=torch.float64), d=torch.ones(5, dtype=torch.float64)
+    )
+    three = layer(
+        mu, F=torch.full((5, 3), 0.1, dtype=torch.float64), d=torch.ones(5, dtype=torch.float64)
+    )
+    assert two.shape == three.shape == (5,)
 
 
-def test_cvxpylayers_takes_no_per_asset_caps():
+def test_cvxpylayers_takes_per_asset_caps():
     pytest.importorskip("cvxpylayers")
-    layer = MeanVarianceQP(5, None, 3.0, backend="cvxpylayers")
-    with pytest.raises(ValueError, match=r"upper: per-asset caps need backend 'native' or 'cvxpy'"):
-        layer(torch.zeros(5, dtype=torch.float64), F=torch.zeros(5, 2, dtype=torch.float64),
-              d=torch.ones(5, dtype=torch.float64), upper=torch.ones(5, dtype=torch.float64))  # fmt: skip
+    reference = MeanVarianceQP(5, gamma=3.0, backend="cvxpylayers")
+    native = MeanVarianceQP(5, gamma=3.0)
+    inputs = {"F": torch.zeros(5, 2, dtype=torch.float64), "d": torch.ones(5, dtype=torch.float64),
+              "upper": torch.tensor([0.5, 0.5, 0.0, 0.1, 0.1], dtype=torch.float64)}  # fmt: skip
+    mu = torch.linspace(0.01, 0.5, 5, dtype=torch.float64)
+    # cvxpylayers solves to Clarabel's default tolerance inside diffcp: weights agree to ~1e-6
+    torch.testing.assert_close(reference(mu, **inputs), native(mu, **inputs), rtol=0, atol=1e-5)

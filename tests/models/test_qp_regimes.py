@@ -18,7 +18,7 @@ import torch
 
 from e2e_portfolio.exceptions import SolverError
 from e2e_portfolio.models import qp_native
-from e2e_portfolio.models.qp_native import QPFallbackWarning, solver
+from e2e_portfolio.models.qp_native import QPFallbackWarning, SolverOptions, solver
 from e2e_portfolio.models.risk import risk_matrix
 from tests.models.qp_cases import Case, draw_case
 
@@ -74,13 +74,12 @@ def test_same_answer_at_any_objective_scale(regime, scale):
 
 
 @pytest.mark.parametrize(("regime", "kappa", "caps"), HARD, ids=["-".join(case) for case in HARD])
-def test_float32_iterations_do_not_change_the_answer(regime, kappa, caps, monkeypatch):
+def test_float32_iterations_do_not_change_the_answer(regime, kappa, caps):
     # the float32 interior point only finds the active set: with it or without it (every
     # iteration in float64) the certified answers agree to the polish's own accuracy
     case = draw_case(regime, 12, 4, seed=42, kappa_kind=kappa, cap_kind=caps)
     mixed = case.solve(case.layer())
-    monkeypatch.setattr(solver, "LOW_PRECISION_ITERATIONS", 0)
-    exact = case.solve(case.layer())
+    exact = case.solve(case.layer(options=SolverOptions(low_precision_iterations=0)))
     unique = regime in {"factor", "dense", "cash", "tiny_d"} and kappa != "dominant"
     if unique and caps != "tight":
         torch.testing.assert_close(mixed, exact, rtol=0, atol=1e-10)
@@ -179,7 +178,7 @@ def test_empty_batch_and_single_asset():
         torch.zeros(0, 5, dtype=torch.float64), F=torch.zeros(0, 5, 2), d=torch.ones(0, 5)
     )
     assert empty.shape == (0, 5)
-    single = type(layer)(1, None, 3.0)
+    single = type(layer)(1, gamma=3.0)
     mu = torch.tensor([0.02], dtype=torch.float64, requires_grad=True)
     w = single(mu, torch.tensor([[0.1]], dtype=torch.float64))
     assert w.tolist() == [1.0]
@@ -190,12 +189,12 @@ def test_empty_batch_and_single_asset():
 def test_failures_name_their_indices_and_fallback_keeps_training_alive(monkeypatch):
     case = draw_case("factor", 8, 3, seed=19, kappa_kind="moderate", cap_kind="loose")
     # a solver whose polish never certifies anything: every problem runs out of iterations
-    monkeypatch.setattr(solver, "MAX_IPM_ITERATIONS", 3)
     monkeypatch.setattr(solver, "polish", lambda problem, trial, dual, verified, *_: verified)
+    few = SolverOptions(max_ipm_iterations=3)
     with pytest.raises(SolverError, match=r"failed on 3 of 3 problems; batch index") as info:
-        case.solve(case.layer())
+        case.solve(case.layer(options=few))
     assert info.value.indices == [0, 1, 2] and info.value.status == "max_iterations"
-    fallback = case.layer(on_failure="fallback")
+    fallback = case.layer(on_failure="fallback", options=few)
     mu = case.mu.clone().requires_grad_()
     with pytest.warns(QPFallbackWarning, match=r"re-solved with cvxpy/Clarabel \(3 certified"):
         w = fallback(mu, None, case.w_prev, F=case.F, d=case.d)
@@ -209,11 +208,16 @@ def test_failures_name_their_indices_and_fallback_keeps_training_alive(monkeypat
     torch.testing.assert_close(grad, grad_exact, rtol=1e-8, atol=1e-8)
 
 
-def test_divergence_is_reported_at_once(monkeypatch):
+def test_divergence_is_reported_at_once():
     case = draw_case("factor", 8, 2, seed=23)
-    monkeypatch.setattr(solver, "DIVERGENCE_FACTOR", 1e-30)  # any gap counts as growth
     problem = qp_native.build_problem(
-        case.mu, qp_native.factor_operator(case.F, case.d), case.gamma, 0.0, None, None
+        case.mu,
+        qp_native.factor_operator(case.F, case.d),
+        case.gamma,
+        0.0,
+        None,
+        None,
+        options=SolverOptions(divergence_factor=1e-30),  # any gap counts as growth
     )
     solution = qp_native.solve(problem)
     assert solution.failures() == {0: "diverged", 1: "diverged"}
@@ -289,7 +293,7 @@ def test_a_certified_warm_start_skips_the_interior_point():
     )
     first = solver.solve(problem)
     warm = qp_native.WarmStart()
-    warm.remember(first.weights, first.active, first.budget_dual)
+    warm.remember(first.weights, first.active, first.duals)
     again = solver.solve(problem, warm.hint(problem))
     assert again.iterations == 0 and not bool(again.failed.any())
     torch.testing.assert_close(again.weights, first.weights, rtol=0, atol=1e-12)

@@ -91,7 +91,7 @@ def test_gradients_reach_every_parameter(pairs):
     x, y = pairs
     torch.manual_seed(42)
     model = ReturnPredictor(x.shape[-1]).double()
-    layer = MeanVarianceQP(12, 3, gamma=8.0, w_max=0.2)
+    layer = MeanVarianceQP(12, gamma=8.0, w_max=0.2)
     weights = _network_path(model, layer, torch.tensor(x[:20]), torch.tensor(y[:20]))
     negative_sharpe_loss(weights, torch.tensor(y[:20]), tc=0.005).backward()
     for name, parameter in model.named_parameters():

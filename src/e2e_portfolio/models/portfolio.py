@@ -65,7 +65,7 @@ class PortfolioConfig:
 
     def layer(self, n_assets: int, gamma: float | None = None) -> MeanVarianceQP:
         """The layer for ``n_assets``, at ``gamma`` (the trained risk aversion by default)."""
-        return MeanVarianceQP(n_assets, None, self.gamma if gamma is None else gamma,
+        return MeanVarianceQP(n_assets, gamma=self.gamma if gamma is None else gamma,
                               w_max=self.w_max, kappa=self.kappa)  # fmt: skip
 
 

@@ -2,19 +2,22 @@
 
 The package reads in the order of the algorithm:
 
-- :mod:`.problem`: the batch in scale-free form, active sets;
+- :mod:`.options`: :class:`SolverOptions`, the tolerances and limits;
+- :mod:`.problem`: the batch in scale-free form, general rows, active sets;
 - :mod:`.operators`: risk operators (dense ``R``, factor ``F, d``), regularised factorisations;
 - :mod:`.interior_point`: Mehrotra predictor-corrector on the epigraph form;
 - :mod:`.polish`: exact solve on an active set, KKT certificate, exchanges;
 - :mod:`.solver`: the loop, per-problem statuses;
 - :mod:`.backward`: implicit differentiation at the certified active set;
-- :mod:`.function`: the autograd function and failure handling (raise or fallback).
+- :mod:`.function`: the autograd function, diagnostics and failure handling (raise or
+  fallback; :mod:`.feasibility` tells infeasible problems from solver failures).
 """
 
 from e2e_portfolio.models.qp_native.function import (
     NativeMeanVarianceFunction,
     OnFailure,
     QPFallbackWarning,
+    QPInfo,
     Settings,
     WarmStart,
 )
@@ -24,8 +27,9 @@ from e2e_portfolio.models.qp_native.operators import (
     as_risk_operator,
     factor_operator,
 )
+from e2e_portfolio.models.qp_native.options import SolverOptions
 from e2e_portfolio.models.qp_native.polish import certify, solve_active_set
-from e2e_portfolio.models.qp_native.problem import ActiveSet, Problem, build_problem
+from e2e_portfolio.models.qp_native.problem import ActiveSet, LinearRows, Problem, build_problem
 from e2e_portfolio.models.qp_native.solver import STATUSES, Solution, solve
 
 __all__ = [
@@ -33,12 +37,15 @@ __all__ = [
     "ActiveSet",
     "DenseRisk",
     "FactorRisk",
+    "LinearRows",
     "NativeMeanVarianceFunction",
     "OnFailure",
     "Problem",
     "QPFallbackWarning",
+    "QPInfo",
     "Settings",
     "Solution",
+    "SolverOptions",
     "WarmStart",
     "as_risk_operator",
     "build_problem",

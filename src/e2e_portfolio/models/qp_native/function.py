@@ -13,7 +13,7 @@ differentiates the KKT conditions at the active set they show.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import torch
@@ -25,6 +25,7 @@ from e2e_portfolio.models.qp_native.backward import (
     factor_gradients,
     mu_gradient,
     root_gradient,
+    row_gradients,
 )
 from e2e_portfolio.models.qp_native.operators import (
     FactorRisk,
@@ -32,15 +33,17 @@ from e2e_portfolio.models.qp_native.operators import (
     as_risk_operator,
     factor_operator,
 )
-from e2e_portfolio.models.qp_native.polish import Verified, polish
+from e2e_portfolio.models.qp_native.options import DEFAULT_OPTIONS, SolverOptions
+from e2e_portfolio.models.qp_native.polish import Verified, certify, polish
 from e2e_portfolio.models.qp_native.problem import (
     ActiveSet,
     Problem,
     build_problem,
     make_active_set,
     merge,
+    rows_times,
 )
-from e2e_portfolio.models.qp_native.solver import MAX_POLISH_ROUNDS, Solution, solve
+from e2e_portfolio.models.qp_native.solver import INFEASIBLE, STATUSES, Solution, solve
 
 OnFailure = Literal["raise", "fallback"]
 ACTIVE_TOLERANCE = 1e-7
@@ -53,11 +56,41 @@ class QPFallbackWarning(UserWarning):
 
 @dataclass(frozen=True)
 class Settings:
-    """The layer's fixed settings: risk aversion, turnover penalty, failure handling."""
+    """The layer's fixed settings.
+
+    Risk aversion, turnover penalty, failure handling, budget, leverage and solver options.
+    """
 
     gamma: float
     kappa: float
     on_failure: OnFailure = "raise"
+    budget: float = 1.0
+    leverage: float | None = None
+    options: SolverOptions = DEFAULT_OPTIONS
+
+
+@dataclass(frozen=True)
+class QPInfo:
+    """Per-problem diagnostics of one solve (``layer(..., return_info=True)``).
+
+    ``status`` names each problem's outcome (``"solved"``, ``"fallback"`` for a problem
+    re-solved by cvxpy/Clarabel, or a failure of :data:`~.solver.STATUSES`), ``iterations``
+    the interior-point iterations it took (0 when a warm start certified it at once) and
+    ``kkt_residual`` the largest KKT residual of the returned weights on the unit scale of
+    :mod:`~e2e_portfolio.models.qp_native.problem` (at most ``options.kkt_tolerance`` for a
+    certified answer).
+    """
+
+    status: tuple[str, ...]
+    iterations: torch.Tensor
+    """(batch,) int"""
+    kkt_residual: torch.Tensor
+    """(batch,) float64"""
+
+    @property
+    def solved(self) -> torch.Tensor:
+        """(batch,) bool: certified exact (``status == "solved"``)."""
+        return torch.tensor([s == "solved" for s in self.status], dtype=torch.bool)
 
 
 @dataclass
@@ -71,136 +104,217 @@ class WarmStart:
     of another shape starts cold and replaces what is held.
     """
 
-    lower: torch.Tensor | None = None
-    upper: torch.Tensor | None = None
-    at_previous: torch.Tensor | None = None
-    sign: torch.Tensor | None = None
+    active: ActiveSet | None = None
     weights: torch.Tensor | None = None
-    budget_dual: torch.Tensor | None = None
+    duals: torch.Tensor | None = None
 
     def hint(self, problem: Problem) -> tuple[ActiveSet, torch.Tensor] | None:
-        """The held active sets for ``problem`` (its caps and ``w_prev``), or None."""
+        """The held active sets for ``problem`` (its bounds and ``w_prev``), or None."""
         if self.weights is None or self.weights.shape != problem.mu.shape:
             return None
-        assert self.lower is not None and self.upper is not None and self.budget_dual is not None
-        assert self.at_previous is not None and self.sign is not None
-        active = make_active_set(problem, self.weights, self.lower, self.upper,
-                                 self.at_previous, self.sign)  # fmt: skip
-        return active, self.budget_dual
+        active, duals = self.active, self.duals
+        assert active is not None and duals is not None
+        count = problem.constraints.count + (problem.leverage is not None)
+        n_ub = problem.constraints.n_ub
+        if duals.shape[1] != count or (0 if active.rows is None else active.rows.shape[1]) != n_ub:
+            return None
+        if (active.levered is None) != (problem.leverage is None):
+            return None
+        hinted = make_active_set(problem, self.weights, active.at_lower, active.at_upper,
+                                 active.at_previous, active.sign, at_zero=active.at_zero,
+                                 side=active.side, rows=active.rows,
+                                 levered=active.levered)  # fmt: skip
+        return hinted, duals
 
-    def remember(self, weights: torch.Tensor, active: ActiveSet, budget_dual: torch.Tensor) -> None:
+    def remember(self, weights: torch.Tensor, active: ActiveSet, duals: torch.Tensor) -> None:
         """Hold a solve's certified weights (batch, n), active sets and multipliers."""
-        self.lower, self.upper = active.at_lower.clone(), active.at_upper.clone()
-        self.at_previous, self.sign = active.at_previous.clone(), active.sign.clone()
-        self.weights, self.budget_dual = weights.detach().clone(), budget_dual.clone()
+        self.active = active.clone()
+        self.weights, self.duals = weights.detach().clone(), duals.clone()
 
 
-def _clone(solution: Solution) -> tuple[torch.Tensor, ActiveSet]:
-    """Weights and active sets copied out of inference mode (for saving to backward)."""
-    active = ActiveSet(*(field.clone() for field in solution.active.fields()))
-    return solution.weights.clone(), active
-
-
-def _failure_message(solution: Solution) -> str:
-    failures = solution.failures()
+def _failure_message(failures: dict[int, str], batch: int) -> str:
     shown = ", ".join(f"{i} ({status})" for i, status in list(failures.items())[:10])
     more = f" and {len(failures) - 10} more" if len(failures) > 10 else ""
     return (
-        f"the native QP solver failed on {len(failures)} of {len(solution.status)} problems; "
+        f"the native QP solver failed on {len(failures)} of {batch} problems; "
         f"batch index (status): {shown}{more}"
     )
 
 
+def _numpy(tensor: torch.Tensor | None, i: int):
+    return None if tensor is None else tensor[i].detach().cpu().numpy().astype("float64")
+
+
+def _mark_infeasible(problem: Problem, solution: Solution, inputs: dict, settings: Settings):
+    """The solution with the failed problems whose constraints admit no weights marked."""
+    from e2e_portfolio.models.qp_native.feasibility import feasible
+
+    if problem.lower is None and problem.rows is None:
+        return solution  # long-only simplex, checked feasible before solving
+    status = solution.status.clone()
+    for i in solution.failed.nonzero().squeeze(1).tolist():
+        n = problem.mu.shape[1]
+        lower = _numpy(inputs["lower"], i)
+        upper = _numpy(inputs["upper"], i)
+        eq = (
+            None
+            if inputs["A_eq"] is None
+            else (_numpy(inputs["A_eq"], i), _numpy(inputs["b_eq"], i))
+        )
+        ub = (
+            None
+            if inputs["A_ub"] is None
+            else (_numpy(inputs["A_ub"], i), _numpy(inputs["b_ub"], i))
+        )
+        ok = feasible(
+            settings.budget,
+            lower if lower is not None else torch.zeros(n).numpy(),
+            upper if upper is not None else torch.full((n,), torch.inf).numpy(),
+            settings.leverage if problem.leverage is not None else None,
+            eq,
+            ub,
+        )
+        if not ok:
+            status[i] = INFEASIBLE
+    return replace(solution, status=status)
+
+
 def _fallback(
-    problem: Problem,
-    solution: Solution,
-    inputs: dict[str, torch.Tensor | None],
-    caps: torch.Tensor | None,
-    settings: Settings,
-) -> tuple[torch.Tensor, ActiveSet]:
+    problem: Problem, solution: Solution, inputs: dict, settings: Settings
+) -> tuple[torch.Tensor, ActiveSet, torch.Tensor, torch.Tensor]:
+    """Re-solve the failed problems with cvxpy/Clarabel.
+
+    Returns weights, active sets, duals and which problems kept Clarabel's weights (not
+    certified exact).
+    """
     from e2e_portfolio.models.qp_reference import solve_with_cvxpy
 
-    weights, active = _clone(solution)
-    dual = solution.budget_dual
+    weights = solution.weights.clone()
+    active = solution.active.clone()
+    duals = solution.duals.clone()
     failed = solution.failed
     index = failed.nonzero().squeeze(1)
-    mu, w_prev = inputs["mu"], inputs["w_prev"]
-    assert mu is not None
     pick = lambda t: None if t is None else t[index]  # noqa: E731
     reference = solve_with_cvxpy(
-        mu[index],
-        pick(inputs["R"]),
-        pick(w_prev),
-        settings.gamma,
-        None,
-        settings.kappa,
-        upper=pick(caps),
-        loadings=pick(inputs["F"]),
-        idiosyncratic=pick(inputs["d"]),
-    )
+        inputs["mu"][index], pick(inputs["R"]), pick(inputs["w_prev"]), settings.gamma, None,
+        settings.kappa, upper=pick(inputs["upper"]), loadings=pick(inputs["F"]),
+        idiosyncratic=pick(inputs["d"]), lower=pick(inputs["lower"]), budget=settings.budget,
+        leverage=settings.leverage, A_eq=pick(inputs["A_eq"]), b_eq=pick(inputs["b_eq"]),
+        A_ub=pick(inputs["A_ub"]), b_ub=pick(inputs["b_ub"]),
+    )  # fmt: skip
     weights[index] = reference
     tol = ACTIVE_TOLERANCE
-    lower = weights <= tol
+    lower = (weights <= problem.floor + tol) & torch.isfinite(problem.floor)
     upper = torch.zeros_like(lower)
     if problem.upper is not None:
         upper = (weights >= problem.upper - tol) & ~lower
     at_previous = torch.zeros_like(lower)
     if problem.w_prev is not None:
         at_previous = ((weights - problem.w_prev).abs() <= tol) & ~lower & ~upper
-    guessed = make_active_set(problem, weights, lower, upper, at_previous)
+    at_zero = levered = rows = None
+    if problem.leverage is not None:
+        at_zero = (weights.abs() <= tol) & ~lower & ~upper & ~at_previous
+        levered = weights.abs().sum(dim=1) >= problem.leverage - tol
+    constraints = problem.constraints
+    if constraints.n_ub:
+        values = rows_times(constraints.matrix, weights) - constraints.rhs
+        rows = values[:, constraints.n_eq :] >= -tol
+    guessed = make_active_set(problem, weights, lower, upper, at_previous, at_zero=at_zero,
+                              rows=rows, levered=levered)  # fmt: skip
     trial = merge(failed, guessed, active)
-    verified = polish(
-        problem, trial, dual, Verified(~failed, weights, dual, active), MAX_POLISH_ROUNDS, failed
-    )
+    start = Verified(~failed, weights, duals, active)
+    verified = polish(problem, trial, duals, start, problem.options.max_polish_rounds, failed)
     exact = verified.solved & failed
     kept = failed & ~exact
     warnings.warn(
-        f"{_failure_message(solution)}; re-solved with cvxpy/Clarabel "
-        f"({int(exact.sum())} certified exact after polish, {int(kept.sum())} at Clarabel's "
-        "tolerance)",
+        f"{_failure_message(solution.failures(), len(solution.status))}; re-solved with "
+        f"cvxpy/Clarabel ({int(exact.sum())} certified exact after polish, {int(kept.sum())} "
+        "at Clarabel's tolerance)",
         QPFallbackWarning,
         stacklevel=4,
     )
     final_active = merge(kept, trial, verified.active)
     final_weights = torch.where(kept.unsqueeze(1), weights, verified.weights)
-    return final_weights, final_active
+    return final_weights, final_active, verified.duals, kept
+
+
+def _info(problem: Problem, solution: Solution, weights, active, duals, fallback) -> QPInfo:
+    """Statuses, iterations and KKT residuals of the returned weights."""
+    with torch.inference_mode():
+        residual = certify(problem, weights, duals, active).residual
+    names = []
+    for i, code in enumerate(solution.status.tolist()):
+        if code == 0:
+            names.append("solved")
+        elif fallback is not None and bool(fallback[i] >= 0):
+            names.append("fallback" if bool(fallback[i]) else "solved")
+        else:
+            names.append(STATUSES[code])
+    iterations = solution.problem_iterations
+    if iterations is None:
+        iterations = torch.zeros_like(solution.status)
+    return QPInfo(tuple(names), iterations.clone(), residual.clone())
 
 
 class NativeMeanVarianceFunction(torch.autograd.Function):
     """The native layer as an autograd function.
 
     Inputs are float64 and batched: mu (b, n), either R (b, m, n) or F (b, n, k) and
-    d (b, n), w_prev (b, n) or None, caps (b, n) or None (``inf`` for none).
+    d (b, n), w_prev (b, n) or None, lower and upper (b, n) or None (``-inf``/``inf`` for
+    none), A_eq (b, m_eq, n) and b_eq (b, m_eq), A_ub (b, m_ub, n) and b_ub (b, m_ub) or
+    None. ``report``: a list the forward appends its :class:`QPInfo` to, or None.
     """
 
     @staticmethod
-    def forward(ctx, mu, R, F, d, w_prev, caps, settings: Settings, warm: WarmStart | None = None):
+    def forward(ctx, mu, R, F, d, w_prev, lower, upper, A_eq, b_eq, A_ub, b_ub,
+                settings: Settings, warm: WarmStart | None = None,
+                report: list | None = None):  # fmt: skip
         """Solve the batch; failed problems raise or fall back (see the module docstring)."""
         raw: RiskOperator = as_risk_operator(R) if R is not None else factor_operator(F, d)
-        problem = build_problem(mu, raw, settings.gamma, settings.kappa, w_prev, caps)
+        problem = build_problem(
+            mu, raw, settings.gamma, settings.kappa, w_prev, upper, lower=lower,
+            budget=settings.budget, leverage=settings.leverage,
+            equalities=None if A_eq is None else (A_eq, b_eq),
+            inequalities=None if A_ub is None else (A_ub, b_ub), options=settings.options,
+        )  # fmt: skip
         # inference mode skips autograd's per-op bookkeeping (~10% of a small solve)
         with torch.inference_mode():
             solution = solve(problem, None if warm is None else warm.hint(problem))
+        inputs = {
+            "mu": mu, "R": R, "F": F, "d": d, "w_prev": w_prev, "lower": lower, "upper": upper,
+            "A_eq": A_eq, "b_eq": b_eq, "A_ub": A_ub, "b_ub": b_ub,
+        }  # fmt: skip
+        fallback = None
         if bool(solution.failed.any()):
-            if settings.on_failure == "raise":
+            solution = _mark_infeasible(problem, solution, inputs, settings)
+            failures = solution.failures()
+            infeasible = [i for i, status in failures.items() if status == "infeasible"]
+            if infeasible or settings.on_failure == "raise":
                 raise SolverError(
-                    _failure_message(solution),
-                    status=",".join(sorted(set(solution.failures().values()))),
-                    indices=list(solution.failures()),
+                    _failure_message(failures, len(solution.status)),
+                    status=",".join(sorted(set(failures.values()))),
+                    indices=list(failures),
                 )
-            inputs = {"mu": mu, "R": R, "F": F, "d": d, "w_prev": w_prev}
-            weights, active = _fallback(problem, solution, inputs, caps, settings)
+            weights, active, duals, kept = _fallback(problem, solution, inputs, settings)
+            fallback = torch.where(solution.failed, kept.long(), -1)
         else:
-            weights, active = _clone(solution)
+            weights, active, duals = (
+                solution.weights.clone(),
+                solution.active.clone(),
+                solution.duals.clone(),
+            )
         if warm is not None:
-            warm.remember(weights, active, solution.budget_dual)
+            warm.remember(weights, active, duals)
+        if report is not None:
+            report.append(_info(problem, solution, weights, active, duals, fallback))
         ctx.problem, ctx.raw, ctx.from_root, ctx.active = problem, raw, R is not None, active
+        ctx.duals = duals
         ctx.save_for_backward(weights)
         return weights
 
     @staticmethod
     def backward(ctx, grad_w):
-        """Gradients with respect to mu, R, F, d, w_prev and the caps (None where unused)."""
+        """Gradients with respect to every tensor input (None where unused)."""
         if torch.is_grad_enabled():
             raise RuntimeError(
                 "the native QP layer's backward is not itself differentiable: double backward "
@@ -212,7 +326,7 @@ class NativeMeanVarianceFunction(torch.autograd.Function):
         active = differentiable_piece(problem, ctx.active, weights)
         adj = adjoint(problem, active, grad_w)
         needs = ctx.needs_input_grad
-        grads: list[torch.Tensor | None] = [None] * 8
+        grads: list[torch.Tensor | None] = [None] * 14
         if needs[0]:
             grads[0] = mu_gradient(problem, adj)
         if needs[1] and ctx.from_root:
@@ -220,11 +334,19 @@ class NativeMeanVarianceFunction(torch.autograd.Function):
         if (needs[2] or needs[3]) and not ctx.from_root:
             assert isinstance(ctx.raw, FactorRisk)
             grads[2], grads[3] = factor_gradients(problem, ctx.raw, adj, weights)
-        if needs[4] or needs[5]:
+        if needs[4] or needs[5] or needs[6]:
             through_held = adj.through_held(problem, grad_w)
             zero = torch.zeros_like(grad_w)
-            if needs[4]:
-                grads[4] = torch.where(active.at_previous, through_held, zero)
-            if needs[5]:
-                grads[5] = torch.where(active.at_upper, through_held, zero)
+            floor = active.at_lower
+            if problem.excluded is not None:
+                floor = floor & ~problem.excluded
+            for slot, held in ((4, active.at_previous), (5, floor), (6, active.at_upper)):
+                if needs[slot]:
+                    grads[slot] = torch.where(held, through_held, zero)
+        if any(needs[7:11]):
+            matrix, rhs = row_gradients(problem, adj, ctx.duals, weights)
+            n_eq = problem.constraints.n_eq
+            parts = (matrix[:, 1:n_eq], rhs[:, 1:n_eq], matrix[:, n_eq:], rhs[:, n_eq:])
+            for slot, part in enumerate(parts, start=7):
+                grads[slot] = part if needs[slot] else None
         return tuple(grads)

@@ -1,26 +1,37 @@
 r"""Mehrotra predictor-corrector interior point on the epigraph form of the scale-free problem.
 
-With :math:`t_i \ge |w_i - w_{prev,i}|` the problem becomes a smooth QP in ``(w, t)``:
+With :math:`t_i \ge |w_i - w_{prev,i}|` (turnover) and :math:`v_i \ge |w_i|` (leverage) the
+problem becomes a smooth QP in ``(w, t, v)``:
 
 .. math::
 
     \min\; -m^\top w + \tfrac12 w^\top H w + k\,\mathbf 1^\top t \quad\text{s.t.}\quad
-    \mathbf 1^\top w = 1,\; G_w w + G_t t + s = h,\; s \ge 0,
+    E w = e,\; G_w w + G_t t + G_v v + s = h,\; A w + s_A = b,\; \mathbf 1^\top v + s_L = L,
+    \; s \ge 0,
 
-with rows ``-w <= 0``, ``w <= u`` (if capped) and ``w - t <= w_prev``,
-``-w - t <= -w_prev`` (if ``k > 0``). Every Newton system reduces, after eliminating the
-slacks ``s``, the duals ``z`` and the per-asset ``t``, to
+with per-asset rows ``-w <= -l``, ``w <= u`` (if capped), ``w - t <= w_prev``,
+``-w - t <= -w_prev`` (if ``k > 0``), ``w - v <= 0``, ``-w - v <= 0`` (under a leverage
+bound), and the general rows: ``E`` the budget and ``A_eq``, ``A`` the rows of ``A_ub``.
+After eliminating the slacks, the duals of the per-asset rows, and ``t`` and ``v`` asset by
+asset, every Newton system is
 
 .. math::
 
-    (\mathrm{diag}(D) + \rho I + H)\,\Delta w + \mathbf 1\,\Delta\nu = r,
+    \begin{bmatrix} K & C^\top \\ C & -D \end{bmatrix}
+    \begin{bmatrix} \Delta x \\ \Delta\lambda \end{bmatrix} = \ldots,
+    \qquad K \sim \mathrm{diag}(\cdot) + \rho I + H,
 
-solved by the risk operator (Woodbury for factor models) plus one more solve for
-:math:`M^{-1}\mathbf 1`. The proximal term :math:`\rho` (``REGULARISATION``) keeps the
-system definite when ``H`` is singular; the interior point only has to get close enough for
-the active set to be read off (see :mod:`~e2e_portfolio.models.qp_native.polish`), so the
-slightly inexact direction costs nothing in accuracy. Excluded assets carry
-``EXCLUSION_PENALTY`` as their return here and no cap row, so they go to 0.
+where ``C`` stacks the general rows (the leverage row acts on ``v``) and ``D`` is 0 on the
+equalities (plus a tiny term for redundant ones) and ``s / z`` on the inequalities. It is
+solved through the Schur complement :math:`C K^{-1} C^\top + D` of size ``m`` (the number of
+general rows, 1 for the budget alone): one factorisation of ``K`` by the risk operator
+(Woodbury for factor models, never ``n x n``), ``m + 1`` solves with it, and an ``m x m``
+Cholesky factor. Time and memory stay :math:`O(B n (k + m))` on the factor path. The
+proximal term :math:`\rho` keeps ``K`` definite when ``H`` is singular; the interior point
+only has to get close enough for the active set to be read off (see
+:mod:`~e2e_portfolio.models.qp_native.polish`), so the slightly inexact direction costs
+nothing in accuracy. Excluded assets carry ``EXCLUSION_PENALTY`` as their return here and
+no cap row, so they go to 0.
 
 All problems iterate in lockstep, but every quantity (step length, centring, gaps) is per
 problem: a problem's iterates do not depend on its batch mates.
@@ -33,47 +44,81 @@ from dataclasses import dataclass
 
 import torch
 
-from e2e_portfolio.models.qp_native.problem import (
-    EXCLUSION_PENALTY,
-    REGULARISATION,
-    Problem,
-)
+from e2e_portfolio.models.qp_native.problem import EXCLUSION_PENALTY, Problem, rows_times
 
 STEP_FRACTION = 0.99
 TURNOVER_MARGIN_CAP = 1.0
 """Largest starting ``t - |w - w_prev|`` (weights live in [0, 1]): keeps ``t`` on the
 problem's scale when ``k`` is tiny."""
-IPM_CAP_OFF = 2.0
-"""Cap used inside the interior point for uncapped and excluded assets: never binding."""
+EQUALITY_REGULARISATION = 1e-10
+"""Relative term on the equality rows' diagonal of the Schur complement: keeps it definite
+when ``A_eq`` repeats the budget or is rank deficient (the polish is exact regardless)."""
+
+
+def _opt(tensor: torch.Tensor | None, fn: Callable[[torch.Tensor], torch.Tensor]):
+    return None if tensor is None else fn(tensor)
 
 
 @dataclass(frozen=True)
 class Rows:
-    """Inequalities ``gw * w_i + gt * t_i <= h_i``, stacked on dim 1.
+    """The interior point's constraints.
 
-    ``gw``, ``gt``: (m, 1), ``gt`` None without the turnover term (then there is no ``t``);
-    ``h``: (batch, m, n); ``mu``: the returns the interior point uses (excluded assets
-    penalised).
+    Per-asset inequalities ``gw * w_i + gt * t_i + gv * v_i <= h_i``, stacked on dim 1:
+    ``gw``, ``gt``, ``gv`` (p, 1) (``gt`` None without the turnover term, ``gv`` None
+    without a leverage bound), ``h`` (batch, p, n); the first ``n_bounds`` are the bounds.
+    General rows: equalities ``eq`` (batch, m_eq, n) with ``eq_rhs``, inequalities ``ub``
+    (batch, m_ub, n) with ``ub_rhs`` (None without), and the leverage bound (batch,).
+    ``mu``: the returns the interior point uses (excluded assets penalised).
     """
 
     gw: torch.Tensor
     gt: torch.Tensor | None
+    gv: torch.Tensor | None
     h: torch.Tensor
     n_bounds: int
     mu: torch.Tensor
+    eq: torch.Tensor
+    eq_rhs: torch.Tensor
+    ub: torch.Tensor | None
+    ub_rhs: torch.Tensor | None
+    leverage: torch.Tensor | None
+    off: torch.Tensor
+    """(batch, 1) the bound used for uncapped or excluded assets: never binding"""
+
+    @property
+    def n_global(self) -> int:
+        """Number of general inequality rows (``A_ub`` and the leverage bound)."""
+        return (0 if self.ub is None else self.ub.shape[1]) + (self.leverage is not None)
+
+    @property
+    def turnover_row(self) -> int:
+        """Index of the first turnover row."""
+        return self.n_bounds
+
+    @property
+    def leverage_row(self) -> int:
+        """Index of the first leverage row."""
+        return self.n_bounds + (0 if self.gt is None else 2)
 
     def gradient(self, problem: Problem, w: torch.Tensor) -> torch.Tensor:
         """Gradient of the smooth part with the interior point's returns, ``H w - mu``."""
         return problem.risk.matvec(w) - self.mu
 
+    def _map(self, fn: Callable[[torch.Tensor], torch.Tensor], coefficients) -> Rows:
+        return Rows(
+            coefficients(self.gw), _opt(self.gt, coefficients), _opt(self.gv, coefficients),
+            fn(self.h), self.n_bounds, fn(self.mu), fn(self.eq), fn(self.eq_rhs),
+            _opt(self.ub, fn), _opt(self.ub_rhs, fn), _opt(self.leverage, fn), fn(self.off),
+        )  # fmt: skip
+
     def take(self, index: torch.Tensor) -> Rows:
         """The rows of the problems at ``index`` (1-D)."""
-        return Rows(self.gw, self.gt, self.h[index], self.n_bounds, self.mu[index])
+        return self._map(lambda t: t[index], lambda t: t)
 
     def to(self, dtype: torch.dtype) -> Rows:
         """The same rows in ``dtype``."""
-        gt = None if self.gt is None else self.gt.to(dtype)
-        return Rows(self.gw.to(dtype), gt, self.h.to(dtype), self.n_bounds, self.mu.to(dtype))
+        cast = lambda t: t.to(dtype)  # noqa: E731
+        return self._map(cast, cast)
 
     def weighted_w(self, rows: torch.Tensor) -> torch.Tensor:
         """``sum_j gw_j rows_j``, (batch, n), one pass (a matmul beats multiply-and-sum)."""
@@ -84,28 +129,72 @@ class Rows:
         assert self.gt is not None
         return torch.matmul(self.gt.view(1, -1), rows).squeeze(-2)
 
+    def weighted_v(self, rows: torch.Tensor) -> torch.Tensor:
+        """``sum_j gv_j rows_j``, (batch, n)."""
+        assert self.gv is not None
+        return torch.matmul(self.gv.view(1, -1), rows).squeeze(-2)
+
+    def general_values(self, w: torch.Tensor, v: torch.Tensor | None) -> torch.Tensor | None:
+        """``[A w; 1' v]`` (batch, n_global), None without general inequality rows."""
+        parts = []
+        if self.ub is not None:
+            parts.append(rows_times(self.ub, w))
+        if self.leverage is not None:
+            assert v is not None
+            parts.append(v.sum(dim=1, keepdim=True))
+        return torch.cat(parts, dim=1) if parts else None
+
+    def general_rhs(self) -> torch.Tensor | None:
+        """``[b; L]`` (batch, n_global), None without general inequality rows."""
+        parts = []
+        if self.ub_rhs is not None:
+            parts.append(self.ub_rhs)
+        if self.leverage is not None:
+            parts.append(self.leverage.unsqueeze(1))
+        return torch.cat(parts, dim=1) if parts else None
+
 
 def constraint_rows(problem: Problem) -> Rows:
-    """The inequality rows of ``problem``'s epigraph form (see :class:`Rows`)."""
+    """The constraints of ``problem``'s epigraph form (see :class:`Rows`)."""
     mu = problem.mu
-    gw, gt, h = [-1.0], [0.0], [torch.zeros_like(mu)]
+    off = 2.0 * problem.bound + 1.0
+    floor = problem.floor
+    lower_h = torch.where(torch.isfinite(floor), -floor, off)
+    gw, gt, gv, h = [-1.0], [0.0], [0.0], [lower_h]
+    excluded = problem.excluded
     if problem.upper is not None:
         upper = problem.upper
-        inside = (upper > 0) & (upper < 1)
-        gw, gt, h = [*gw, 1.0], [*gt, 0.0], [*h, torch.where(inside, upper, IPM_CAP_OFF)]
+        inside = upper < problem.bound
+        if excluded is not None:
+            inside = inside & ~excluded
+        gw, gt, gv, h = [*gw, 1.0], [*gt, 0.0], [*gv, 0.0], [*h, torch.where(inside, upper, off)]
     n_bounds = len(gw)
     if problem.has_turnover:
         assert problem.w_prev is not None
-        gw, gt, h = [*gw, 1.0, -1.0], [*gt, -1.0, -1.0], [*h, problem.w_prev, -problem.w_prev]
-    if problem.excluded is not None:
-        mu = torch.where(problem.excluded, -EXCLUSION_PENALTY, mu)
+        gw, gt, gv = [*gw, 1.0, -1.0], [*gt, -1.0, -1.0], [*gv, 0.0, 0.0]
+        h = [*h, problem.w_prev, -problem.w_prev]
+    if problem.leverage is not None:
+        zero = torch.zeros_like(mu)
+        gw, gt, gv, h = [*gw, 1.0, -1.0], [*gt, 0.0, 0.0], [*gv, -1.0, -1.0], [*h, zero, zero]
+    if excluded is not None:
+        mu = torch.where(excluded, -EXCLUSION_PENALTY, mu)
     dtype, device = mu.dtype, mu.device
+    column = lambda values: torch.tensor(values, dtype=dtype, device=device).unsqueeze(1)  # noqa: E731
+    constraints = problem.constraints
+    n_eq = constraints.n_eq
     return Rows(
-        torch.tensor(gw, dtype=dtype, device=device).unsqueeze(1),
-        torch.tensor(gt, dtype=dtype, device=device).unsqueeze(1) if problem.has_turnover else None,
+        column(gw),
+        column(gt) if problem.has_turnover else None,
+        column(gv) if problem.leverage is not None else None,
         torch.stack(h, dim=1),
         n_bounds,
         mu,
+        constraints.matrix[:, :n_eq],
+        constraints.rhs[:, :n_eq],
+        constraints.matrix[:, n_eq:] if constraints.n_ub else None,
+        constraints.rhs[:, n_eq:] if constraints.n_ub else None,
+        problem.leverage,
+        off,
     )
 
 
@@ -113,81 +202,98 @@ def constraint_rows(problem: Problem) -> Rows:
 class Iterate:
     """Primal-dual point of the interior point.
 
-    Weights w (batch, n), epigraph t (batch, n) or None without the turnover term, budget
-    dual y (batch,), and slacks s and duals z (batch, m, n) stacked as ``sz``
-    (batch, 2m, n), so that a step and its length take one operation each.
+    Weights w (batch, n), epigraphs t and v (batch, n) or None, equality duals y
+    (batch, m_eq), per-asset slacks s and duals z (batch, p, n) stacked as ``sz``
+    (batch, 2p, n), and the general inequality rows' slacks and duals stacked as ``gz``
+    (batch, 2q) (None without such rows), so that a step and its length take few operations.
     """
 
     w: torch.Tensor
     t: torch.Tensor | None
+    v: torch.Tensor | None
     y: torch.Tensor
     sz: torch.Tensor
+    gz: torch.Tensor | None
 
     @property
     def s(self) -> torch.Tensor:
-        """Slacks, (batch, m, n)."""
+        """Per-asset slacks, (batch, p, n)."""
         return self.sz[:, : self.sz.shape[1] // 2]
 
     @property
     def z(self) -> torch.Tensor:
-        """Duals, (batch, m, n)."""
+        """Per-asset duals, (batch, p, n)."""
         return self.sz[:, self.sz.shape[1] // 2 :]
+
+    @property
+    def gs(self) -> torch.Tensor:
+        """General rows' slacks, (batch, q)."""
+        assert self.gz is not None
+        return self.gz[:, : self.gz.shape[1] // 2]
+
+    @property
+    def gd(self) -> torch.Tensor:
+        """General rows' duals, (batch, q)."""
+        assert self.gz is not None
+        return self.gz[:, self.gz.shape[1] // 2 :]
+
+    def _fields(self) -> tuple[torch.Tensor | None, ...]:
+        return self.w, self.t, self.v, self.y, self.sz, self.gz
 
     def moved(self, alpha: torch.Tensor, step: Iterate) -> Iterate:
         """The point ``alpha`` (batch,) along ``step``."""
-        a = alpha.unsqueeze(1)
-        return Iterate(
-            torch.addcmul(self.w, a, step.w),
-            None if self.t is None or step.t is None else torch.addcmul(self.t, a, step.t),
-            torch.addcmul(self.y, alpha, step.y),
-            torch.addcmul(self.sz, alpha.view(-1, 1, 1), step.sz),
-        )
+        out: list[torch.Tensor | None] = []
+        for mine, theirs in zip(self._fields(), step._fields(), strict=True):
+            if mine is None or theirs is None:
+                out.append(None)
+            else:
+                out.append(torch.addcmul(mine, alpha.view(-1, *([1] * (mine.ndim - 1))), theirs))
+        return Iterate(*out)  # type: ignore[arg-type]
 
     def to(self, dtype: torch.dtype) -> Iterate:
         """The same point in ``dtype``."""
-        t = None if self.t is None else self.t.to(dtype)
-        return Iterate(self.w.to(dtype), t, self.y.to(dtype), self.sz.to(dtype))
+        return Iterate(*(_opt(f, lambda t: t.to(dtype)) for f in self._fields()))
 
     def take(self, index: torch.Tensor) -> Iterate:
         """The iterates of the problems at ``index`` (1-D)."""
-        t = None if self.t is None else self.t[index]
-        return Iterate(self.w[index], t, self.y[index], self.sz[index])
+        return Iterate(*(_opt(f, lambda t: t[index]) for f in self._fields()))
 
     def scattered(self, index: torch.Tensor, part: Iterate) -> Iterate:
         """These points with the problems at ``index`` replaced by ``part``'s."""
-        t = None if self.t is None or part.t is None else self.t.index_copy(0, index, part.t)
-        return Iterate(
-            self.w.index_copy(0, index, part.w),
-            t,
-            self.y.index_copy(0, index, part.y),
-            self.sz.index_copy(0, index, part.sz),
-        )
+        out: list[torch.Tensor | None] = []
+        for mine, theirs in zip(self._fields(), part._fields(), strict=True):
+            out.append(
+                None if mine is None or theirs is None else mine.index_copy(0, index, theirs)
+            )
+        return Iterate(*out)  # type: ignore[arg-type]
 
     def where(self, keep: torch.Tensor, other: Iterate) -> Iterate:
         """The point of ``self`` for the problems in ``keep`` (batch,), ``other`` elsewhere."""
-        rows = keep.unsqueeze(1)
-        t = None if self.t is None or other.t is None else torch.where(rows, self.t, other.t)
-        return Iterate(
-            torch.where(rows, self.w, other.w),
-            t,
-            torch.where(keep, self.y, other.y),
-            torch.where(keep.view(-1, 1, 1), self.sz, other.sz),
-        )
+        out: list[torch.Tensor | None] = []
+        for mine, theirs in zip(self._fields(), other._fields(), strict=True):
+            if mine is None or theirs is None:
+                out.append(None)
+            else:
+                out.append(torch.where(keep.view(-1, *([1] * (mine.ndim - 1))), mine, theirs))
+        return Iterate(*out)  # type: ignore[arg-type]
 
 
 def start(problem: Problem, rows: Rows) -> Iterate:
-    """A dual-feasible start at equal weights.
+    """A dual-feasible start at equal weights (``budget / n`` each).
 
-    With ``g`` the gradient at equal weights and the budget dual ``y = -mean(g)``, every
-    asset's bound duals are set so that the stationarity residual is exactly zero:
-    ``z_lower = max(g + y, 0) + delta`` and, where capped, ``z_upper = max(-(g + y), 0) +
-    delta`` (without caps, ``y`` is raised until every ``z_lower >= delta``); the two turnover
-    rows of an asset share ``k`` equally (``z3 = z4 = k / 2``), which zeroes the residual of
-    ``t``. Equal weights (and ``t = |w - w_prev| + margin``) are primal feasible whenever no
-    cap is below ``1/n``. From a feasible start the Newton steps keep every residual at zero,
-    so only the complementarity gap has to close (measured: 9 -> 6 iterations at n = 200
-    without turnover, 20 -> 17 at n = 1000 with it). ``delta``, the mean size of the
-    gradient, sets the starting gap on the problem's own scale.
+    With ``g`` the gradient at equal weights (plus the general rows' duals, started at
+    ``delta``) and the budget dual ``y = -mean(g)``, every asset's bound duals are set so
+    that the stationarity residual is exactly zero: ``z_lower = max(g + y, 0) + delta`` and,
+    where capped, ``z_upper = max(-(g + y), 0) + delta`` (without caps, ``y`` is raised until
+    every ``z_lower >= delta``); the two turnover rows of an asset share ``k`` equally
+    (``z3 = z4 = k / 2``), which zeroes the residual of ``t``, and the two leverage rows
+    share the leverage dual. Long-only with the budget alone and no cap below ``1/n``, equal
+    weights (and ``t = |w - w_prev| + margin``) are primal feasible: from a feasible start the
+    Newton steps keep every residual at zero, so only the complementarity gap has to close
+    (measured: 9 -> 6 iterations at n = 200 without turnover, 20 -> 17 at n = 1000 with it).
+    Otherwise slacks start at ``max(h - G x, 1/n)`` and the primal residuals close with the
+    gap. ``delta``, the mean size of the gradient, sets the starting gap on the problem's
+    own scale.
 
     The ``margin`` centres the turnover rows: their duals are pinned at ``k / 2``, so their
     slacks (at least ``margin``) are chosen to give them the bound rows' mean product,
@@ -198,9 +304,18 @@ def start(problem: Problem, rows: Rows) -> Iterate:
     1386 -> 1270 at n = 1000, 289 -> 257 at n = 3000).
     """
     n = problem.mu.shape[1]
+    budget = rows.eq_rhs[:, :1]
     w = torch.full_like(problem.mu, 1.0 / n)
+    if problem.rows is not None:
+        w = w * budget
     gradient = rows.gradient(problem, w)
     delta = gradient.abs().mean(dim=1, keepdim=True).clamp(min=1e-3)
+    general_duals = None
+    if rows.n_global:
+        general_duals = delta.expand(-1, rows.n_global)
+        if rows.ub is not None:
+            ub_duals = general_duals[:, : rows.ub.shape[1]]
+            gradient = gradient + (ub_duals.unsqueeze(1) @ rows.ub).squeeze(1)
     y = -gradient.mean(dim=1, keepdim=True)
     if problem.upper is None:
         y = torch.maximum(y, (-gradient).amax(dim=1, keepdim=True))
@@ -210,7 +325,7 @@ def start(problem: Problem, rows: Rows) -> Iterate:
         duals.append((-reduced).clamp(min=0) + delta)
     z = torch.stack(duals, dim=1)  # the bound rows' duals
     s = rows.h - rows.gw * w.unsqueeze(1)
-    t = None
+    t = v = None
     if rows.gt is not None:
         assert problem.w_prev is not None
         # epigraph slack that centres the turnover rows: with their duals fixed at k / 2,
@@ -220,19 +335,37 @@ def start(problem: Problem, rows: Rows) -> Iterate:
         margin = margin.clamp(min=1.0 / n, max=TURNOVER_MARGIN_CAP)
         t = (w - problem.w_prev).abs() + margin
         s = s - rows.gt * t.unsqueeze(1)
+    if rows.gv is not None:
+        v = w.abs() + 1.0 / n
+        s = s - rows.gv * v.unsqueeze(1)
     s = s.clamp(min=1.0 / n)
     if rows.gt is not None:
         half = (problem.kappa / 2).expand_as(w).unsqueeze(1)
         z = torch.cat([z, half, half], dim=1)
-    return Iterate(w, t, y.squeeze(1), torch.cat([s, z], dim=1))
+    if rows.gv is not None:
+        half = (delta / 2).expand_as(w).unsqueeze(1)
+        z = torch.cat([z, half, half], dim=1)
+    y_all = torch.zeros_like(rows.eq_rhs)
+    y_all[:, :1] = y
+    gz = None
+    if general_duals is not None:
+        values, rhs = rows.general_values(w, v), rows.general_rhs()
+        assert values is not None and rhs is not None
+        slacks = (rhs - values).clamp(min=1.0 / n)
+        gz = torch.cat([slacks, general_duals], dim=1)
+    return Iterate(w, t, v, y_all, torch.cat([s, z], dim=1), gz)
 
 
 def mean_gap(point: Iterate) -> torch.Tensor:
-    """(batch,) mean complementarity ``s * z``."""
-    return (point.s * point.z).mean(dim=(1, 2))
+    """(batch,) mean complementarity ``s * z`` over every inequality row."""
+    products = point.s * point.z
+    if point.gz is None:
+        return products.mean(dim=(1, 2))
+    count = products.shape[1] * products.shape[2] + point.gs.shape[1]
+    return (products.sum(dim=(1, 2)) + (point.gs * point.gd).sum(dim=1)) / count
 
 
-Directions = Callable[[torch.Tensor], Iterate]
+Directions = Callable[[torch.Tensor, torch.Tensor | None], Iterate]
 
 
 @dataclass(frozen=True)
@@ -242,79 +375,167 @@ class NewtonSystem:
     affine: Iterate
     """the predictor direction"""
     directions: Directions
-    """from a centring target to the corrected direction"""
+    """from centring targets (per-asset rows, general rows) to the corrected direction"""
     failed: torch.Tensor
     """(batch,) problems whose factorisation failed"""
     products: torch.Tensor
-    """(batch, m, n) ``s * z`` at the current point"""
+    """(batch, p, n) ``s * z`` at the current point"""
+    general_products: torch.Tensor | None
+    """(batch, q) ``s * z`` of the general inequality rows"""
+
+    @property
+    def gap(self) -> torch.Tensor:
+        """(batch,) mean complementarity at the current point (see :func:`mean_gap`)."""
+        if self.general_products is None:
+            return self.products.mean(dim=(1, 2))
+        products = self.products
+        count = products.shape[1] * products.shape[2] + self.general_products.shape[1]
+        return (products.sum(dim=(1, 2)) + self.general_products.sum(dim=1)) / count
 
 
 def newton_system(problem: Problem, rows: Rows, point: Iterate) -> NewtonSystem:
-    """Factorise the reduced Newton system once; ``M^-1 1`` is solved with the affine step.
+    """Factorise the reduced Newton system once; the general rows go through a Schur complement.
 
-    Written for few passes over the (batch, m, n) row tensors, which dominate the cost at
-    large ``n``: row sums with the coefficients ``gw``, ``gt`` are matrix products, and the
-    slack and dual steps are written into one preallocated tensor.
+    Written for few passes over the (batch, p, n) row tensors, which dominate the cost at
+    large ``n``: row sums with the coefficients ``gw``, ``gt``, ``gv`` are matrix products,
+    and the slack and dual steps are written into one preallocated tensor.
     """
-    s, z, gw, gt = point.s, point.z, rows.gw, rows.gt
-    m = s.shape[1]
-    r_w = rows.gradient(problem, point.w) + point.y.unsqueeze(1) + rows.weighted_w(z)
+    s, z, gw, gt, gv = point.s, point.z, rows.gw, rows.gt, rows.gv
+    p = s.shape[1]
+    eq = rows.eq
+    n_eq = eq.shape[1]
+    r_w = rows.gradient(problem, point.w) + (point.y.unsqueeze(1) @ eq).squeeze(1)
+    r_w = r_w + rows.weighted_w(z)
     r_p = torch.addcmul(s - rows.h, gw, point.w.unsqueeze(1))
-    r_e = point.w.sum(dim=1) - 1.0
+    r_e = rows_times(eq, point.w) - rows.eq_rhs
     weight = z / s
-    diagonal = weight[:, : rows.n_bounds].sum(dim=1) + REGULARISATION
-    b = c = r_t = None
+    diagonal = weight[:, : rows.n_bounds].sum(dim=1) + problem.options.regularisation
+    bt = ct = r_t = bv = cv = r_v = None
     if gt is not None:
         assert point.t is not None
         r_t = problem.kappa + rows.weighted_t(z)
         r_p = torch.addcmul(r_p, gt, point.t.unsqueeze(1))
-        above, below = weight[:, -2], weight[:, -1]
-        b, c = below - above, above + below
+        above, below = weight[:, rows.turnover_row], weight[:, rows.turnover_row + 1]
+        bt, ct = below - above, above + below
         # a - b^2 / c without cancellation: the kink contributes 4 W3 W4 / (W3 + W4)
-        diagonal = diagonal + 4.0 * above * below / c
+        diagonal = diagonal + 4.0 * above * below / ct
+    g_r = g_w = g_s = g_d = None
+    if rows.n_global:
+        g_s, g_d = point.gs, point.gd
+        values = rows.general_values(point.w, point.v)
+        rhs = rows.general_rhs()
+        assert values is not None and rhs is not None
+        g_r = g_s + values - rhs
+        g_w = g_d / g_s
+        if rows.ub is not None:
+            r_w = r_w + (g_d[:, : rows.ub.shape[1]].unsqueeze(1) @ rows.ub).squeeze(1)
+    if gv is not None:
+        assert point.v is not None and g_d is not None
+        r_v = g_d[:, -1:] + rows.weighted_v(z)
+        r_p = torch.addcmul(r_p, gv, point.v.unsqueeze(1))
+        above, below = weight[:, rows.leverage_row], weight[:, rows.leverage_row + 1]
+        bv, cv = below - above, above + below
+        diagonal = diagonal + 4.0 * above * below / cv
     factorisation = problem.risk.factorise(diagonal)
     solve_system = factorisation.solve
     neg_r_p = r_p.neg_()
     products = s * z
+    general_products = None if g_s is None or g_d is None else g_s * g_d
+
+    # the general rows in w-space: equalities, A_ub, and the leverage row (it acts on v,
+    # which eliminates to -bv / cv on w)
+    columns = [eq]
+    if rows.ub is not None:
+        columns.append(rows.ub)
+    if rows.leverage is not None:
+        assert bv is not None and cv is not None
+        columns.append((-bv / cv).unsqueeze(1))
+    cw = torch.cat(columns, dim=1)  # (b, m, n)
+    m = cw.shape[1]
 
     def reduced(r_c: torch.Tensor):
-        """Eliminate s, z and t: the right-hand side of the system in w."""
+        """Eliminate s, z, t and v: the right-hand side of the system in w."""
         e = torch.addcmul(r_c, z, neg_r_p, value=-1.0).div_(s)
         rho_w = -r_w - rows.weighted_w(e)
-        rho_t = None
+        rho_t = rho_v = None
         if gt is not None:
-            assert r_t is not None and b is not None and c is not None
+            assert r_t is not None and bt is not None and ct is not None
             rho_t = -r_t - rows.weighted_t(e)
-            rho_w = rho_w - b * rho_t / c
-        return e, rho_w, rho_t
+            rho_w = rho_w - bt * rho_t / ct
+        if gv is not None:
+            assert r_v is not None and bv is not None and cv is not None
+            rho_v = -r_v - rows.weighted_v(e)
+            rho_w = rho_w - bv * rho_v / cv
+        return e, rho_w, rho_t, rho_v
 
-    def recovered(e, rho_t, u, ones_solution, ones_total) -> Iterate:
-        """The full direction from ``u = M^-1 rho_w`` and the budget row."""
-        dy = (u.sum(dim=1) + r_e) / ones_total
-        dw = torch.addcmul(u, dy.unsqueeze(1), ones_solution, value=-1.0)
+    e, rho_w, rho_t, rho_v = reduced(-products)
+    solved = solve_system(torch.cat([rho_w.unsqueeze(1), cw], dim=1))
+    u, columns_solution = solved[:, 0], solved[:, 1:]  # K^-1 C' in w, (b, m, n)
+    n_wrows = cw.shape[1] - (rows.leverage is not None)
+    row_matrix = cw[:, :n_wrows]  # rows acting on w (the leverage row acts on v)
+    schur = row_matrix @ columns_solution.mT  # (b, m_w, m)
+    leverage_v = None
+    if rows.leverage is not None:
+        assert bv is not None and cv is not None
+        # v-part of K^-1 c_j: (delta_jL - bv u_j) / cv
+        leverage_v = -bv.unsqueeze(1) * columns_solution / cv.unsqueeze(1)
+        leverage_v[:, -1] += 1.0 / cv
+        schur = torch.cat([schur, leverage_v.sum(dim=2).unsqueeze(1)], dim=1)
+    schur = 0.5 * (schur + schur.mT)
+    size = torch.diagonal(schur, dim1=-2, dim2=-1).abs().amax(dim=1, keepdim=True)
+    extra = torch.zeros_like(schur[:, 0])
+    extra[:, :n_eq] = EQUALITY_REGULARISATION * size
+    if g_w is not None:
+        extra[:, n_eq:] = 1.0 / g_w
+    chol, info = torch.linalg.cholesky_ex(schur + torch.diag_embed(extra))
+    failed = factorisation.failed | (info != 0)
+    if bool((info != 0).any()):
+        eye = torch.eye(m, dtype=chol.dtype, device=chol.device)
+        chol = torch.where((info != 0).view(-1, 1, 1), eye, chol)
+
+    def recovered(e, rho_t, rho_v, u, r_cg) -> Iterate:
+        """The full direction from ``u = S^-1 rho_w`` and the Schur complement."""
+        applied = [rows_times(row_matrix, u)]
+        if rho_v is not None:
+            assert bv is not None and cv is not None
+            applied.append(((rho_v - bv * u) / cv).sum(dim=1, keepdim=True))
+        target = torch.cat(applied, dim=1)
+        q = [-r_e]
+        if g_r is not None:
+            assert g_d is not None and r_cg is not None
+            q.append(-g_r - r_cg / g_d)
+        dlam = torch.cholesky_solve((target - torch.cat(q, dim=1)).unsqueeze(-1), chol)
+        dlam = dlam.squeeze(-1)
+        dw = u - (dlam.unsqueeze(1) @ columns_solution).squeeze(1)
         moves = gw * dw.unsqueeze(1)
-        dt = None
+        dt = dv = None
         if gt is not None:
-            assert b is not None and c is not None
-            dt = (rho_t - b * dw) / c
+            assert bt is not None and ct is not None
+            dt = (rho_t - bt * dw) / ct
             moves = torch.addcmul(moves, gt, dt.unsqueeze(1))
+        if gv is not None:
+            assert bv is not None and cv is not None
+            dv = (rho_v - bv * dw - dlam[:, -1:]) / cv
+            moves = torch.addcmul(moves, gv, dv.unsqueeze(1))
         step = torch.empty_like(point.sz)
-        torch.sub(neg_r_p, moves, out=step[:, :m])
-        torch.addcmul(e, weight, moves, out=step[:, m:])
-        return Iterate(dw, dt, dy, step)
+        torch.sub(neg_r_p, moves, out=step[:, :p])
+        torch.addcmul(e, weight, moves, out=step[:, p:])
+        general = None
+        if g_r is not None:
+            values = rows.general_values(dw, dv)
+            assert values is not None
+            general = torch.cat([-g_r - values, dlam[:, n_eq:]], dim=1)
+        return Iterate(dw, dt, dv, dlam[:, :n_eq], step, general)
 
-    e, rho_w, rho_t = reduced(-products)
-    both = solve_system(torch.stack([rho_w, torch.ones_like(rho_w)], dim=1))
-    u, ones_solution = both.unbind(1)
-    ones_total = ones_solution.sum(dim=1)
-    affine = recovered(e, rho_t, u, ones_solution, ones_total)
+    r_cg = None if general_products is None else -general_products
+    affine = recovered(e, rho_t, rho_v, u, r_cg)
 
-    def directions(r_c: torch.Tensor) -> Iterate:
-        e, rho_w, rho_t = reduced(r_c)
+    def directions(r_c: torch.Tensor, r_cg: torch.Tensor | None) -> Iterate:
+        e, rho_w, rho_t, rho_v = reduced(r_c)
         u = solve_system(rho_w.unsqueeze(1)).squeeze(1)
-        return recovered(e, rho_t, u, ones_solution, ones_total)
+        return recovered(e, rho_t, rho_v, u, r_cg)
 
-    return NewtonSystem(affine, directions, factorisation.failed, products)
+    return NewtonSystem(affine, directions, failed, products, general_products)
 
 
 def step_length(point: Iterate, step: Iterate) -> torch.Tensor:
@@ -323,6 +544,8 @@ def step_length(point: Iterate, step: Iterate) -> torch.Tensor:
     ``1 / max(-step / x)`` over the entries: one division and one reduction.
     """
     fastest_fall = (step.sz / point.sz).amin(dim=(1, 2))
+    if point.gz is not None and step.gz is not None:
+        fastest_fall = torch.minimum(fastest_fall, (step.gz / point.gz).amin(dim=1))
     return fastest_fall.clamp_(max=-1.0).reciprocal_().neg_()
 
 
@@ -331,25 +554,38 @@ def corrected_step(
 ) -> tuple[Iterate, torch.Tensor]:
     """Mehrotra's centred and corrected direction from the affine one, and its step length."""
     affine = system.affine
-    alpha = step_length(point, affine).view(-1, 1, 1)
-    reached = torch.addcmul(point.sz, alpha, affine.sz)
-    m = reached.shape[1] // 2
-    gap_affine = (reached[:, :m] * reached[:, m:]).mean(dim=(1, 2))
+    alpha = step_length(point, affine)
+    reached_sz = torch.addcmul(point.sz, alpha.view(-1, 1, 1), affine.sz)
+    reached_gz = None
+    if point.gz is not None and affine.gz is not None:
+        reached_gz = torch.addcmul(point.gz, alpha.view(-1, 1), affine.gz)
+    gap_affine = mean_gap(Iterate(point.w, None, None, point.y, reached_sz, reached_gz))
     sigma = (gap_affine / gap.clamp(min=1e-300)).clamp(0.0, 1.0) ** 3
     target = torch.addcmul(system.products, affine.s, affine.z)
     target = torch.sub((sigma * gap).view(-1, 1, 1), target)
-    step = system.directions(target)
+    general = None
+    if system.general_products is not None:
+        general = torch.addcmul(system.general_products, affine.gs, affine.gd)
+        general = torch.sub((sigma * gap).view(-1, 1), general)
+    step = system.directions(target, general)
     return step, STEP_FRACTION * step_length(point, step)
 
 
 @dataclass(frozen=True)
 class Guess:
-    """Held-asset masks read off an iterate, (batch, n) bool, and the weights they came from."""
+    """Held-asset masks read off an iterate, (batch, n) bool, and the weights they came from.
+
+    ``at_zero`` (leverage kink), ``rows`` (held inequality rows, (batch, m_ub)) and
+    ``levered`` (leverage bound held, (batch,)) are None where the problem has none.
+    """
 
     lower: torch.Tensor
     upper: torch.Tensor
     at_previous: torch.Tensor
     w: torch.Tensor
+    at_zero: torch.Tensor | None = None
+    rows: torch.Tensor | None = None
+    levered: torch.Tensor | None = None
 
 
 def guess_active(
@@ -364,13 +600,26 @@ def guess_active(
     """
     if predicted is None:
         active, predicted = point.z > point.s, point
+        general = None if point.gz is None else point.gd > point.gs
     else:
         active = predicted.z * point.s > predicted.s * point.z
-    lower = active[:, 0]
+        general = None
+        if point.gz is not None:
+            general = predicted.gd * point.gs > predicted.gs * point.gd
+    lower = active[:, 0] & (rows.h[:, 0] < rows.off)
     upper = torch.zeros_like(lower)
     if problem.upper is not None:
-        upper = active[:, 1] & ~lower & (rows.h[:, 1] < IPM_CAP_OFF)
+        upper = active[:, 1] & ~lower & (rows.h[:, 1] < rows.off)
     at_previous = torch.zeros_like(lower)
     if problem.has_turnover:
-        at_previous = active[:, -2] & active[:, -1] & ~lower & ~upper
-    return Guess(lower, upper, at_previous, predicted.w)
+        first = rows.turnover_row
+        at_previous = active[:, first] & active[:, first + 1] & ~lower & ~upper
+    at_zero = held_rows = levered = None
+    if problem.leverage is not None:
+        first = rows.leverage_row
+        at_zero = active[:, first] & active[:, first + 1] & ~lower & ~upper & ~at_previous
+    if general is not None:
+        n_ub = 0 if rows.ub is None else rows.ub.shape[1]
+        held_rows = general[:, :n_ub] if n_ub else None
+        levered = general[:, -1] if problem.leverage is not None else None
+    return Guess(lower, upper, at_previous, predicted.w, at_zero, held_rows, levered)
