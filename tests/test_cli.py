@@ -154,6 +154,26 @@ def test_compare_prints_table_and_stores_run(tmp_path):
     assert all(refit["gamma"] in GAMMA_GRID for refits in tuning.values() for refit in refits)
 
 
+def test_compare_poses_a_long_short_book_to_the_qp_arms(tmp_path):
+    db = str(tmp_path / "cli.duckdb")
+    result = invoke("--db", db, "compare", "--n-assets", "8", "--n-months", "48", "--window", "24",
+                    "--epochs", "1", "--refit-every", "24", "--arms", "equal_weight,plug_in,e2e",
+                    "--w-min", "-0.1", "--leverage", "1.5")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "w_min -0.1, leverage 1.5" in " ".join(result.output.split())
+    store = Store(db)
+    run = store.load_run(store.latest_run_id("compare"))
+    assert run.config["w_min"] == -0.1 and run.config["leverage"] == 1.5
+    weights = run.weights
+    for arm in ("plug_in", "e2e"):
+        book = weights[weights["strategy"] == arm].pivot(index="date", columns="asset",
+                                                         values="weight")  # fmt: skip
+        assert book.min().min() >= -0.1 - 1e-12 and book.abs().sum(axis=1).max() <= 1.5 + 1e-9
+        assert abs(book.sum(axis=1) - 1).max() < 1e-9
+    plug_in = weights[weights["strategy"] == "plug_in"]
+    assert (plug_in["weight"] < -1e-6).any()  # the sample plug-in does short
+
+
 def test_compare_over_seeds_writes_the_json_contract(tmp_path):
     db, path = str(tmp_path / "cli.duckdb"), tmp_path / "verdict.json"
     result = invoke("--db", db, "compare", "--seeds", "0-2", "--n-assets", "6", "--n-months",
@@ -246,8 +266,23 @@ def test_compare_bad_arm_options(tmp_path, args, message):
         (["--w-max", "0.01"], "w_max: infeasible for 40 assets", 1),
         (["--data", "bloomberg"], "data: expected synthetic, french, sp500 or a stored panel", 1),
         (["--window", "16"], "window: expected between 17 and n_dates - 13 = 83", 1),
+        (
+            ["--w-min", "-0.05", "--leverage", "0.5"],
+            "leverage: expected a gross-exposure bound >= |budget| = 1.0, got 0.5",
+            1,
+        ),
+        (["--budget", "0"], "budget: expected > 0 without shorts (w_min >= 0), got 0.0", 1),
+        (["--w-min", "0.1"], "w_min: infeasible for 40 assets", 1),
     ],
-    ids=["negative-tc", "infeasible-cap", "unknown-data", "short-window"],
+    ids=[
+        "negative-tc",
+        "infeasible-cap",
+        "unknown-data",
+        "short-window",
+        "low-leverage",
+        "long-only-zero-budget",
+        "infeasible-floor",
+    ],
 )
 def test_compare_bad_options(tmp_path, args, message, code):
     result = invoke("--db", str(tmp_path / "x.duckdb"), "compare", *args)

@@ -62,7 +62,7 @@ from e2e_portfolio.backtest.arm_specs import (
 )
 from e2e_portfolio.backtest.gamma_grid import choose_gamma
 from e2e_portfolio.backtest.strategies import equal_weight
-from e2e_portfolio.backtest.walkforward import PastView, Strategy
+from e2e_portfolio.backtest.walkforward import PastView, Strategy, declare
 from e2e_portfolio.backtest.windows import TrailingWindows
 from e2e_portfolio.exceptions import DataError
 from e2e_portfolio.models.covariance import RISK_MODELS, RiskModel
@@ -165,7 +165,10 @@ class ArmSet:
             return self.weights(arm, view)
 
         decide.__name__ = arm.slug
-        return decide
+        if arm.holds_equal_weights:
+            return decide
+        return declare(decide, short=self.portfolio.w_min < 0,
+                       leverage=self.portfolio.budget != 1.0)  # fmt: skip
 
     def models(self, slug: str) -> dict[str, nn.Module]:
         """The arm's networks at its latest refit (``"mu"``, ``"risk"``, as it uses them)."""
@@ -344,7 +347,7 @@ class ArmSet:
             with torch.no_grad():
                 mu = state.models["mu"](x)[0]
         if not holdable.all():
-            risk["upper"] = torch.as_tensor(np.where(holdable, self.portfolio.cap, 0.0)).to(device)
+            risk.update(self.portfolio.bounds(torch.as_tensor(holdable).to(device)))
         return mu, risk
 
     def _solve(

@@ -29,7 +29,7 @@ from e2e_portfolio.models.qp_native import WarmStart
 
 @dataclass(frozen=True)
 class PortfolioConfig:
-    """The QP's settings: risk aversion, per-asset cap, turnover penalty.
+    """The QP's settings: risk aversion, per-asset bounds, budget, leverage, turnover penalty.
 
     Parameters
     ----------
@@ -40,11 +40,20 @@ class PortfolioConfig:
         Per-asset cap; None for none.
     kappa : float
         L1 turnover penalty against the book held, >= 0.
+    w_min : float
+        Per-asset floor; 0 is long-only, negative allows shorts.
+    budget : float
+        ``sum(w)``: 1 fully invested, 0 (with shorts) dollar-neutral.
+    leverage : float, optional
+        Bound on the gross exposure ``sum(|w|)``; None for none.
     """
 
     gamma: float = 8.0
     w_max: float | None = None
     kappa: float = 0.0
+    w_min: float = 0.0
+    budget: float = 1.0
+    leverage: float | None = None
 
     def validate(self, n_assets: int) -> None:
         """Raise :class:`DataError` if the settings cannot hold for ``n_assets``."""
@@ -52,21 +61,48 @@ class PortfolioConfig:
             raise DataError(f"gamma: expected a risk aversion > 0, got {self.gamma}")
         if self.kappa < 0:
             raise DataError(f"kappa: expected a turnover penalty >= 0, got {self.kappa}")
-        if self.w_max is not None and n_assets * self.w_max < 1:
+        if self.w_max is not None and n_assets * self.w_max < self.budget:
             raise DataError(
-                f"w_max: infeasible for {n_assets} assets, expected w_max >= 1/{n_assets} = "
-                f"{1 / n_assets:.4g}, got {self.w_max}"
+                f"w_max: infeasible for {n_assets} assets, expected w_max >= "
+                f"{self.budget:g}/{n_assets} = {self.budget / n_assets:.4g}, got {self.w_max}"
+            )
+        if not (self.w_min > -float("inf") and n_assets * self.w_min <= self.budget):
+            raise DataError(
+                f"w_min: infeasible for {n_assets} assets, expected a finite floor <= "
+                f"{self.budget:g}/{n_assets} = {self.budget / n_assets:.4g}, got {self.w_min}"
+            )
+        if self.w_min >= 0 and not self.budget > 0:
+            raise DataError(f"budget: expected > 0 without shorts (w_min >= 0), got {self.budget}")
+        if self.leverage is not None and not self.leverage >= abs(self.budget):
+            raise DataError(
+                f"leverage: expected a gross-exposure bound >= |budget| = {abs(self.budget)}, "
+                f"got {self.leverage}"
             )
 
     @property
+    def long_only(self) -> bool:
+        """Whether the book is long-only and fully invested (the backtest's default)."""
+        return self.w_min >= 0 and self.budget == 1.0
+
+    def bounds(self, holdable: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The layer's ``upper`` (and with shorts ``lower``) with unholdable assets at 0."""
+        cap = float("inf") if self.w_max is None else self.w_max
+        zero = torch.zeros((), dtype=torch.float64, device=holdable.device)
+        bounds = {"upper": torch.where(holdable, cap, zero)}
+        if self.w_min != 0:
+            bounds["lower"] = torch.where(holdable, self.w_min, zero)
+        return bounds
+
+    @property
     def cap(self) -> float:
-        """The per-asset cap, 1 when there is none."""
+        """The per-asset cap, 1 when there is none (long-only books)."""
         return 1.0 if self.w_max is None else self.w_max
 
     def layer(self, n_assets: int, gamma: float | None = None) -> MeanVarianceQP:
         """The layer for ``n_assets``, at ``gamma`` (the trained risk aversion by default)."""
         return MeanVarianceQP(n_assets, gamma=self.gamma if gamma is None else gamma,
-                              w_max=self.w_max, kappa=self.kappa)  # fmt: skip
+                              w_max=self.w_max, kappa=self.kappa, w_min=self.w_min,
+                              budget=self.budget, leverage=self.leverage)  # fmt: skip
 
 
 def solve_path(
@@ -86,7 +122,8 @@ def solve_path(
         Forecasts per month.
     risk : mapping of str to Tensor
         The layer's risk inputs per month, each with a leading T axis: ``R`` (T, m, n), or
-        ``F`` (T, n, k) and ``d`` (T, n); optionally ``upper`` (T, n) caps (0: not held).
+        ``F`` (T, n, k) and ``d`` (T, n); optionally ``upper`` and ``lower`` (T, n) bounds
+        (both 0: not held).
     realised : Tensor, (T, n), optional
         The returns each month's weights earned: with ``kappa > 0`` they drift the book into
         the next month (needed when T > 1).

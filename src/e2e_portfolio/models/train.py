@@ -285,8 +285,8 @@ def train_e2e(
     _, n_assets, n_features = parts["train"][0].shape
     portfolio.validate(n_assets)
     n_months, cut = np.shape(next_returns)[0], parts["train"][0].shape[0]
-    uppers = {
-        part: None if mask is None else torch.where(mask["investable"], portfolio.cap, 0.0).double()
+    bounds = {
+        part: {} if mask is None else portfolio.bounds(mask["investable"])
         for part, mask in masks.items()
     }
     fixed: dict[str, torch.Tensor] = {}
@@ -312,8 +312,7 @@ def train_e2e(
         mu, loadings, idiosyncratic = model(features)
         given = {k: v[halves[part]] for k, v in fixed.items()}
         risk = {"F": given.get("F", loadings), "d": given.get("d", idiosyncratic)}
-        if uppers[part] is not None:
-            risk["upper"] = uppers[part]
+        risk.update(bounds[part])
         weights = solve_path(layer, given.get("mu", mu), risk, target, warm=warm[part])
         value = loss(weights, target, tc)
         return value, -value.item()

@@ -138,6 +138,18 @@ def compare(
         float | None, typer.Option(help="Per-asset weight cap (default: none).", min=0.0)
     ] = None,
     kappa: Annotated[float, typer.Option(help="L1 turnover penalty in the QP.", min=0.0)] = 0.0,
+    w_min: Annotated[
+        float, typer.Option(help="Per-asset floor of the QP arms: negative allows shorts.")
+    ] = 0.0,
+    leverage: Annotated[
+        float | None,
+        typer.Option(
+            help="Bound on the QP arms' gross exposure sum(|w|) (default: none).", min=0.0
+        ),
+    ] = None,
+    budget: Annotated[
+        float, typer.Option(help="sum(w) of the QP arms: 1 invested, 0 dollar-neutral (shorts).")
+    ] = 1.0,
     tc: Annotated[float, typer.Option(help=TC_HELP, min=0.0)] = 0.005,
     data: DataOption = "synthetic",
     universe: UniverseOption = "industries",
@@ -199,7 +211,9 @@ def compare(
     frozen, covariance trained for Sharpe) and e2e_return (shrunk covariance, forecast trained
     for Sharpe). Learned arms refit every REFIT_EVERY months on the past only (early stopping
     on its latest quarter); every QP arm chooses its gamma on those validation months from
-    GAMMA_GRID. With --seeds the arms are paired across seeds (t-intervals, Wilcoxon,
+    GAMMA_GRID. --w-min, --leverage and --budget pose a long-short book to every QP arm
+    (equal_weight and min_variance stay long-only benchmarks). With --seeds the arms are
+    paired across seeds (t-intervals, Wilcoxon,
     Holm-adjusted over the comparisons printed) and break-even costs are reported. The run is
     stored (config, statistics, returns; weights for one seed).
     """
@@ -216,7 +230,8 @@ def compare(
     grid = tuple(comma_values(gamma_grid, float) or GAMMA_GRID)
     options = CompareOptions(
         train=TrainConfig(epochs=epochs, seed=seed, device=device),
-        portfolio=PortfolioConfig(gamma=gamma, w_max=w_max, kappa=kappa),
+        portfolio=PortfolioConfig(gamma=gamma, w_max=w_max, kappa=kappa, w_min=w_min,
+                                  budget=budget, leverage=leverage),
         tc=tc, window=window, refit_every=refit_every, arms=arm_list,
         covariance=covariance, gamma_grid=grid,  # type: ignore[arg-type]
         widen_gamma_grid=widen_gamma_grid,

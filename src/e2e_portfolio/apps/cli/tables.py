@@ -181,6 +181,13 @@ def history_tables(summary: Mapping, panel: FactorPanel) -> list[Table | str]:
     return [table, tests, verdicts]
 
 
+def _book(config: Mapping) -> str:
+    """The QP arms' book where it is not long-only and fully invested, for a title."""
+    parts = [f"{key} {config[key]}" for key, default in (("w_min", 0.0), ("budget", 1.0),
+             ("leverage", None)) if config.get(key, default) != default]  # fmt: skip
+    return f", {', '.join(parts)}" if parts else ""
+
+
 def comparison_table(comparison, config: Mapping) -> Table:
     """Out-of-sample statistics of :func:`~e2e_portfolio.experiments.compare_strategies`."""
     first = next(iter(comparison.results.values()))
@@ -188,7 +195,7 @@ def comparison_table(comparison, config: Mapping) -> Table:
         title=(
             f"{comparison.panel_name}: out of sample {first.dates[0]:%Y-%m} .. "
             f"{first.dates[-1]:%Y-%m} ({first.stats.n_periods} months), gamma {config['gamma']}, "
-            f"w_max {config['w_max']}, kappa {config['kappa']}, tc {config['tc']}"
+            f"w_max {config['w_max']}, kappa {config['kappa']}, tc {config['tc']}{_book(config)}"
         ),
         title_justify="left",
     )
@@ -203,8 +210,8 @@ def comparison_table(comparison, config: Mapping) -> Table:
     return table
 
 
-KEY_OPTIONS = ("n_assets", "window", "tc", "gamma", "w_max", "kappa", "target", "covariance",
-               "epochs", "learn_theta", "baselines")  # fmt: skip
+KEY_OPTIONS = ("n_assets", "window", "tc", "gamma", "w_max", "w_min", "leverage", "budget",
+               "kappa", "target", "covariance", "epochs", "learn_theta", "baselines")  # fmt: skip
 
 
 def _headline(kind: str, metrics: Mapping, stats: Mapping[str, float]) -> str:

@@ -404,10 +404,16 @@ def newton_system(problem: Problem, rows: Rows, point: Iterate) -> NewtonSystem:
     p = s.shape[1]
     eq = rows.eq
     n_eq = eq.shape[1]
-    r_w = rows.gradient(problem, point.w) + (point.y.unsqueeze(1) @ eq).squeeze(1)
+    # the budget alone (1' w = 1): its row is the ones, its Schur complement a number
+    budget_only = problem.rows is None and not rows.n_global
+    if budget_only:
+        r_w = rows.gradient(problem, point.w) + point.y
+        r_e = point.w.sum(dim=1, keepdim=True) - 1.0
+    else:
+        r_w = rows.gradient(problem, point.w) + (point.y.unsqueeze(1) @ eq).squeeze(1)
+        r_e = rows_times(eq, point.w) - rows.eq_rhs
     r_w = r_w + rows.weighted_w(z)
     r_p = torch.addcmul(s - rows.h, gw, point.w.unsqueeze(1))
-    r_e = rows_times(eq, point.w) - rows.eq_rhs
     weight = z / s
     diagonal = weight[:, : rows.n_bounds].sum(dim=1) + problem.options.regularisation
     bt = ct = r_t = bv = cv = r_v = None
@@ -444,7 +450,7 @@ def newton_system(problem: Problem, rows: Rows, point: Iterate) -> NewtonSystem:
 
     # the general rows in w-space: equalities, A_ub, and the leverage row (it acts on v,
     # which eliminates to -bv / cv on w)
-    columns = [eq]
+    columns = [torch.ones_like(point.w).unsqueeze(1) if budget_only else eq]
     if rows.ub is not None:
         columns.append(rows.ub)
     if rows.leverage is not None:
@@ -468,11 +474,37 @@ def newton_system(problem: Problem, rows: Rows, point: Iterate) -> NewtonSystem:
             rho_w = rho_w - bv * rho_v / cv
         return e, rho_w, rho_t, rho_v
 
+    def _completed(dw, dy, e, rho_t, dv=None, general=None) -> Iterate:  # noqa: ANN001
+        """The epigraph, slack and dual steps from the step in w."""
+        moves = gw * dw.unsqueeze(1)
+        dt = None
+        if gt is not None:
+            assert bt is not None and ct is not None
+            dt = (rho_t - bt * dw) / ct
+            moves = torch.addcmul(moves, gt, dt.unsqueeze(1))
+        if dv is not None:
+            assert gv is not None
+            moves = torch.addcmul(moves, gv, dv.unsqueeze(1))
+        step = torch.empty_like(point.sz)
+        torch.sub(neg_r_p, moves, out=step[:, :p])
+        torch.addcmul(e, weight, moves, out=step[:, p:])
+        return Iterate(dw, dt, dv, dy, step, general)
+
     e, rho_w, rho_t, rho_v = reduced(-products)
     solved = solve_system(torch.cat([rho_w.unsqueeze(1), cw], dim=1))
     u, columns_solution = solved[:, 0], solved[:, 1:]  # K^-1 C' in w, (b, m, n)
     n_wrows = cw.shape[1] - (rows.leverage is not None)
     row_matrix = cw[:, :n_wrows]  # rows acting on w (the leverage row acts on v)
+    if budget_only:
+        ones_solution = columns_solution[:, 0]
+        ones_total = ones_solution.sum(dim=1, keepdim=True)
+
+        def budget_step(e, rho_t, rho_v, u, r_cg) -> Iterate:  # noqa: ANN001
+            dy = (u.sum(dim=1, keepdim=True) + r_e) / ones_total
+            return _completed(torch.addcmul(u, dy, ones_solution, value=-1.0), dy, e, rho_t)
+
+        return _system(budget_step, e, rho_t, rho_v, u, None, reduced, solve_system,
+                       factorisation.failed, products, None)  # fmt: skip
     schur = row_matrix @ columns_solution.mT  # (b, m_w, m)
     leverage_v = None
     if rows.leverage is not None:
@@ -507,27 +539,25 @@ def newton_system(problem: Problem, rows: Rows, point: Iterate) -> NewtonSystem:
         dlam = torch.cholesky_solve((target - torch.cat(q, dim=1)).unsqueeze(-1), chol)
         dlam = dlam.squeeze(-1)
         dw = u - (dlam.unsqueeze(1) @ columns_solution).squeeze(1)
-        moves = gw * dw.unsqueeze(1)
-        dt = dv = None
-        if gt is not None:
-            assert bt is not None and ct is not None
-            dt = (rho_t - bt * dw) / ct
-            moves = torch.addcmul(moves, gt, dt.unsqueeze(1))
+        dv = None
         if gv is not None:
             assert bv is not None and cv is not None
             dv = (rho_v - bv * dw - dlam[:, -1:]) / cv
-            moves = torch.addcmul(moves, gv, dv.unsqueeze(1))
-        step = torch.empty_like(point.sz)
-        torch.sub(neg_r_p, moves, out=step[:, :p])
-        torch.addcmul(e, weight, moves, out=step[:, p:])
         general = None
         if g_r is not None:
             values = rows.general_values(dw, dv)
             assert values is not None
             general = torch.cat([-g_r - values, dlam[:, n_eq:]], dim=1)
-        return Iterate(dw, dt, dv, dlam[:, :n_eq], step, general)
+        return _completed(dw, dlam[:, :n_eq], e, rho_t, dv, general)
 
     r_cg = None if general_products is None else -general_products
+    return _system(recovered, e, rho_t, rho_v, u, r_cg, reduced, solve_system, failed, products,
+                   general_products)  # fmt: skip
+
+
+def _system(recovered, e, rho_t, rho_v, u, r_cg, reduced, solve_system, failed, products,
+            general_products) -> NewtonSystem:  # noqa: ANN001  # fmt: skip
+    """The Newton system from its step recovery: the affine step and the corrected ones."""
     affine = recovered(e, rho_t, rho_v, u, r_cg)
 
     def directions(r_c: torch.Tensor, r_cg: torch.Tensor | None) -> Iterate:

@@ -107,6 +107,8 @@ def kkt_solve(
     factorisation = problem.risk.factorise(
         (1.0 - mask) + options.polish_regularisation * mask, mask
     )
+    if problem.rows is None and problem.leverage is None:
+        return _budget_solve(problem, mask, rhs, target, factorisation)
     weight = on.to(rhs.dtype)
     rows = matrix * mask.unsqueeze(1) * weight.unsqueeze(2)
     solved = factorisation.solve(torch.cat([(mask * rhs).unsqueeze(1), rows], dim=1))
@@ -138,6 +140,36 @@ def kkt_solve(
         x = torch.where(refining.unsqueeze(1), x + dx, x)
         lam = torch.where(refining.unsqueeze(1), lam + dlam, lam)
     return x, lam, factorisation.failed
+
+
+def _budget_solve(problem: Problem, mask, rhs, target, factorisation):  # noqa: ANN001, ANN202
+    """:func:`kkt_solve` with the budget ``1' x = target`` as the only row: its Schur
+    complement is the number ``1' M^-1 1``, so no products with rows are needed."""
+    options = problem.options
+    both = factorisation.solve(torch.stack([mask * rhs, mask], dim=1)) * mask.unsqueeze(1)
+    x_rhs, ones = both.unbind(1)
+    ones_total = ones.sum(dim=1)
+    has_free = ones_total > 0
+    safe_total = ones_total.masked_fill(~has_free, 1.0)
+    total = target[:, 0]
+
+    def bordered(x_r: torch.Tensor, goal: torch.Tensor):
+        nu = ((x_r.sum(dim=1) - goal) / safe_total).masked_fill_(~has_free, 0.0)
+        return torch.addcmul(x_r, nu.unsqueeze(1), ones, value=-1.0), nu
+
+    x, nu = bordered(x_rhs, total)
+    for _ in range(options.max_refinements):
+        residual = mask * (rhs - problem.risk.matvec(x) - nu.unsqueeze(1))
+        budget_residual = total - x.sum(dim=1)
+        size = torch.maximum(residual.abs().amax(dim=1), budget_residual.abs())
+        refining = size > options.refinement_tolerance
+        if not bool(refining.any()):
+            break
+        x_r = factorisation.solve(residual.unsqueeze(1)).squeeze(1) * mask
+        dx, dnu = bordered(x_r, budget_residual)
+        x = torch.where(refining.unsqueeze(1), x + dx, x)
+        nu = torch.where(refining, nu + dnu, nu)
+    return x, nu.unsqueeze(1), factorisation.failed
 
 
 def active_rows(problem: Problem, active: ActiveSet) -> tuple[torch.Tensor, ...]:
