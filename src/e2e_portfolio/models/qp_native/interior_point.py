@@ -474,7 +474,7 @@ def newton_system(problem: Problem, rows: Rows, point: Iterate) -> NewtonSystem:
             rho_w = rho_w - bv * rho_v / cv
         return e, rho_w, rho_t, rho_v
 
-    def _completed(dw, dy, e, rho_t, dv=None, general=None) -> Iterate:  # noqa: ANN001
+    def _completed(dw, dy, e, rho_t, dv=None, general=None) -> Iterate:
         """The epigraph, slack and dual steps from the step in w."""
         moves = gw * dw.unsqueeze(1)
         dt = None
@@ -499,7 +499,7 @@ def newton_system(problem: Problem, rows: Rows, point: Iterate) -> NewtonSystem:
         ones_solution = columns_solution[:, 0]
         ones_total = ones_solution.sum(dim=1, keepdim=True)
 
-        def budget_step(e, rho_t, rho_v, u, r_cg) -> Iterate:  # noqa: ANN001
+        def budget_step(e, rho_t, rho_v, u, r_cg) -> Iterate:
             dy = (u.sum(dim=1, keepdim=True) + r_e) / ones_total
             return _completed(torch.addcmul(u, dy, ones_solution, value=-1.0), dy, e, rho_t)
 
@@ -556,7 +556,7 @@ def newton_system(problem: Problem, rows: Rows, point: Iterate) -> NewtonSystem:
 
 
 def _system(recovered, e, rho_t, rho_v, u, r_cg, reduced, solve_system, failed, products,
-            general_products) -> NewtonSystem:  # noqa: ANN001  # fmt: skip
+            general_products) -> NewtonSystem:  # fmt: skip
     """The Newton system from its step recovery: the affine step and the corrected ones."""
     affine = recovered(e, rho_t, rho_v, u, r_cg)
 

@@ -142,9 +142,10 @@ def kkt_solve(
     return x, lam, factorisation.failed
 
 
-def _budget_solve(problem: Problem, mask, rhs, target, factorisation):  # noqa: ANN001, ANN202
+def _budget_solve(problem: Problem, mask, rhs, target, factorisation):
     """:func:`kkt_solve` with the budget ``1' x = target`` as the only row: its Schur
-    complement is the number ``1' M^-1 1``, so no products with rows are needed."""
+    complement is the number ``1' M^-1 1``, so no products with rows are needed.
+    """
     options = problem.options
     both = factorisation.solve(torch.stack([mask * rhs, mask], dim=1)) * mask.unsqueeze(1)
     x_rhs, ones = both.unbind(1)
