@@ -143,8 +143,9 @@ def kkt_solve(
 
 
 def _budget_solve(problem: Problem, mask, rhs, target, factorisation):
-    """:func:`kkt_solve` with the budget ``1' x = target`` as the only row: its Schur
-    complement is the number ``1' M^-1 1``, so no products with rows are needed.
+    """:func:`kkt_solve` with the budget ``1' x = target`` as the only row.
+
+    Its Schur complement is the number ``1' M^-1 1``, so no products with rows are needed.
     """
     options = problem.options
     both = factorisation.solve(torch.stack([mask * rhs, mask], dim=1)) * mask.unsqueeze(1)
