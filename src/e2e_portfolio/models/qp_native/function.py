@@ -7,7 +7,9 @@ batch indices and statuses (``on_failure="raise"``) or are re-solved with cvxpy/
 (``on_failure="fallback"``, with a :class:`QPFallbackWarning`). A re-solved problem's
 active set is read off Clarabel's weights and polished exactly; if that polish is
 certified its weights are exact, otherwise Clarabel's weights are kept and the backward
-differentiates the KKT conditions at the active set they show.
+differentiates the KKT conditions at the active set they show. A failed problem whose
+constraints admit no weights at all (:mod:`.feasibility`) is reported as ``infeasible`` and
+always raises: there are no weights to fall back to.
 """
 
 from __future__ import annotations

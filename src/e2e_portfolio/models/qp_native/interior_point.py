@@ -242,13 +242,19 @@ class Iterate:
 
     def moved(self, alpha: torch.Tensor, step: Iterate) -> Iterate:
         """The point ``alpha`` (batch,) along ``step``."""
-        out: list[torch.Tensor | None] = []
-        for mine, theirs in zip(self._fields(), step._fields(), strict=True):
-            if mine is None or theirs is None:
-                out.append(None)
-            else:
-                out.append(torch.addcmul(mine, alpha.view(-1, *([1] * (mine.ndim - 1))), theirs))
-        return Iterate(*out)  # type: ignore[arg-type]
+        column = alpha.unsqueeze(1)
+
+        def along(mine: torch.Tensor | None, theirs: torch.Tensor | None) -> torch.Tensor | None:
+            return None if mine is None or theirs is None else torch.addcmul(mine, column, theirs)
+
+        return Iterate(
+            torch.addcmul(self.w, column, step.w),
+            along(self.t, step.t),
+            along(self.v, step.v),
+            torch.addcmul(self.y, column, step.y),
+            torch.addcmul(self.sz, alpha.view(-1, 1, 1), step.sz),
+            along(self.gz, step.gz),
+        )
 
     def to(self, dtype: torch.dtype) -> Iterate:
         """The same point in ``dtype``."""
@@ -450,14 +456,12 @@ def newton_system(problem: Problem, rows: Rows, point: Iterate) -> NewtonSystem:
 
     # the general rows in w-space: equalities, A_ub, and the leverage row (it acts on v,
     # which eliminates to -bv / cv on w)
-    columns = [torch.ones_like(point.w).unsqueeze(1) if budget_only else eq]
+    columns = [eq]
     if rows.ub is not None:
         columns.append(rows.ub)
     if rows.leverage is not None:
         assert bv is not None and cv is not None
         columns.append((-bv / cv).unsqueeze(1))
-    cw = torch.cat(columns, dim=1)  # (b, m, n)
-    m = cw.shape[1]
 
     def reduced(r_c: torch.Tensor):
         """Eliminate s, z, t and v: the right-hand side of the system in w."""
@@ -491,12 +495,9 @@ def newton_system(problem: Problem, rows: Rows, point: Iterate) -> NewtonSystem:
         return Iterate(dw, dt, dv, dy, step, general)
 
     e, rho_w, rho_t, rho_v = reduced(-products)
-    solved = solve_system(torch.cat([rho_w.unsqueeze(1), cw], dim=1))
-    u, columns_solution = solved[:, 0], solved[:, 1:]  # K^-1 C' in w, (b, m, n)
-    n_wrows = cw.shape[1] - (rows.leverage is not None)
-    row_matrix = cw[:, :n_wrows]  # rows acting on w (the leverage row acts on v)
     if budget_only:
-        ones_solution = columns_solution[:, 0]
+        both = solve_system(torch.stack([rho_w, torch.ones_like(rho_w)], dim=1))
+        u, ones_solution = both.unbind(1)
         ones_total = ones_solution.sum(dim=1, keepdim=True)
 
         def budget_step(e, rho_t, rho_v, u, r_cg) -> Iterate:
@@ -505,6 +506,12 @@ def newton_system(problem: Problem, rows: Rows, point: Iterate) -> NewtonSystem:
 
         return _system(budget_step, e, rho_t, rho_v, u, None, reduced, solve_system,
                        factorisation.failed, products, None)  # fmt: skip
+    cw = torch.cat(columns, dim=1)  # (b, m, n)
+    m = cw.shape[1]
+    solved = solve_system(torch.cat([rho_w.unsqueeze(1), cw], dim=1))
+    u, columns_solution = solved[:, 0], solved[:, 1:]  # K^-1 C' in w, (b, m, n)
+    n_wrows = cw.shape[1] - (rows.leverage is not None)
+    row_matrix = cw[:, :n_wrows]  # rows acting on w (the leverage row acts on v)
     schur = row_matrix @ columns_solution.mT  # (b, m_w, m)
     leverage_v = None
     if rows.leverage is not None:

@@ -340,12 +340,18 @@ def certify(
     row_duals = duals[:, :count]
     if row_duals.shape[1] < count:
         row_duals = torch.cat([row_duals, torch.zeros_like(w[:, : count - row_duals.shape[1]])], 1)
-    smooth = problem.gradient(w) + (row_duals.unsqueeze(1) @ constraints.matrix).squeeze(1)
+    if problem.rows is None:
+        smooth = problem.gradient(w) + row_duals
+    else:
+        smooth = problem.gradient(w) + (row_duals.unsqueeze(1) @ constraints.matrix).squeeze(1)
     leverage_dual = duals[:, count] if problem.leverage is not None else None
     free, zero = active.free, torch.zeros_like(w)
     no = torch.zeros_like(free)
     stationary = smooth
-    values = rows_times(constraints.matrix, w) - constraints.rhs
+    if problem.rows is None:  # the budget alone
+        values = w.sum(dim=1, keepdim=True) - 1.0
+    else:
+        values = rows_times(constraints.matrix, w) - constraints.rhs
     primal = values[:, :n_eq].abs().amax(dim=1)
     dual = torch.zeros_like(primal)
     to_lower = free & (w < problem.floor)
