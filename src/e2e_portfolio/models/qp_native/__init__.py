@@ -5,14 +5,18 @@ The package reads in the order of the algorithm:
 - :mod:`.options`: :class:`SolverOptions`, the tolerances and limits;
 - :mod:`.problem`: the batch in scale-free form, general rows, active sets;
 - :mod:`.operators`: risk operators (dense ``R``, factor ``F, d``), regularised factorisations;
+- :mod:`.epigraph`: the epigraph form's constraints, iterates and start;
 - :mod:`.interior_point`: Mehrotra predictor-corrector on the epigraph form;
-- :mod:`.polish`: exact solve on an active set, KKT certificate, exchanges;
+- :mod:`.kkt`: the bordered KKT solve on an active set (polish and backward);
+- :mod:`.certificate`: the KKT certificate that accepts a solution;
+- :mod:`.polish`: exact solve on a guessed active set, exchanges;
 - :mod:`.solver`: the loop, per-problem statuses;
 - :mod:`.backward`: implicit differentiation at the certified active set;
 - :mod:`.function`: the autograd function, diagnostics and failure handling (raise or
   fallback; :mod:`.feasibility` tells infeasible problems from solver failures).
 """
 
+from e2e_portfolio.models.qp_native.certificate import certify
 from e2e_portfolio.models.qp_native.function import (
     NativeMeanVarianceFunction,
     OnFailure,
@@ -28,7 +32,7 @@ from e2e_portfolio.models.qp_native.operators import (
     factor_operator,
 )
 from e2e_portfolio.models.qp_native.options import SolverOptions
-from e2e_portfolio.models.qp_native.polish import certify, solve_active_set
+from e2e_portfolio.models.qp_native.polish import solve_active_set
 from e2e_portfolio.models.qp_native.problem import ActiveSet, LinearRows, Problem, build_problem
 from e2e_portfolio.models.qp_native.solver import STATUSES, Solution, solve
 

@@ -45,8 +45,8 @@ from dataclasses import dataclass
 
 import torch
 
+from e2e_portfolio.models.qp_native.kkt import active_rows, kkt_solve
 from e2e_portfolio.models.qp_native.operators import FactorRisk, RiskOperator
-from e2e_portfolio.models.qp_native.polish import active_rows, kkt_solve
 from e2e_portfolio.models.qp_native.problem import ActiveSet, Problem
 
 
@@ -83,7 +83,7 @@ class Adjoint:
     a: torch.Tensor
     b: torch.Tensor
     matrix: torch.Tensor
-    """(batch, m) the rows of the active set (see :func:`~.polish.active_rows`)"""
+    """(batch, m) the rows of the active set (see :func:`~.kkt.active_rows`)"""
     on: torch.Tensor
     """(batch, m) bool, the rows that hold"""
 

@@ -29,6 +29,7 @@ from e2e_portfolio.models.qp_native.backward import (
     root_gradient,
     row_gradients,
 )
+from e2e_portfolio.models.qp_native.certificate import certify
 from e2e_portfolio.models.qp_native.operators import (
     FactorRisk,
     RiskOperator,
@@ -36,7 +37,7 @@ from e2e_portfolio.models.qp_native.operators import (
     factor_operator,
 )
 from e2e_portfolio.models.qp_native.options import DEFAULT_OPTIONS, SolverOptions
-from e2e_portfolio.models.qp_native.polish import Verified, certify, polish
+from e2e_portfolio.models.qp_native.polish import Verified, polish
 from e2e_portfolio.models.qp_native.problem import (
     ActiveSet,
     Problem,

@@ -38,15 +38,17 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from e2e_portfolio.models.qp_native.interior_point import (
+from e2e_portfolio.models.qp_native.epigraph import (
     Iterate,
     Rows,
     constraint_rows,
+    mean_gap,
+    start,
+)
+from e2e_portfolio.models.qp_native.interior_point import (
     corrected_step,
     guess_active,
-    mean_gap,
     newton_system,
-    start,
 )
 from e2e_portfolio.models.qp_native.polish import Verified, polish
 from e2e_portfolio.models.qp_native.problem import ActiveSet, Problem, make_active_set
