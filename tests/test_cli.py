@@ -363,6 +363,57 @@ def test_import_a_csv_then_shrink_and_compare_on_it(tmp_path):
     assert Store(db).load_run(Store(db).latest_run_id("compare")).config["data"] == "mine"
 
 
+def test_imported_sectors_cap_the_qp_arms(tmp_path):
+    rng = np.random.default_rng(42)
+    dates = pd.date_range("1990-01-31", periods=90, freq="ME")
+    assets = [f"S{i}" for i in range(6)]
+    pd.DataFrame(rng.normal(0.008, 0.05, (90, 6)), index=dates, columns=assets).to_csv(
+        tmp_path / "mine.csv", index_label="month"
+    )
+    db = str(tmp_path / "cli.duckdb")
+    assert invoke("--db", db, "data", "import", str(tmp_path / "mine.csv"), "--name",
+                  "plain").exit_code == 0  # fmt: skip
+    no_sectors = invoke("--db", db, "compare", "--data", "plain", "--window", "24",
+                        "--sector-max", "0.5")  # fmt: skip
+    assert no_sectors.exit_code == 1
+    assert "sector_max: needs a panel with sectors" in " ".join(no_sectors.output.split())
+    pd.DataFrame({"asset": assets[:5], "sector": ["tech"] * 3 + ["energy"] * 2}).to_csv(
+        tmp_path / "partial.csv", index=False
+    )
+    partial = invoke("--db", db, "data", "import", str(tmp_path / "mine.csv"), "--name", "mine",
+                     "--sectors", str(tmp_path / "partial.csv"))  # fmt: skip
+    assert partial.exit_code == 1
+    assert "partial.csv: expected the panel's 6 assets, got no sector for ['S5']" in " ".join(
+        partial.output.split()
+    )
+    pd.DataFrame({"asset": assets, "sector": ["tech"] * 3 + ["energy"] * 3}).to_csv(
+        tmp_path / "sectors.csv", index=False
+    )
+    imported = invoke("--db", db, "data", "import", str(tmp_path / "mine.csv"), "--name", "mine",
+                      "--sectors", str(tmp_path / "sectors.csv"))  # fmt: skip
+    assert imported.exit_code == 0, imported.output
+    assert Store(db).read_panel("mine").sectors == ("tech",) * 3 + ("energy",) * 3
+    infeasible = invoke("--db", db, "compare", "--data", "mine", "--window", "24",
+                        "--sector-max", "0.4")  # fmt: skip
+    assert "sector_max: infeasible for 2 sectors" in " ".join(infeasible.output.split())
+    compared = invoke("--db", db, "compare", "--data", "mine", "--window", "24", "--epochs", "1",
+                      "--refit-every", "60", "--arms", "equal_weight,plug_in,e2e",
+                      "--sector-max", "0.51")  # fmt: skip
+    assert compared.exit_code == 0, compared.output
+    assert "sector_max 0.51" in " ".join(compared.output.split())
+    run = Store(db).load_run(Store(db).latest_run_id("compare"))
+    assert run.config["sector_max"] == 0.51
+    weights = run.weights
+    largest = 0.0
+    for arm in ("plug_in", "e2e"):
+        book = weights[weights["strategy"] == arm]
+        tech = book[book["asset"].isin(assets[:3])].groupby("date")["weight"].sum()
+        energy = book[book["asset"].isin(assets[3:])].groupby("date")["weight"].sum()
+        assert tech.max() <= 0.51 + 1e-9 and energy.max() <= 0.51 + 1e-9
+        largest = max(largest, tech.max(), energy.max())
+    assert largest >= 0.51 - 1e-9  # the cap binds somewhere
+
+
 def test_runs_lists_kind_data_seeds_headline_and_json(tmp_path):
     db = str(tmp_path / "cli.duckdb")
     assert invoke("--db", db, *SMALL_SHRINK_ARGS).exit_code == 0

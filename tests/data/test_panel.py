@@ -23,7 +23,11 @@ def _arrays(n_dates=5, n_assets=3, n_features=2):
 def test_frame_round_trip(small_panel):
     frame = small_panel.to_frame()
     assert list(frame.columns) == [*small_panel.features, "return"]
-    assert FactorPanel.from_frame(small_panel.name, frame).equals(small_panel)
+    back = FactorPanel.from_frame(small_panel.name, frame, sectors=small_panel.sectors)
+    assert back.equals(small_panel)
+    # the frame holds values, not sectors: without them the panel differs in that alone
+    plain = FactorPanel.from_frame(small_panel.name, frame)
+    assert plain.sectors is None and not plain.equals(small_panel)
     shuffled = FactorPanel.from_frame("s", frame.sample(frac=1.0, random_state=42))
     assets = list(small_panel.assets)
     pd.testing.assert_frame_equal(shuffled.returns_frame()[assets], small_panel.returns_frame())

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 
@@ -8,9 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from e2e_portfolio.data.panel import FactorPanel
 from e2e_portfolio.data.records import read_run_file, write_run_file
 from e2e_portfolio.data.schemas import StrategyStats
-from e2e_portfolio.data.store import RunRecord, Store
+from e2e_portfolio.data.store import ADDED_COLUMNS, TABLES, RunRecord, Store
 from e2e_portfolio.data.synthetic import simulate_universe
 from e2e_portfolio.exceptions import DataError, StoreError
 
@@ -232,3 +234,33 @@ def test_run_files_round_trip(tmp_path, store):
     (tmp_path / "other.json").write_text("{}")
     with pytest.raises(DataError, match="expected a run file written by e2e-portfolio"):
         read_run_file(tmp_path / "other.json")
+
+
+def test_sectors_round_trip_and_an_older_store_gains_the_column(tmp_path):
+    path = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(path))  # the schema before sectors (no "sectors" column)
+    for table, columns in TABLES.items():
+        kept = {c: t for c, t in columns.items() if c not in ADDED_COLUMNS.get(table, ())}
+        con.execute(f"CREATE TABLE {table} ({', '.join(f'{c} {t}' for c, t in kept.items())})")
+    con.execute("INSERT INTO store_meta VALUES ('schema_version', '1')")
+    con.close()
+    store = Store(path)
+    assert store.panel_names() == []  # an older store reads as it is
+    panel = simulate_universe(n_assets=6, n_months=5, seed=0)
+    assert panel.sectors is not None and len(panel.sectors) == 6
+    store.write_panel(panel)  # the first write adds the column
+    back = store.read_panel(panel.name)
+    assert back.sectors == panel.sectors and back.equals(panel)
+    plain = FactorPanel(name="plain", dates=panel.dates, assets=panel.assets,
+                        features=panel.features, exposures=panel.exposures,
+                        returns=panel.returns)  # fmt: skip
+    store.write_panel(plain)
+    assert store.read_panel("plain").sectors is None
+
+
+def test_bad_sectors_are_named():
+    panel = simulate_universe(n_assets=4, n_months=5, seed=0)
+    with pytest.raises(DataError, match=r"sectors: expected one label per asset \(4\), got 3"):
+        dataclasses.replace(panel, sectors=("a", "b", "c"))
+    with pytest.raises(DataError, match=r"sectors: expected non-empty labels"):
+        dataclasses.replace(panel, sectors=("a", "b", " ", "c"))

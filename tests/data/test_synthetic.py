@@ -3,7 +3,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from e2e_portfolio.data.synthetic import PRICED_FACTORS, DGPParams, simulate_universe
+from e2e_portfolio.data.synthetic import (
+    PRICED_FACTORS,
+    DGPParams,
+    industry_blocks,
+    simulate_universe,
+)
 from e2e_portfolio.exceptions import DataError
 
 
@@ -85,3 +90,16 @@ def test_bad_sizes_raise(kwargs, match):
 def test_non_integer_size_raises_type_error():
     with pytest.raises(TypeError, match=r"n_assets: expected an int, got float"):
         simulate_universe(n_assets=10.0)
+
+
+def test_synthetic_sectors_are_the_industry_blocks():
+    panel = simulate_universe(n_assets=20, n_months=240, seed=3)
+    assert panel.sectors is not None and len(set(panel.sectors)) == 3  # 8 assets per block
+    blocks = industry_blocks(20, seed=3)
+    assert panel.sectors == tuple(f"industry_{b}" for b in blocks)
+    # assets of one block share its shocks: correlated beyond the market's common part
+    residual = panel.returns - panel.returns.mean(axis=1, keepdims=True)
+    corr = np.corrcoef(residual.T)
+    same = blocks[:, None] == blocks[None, :]
+    off = ~np.eye(20, dtype=bool)
+    assert corr[same & off].mean() > corr[~same].mean() + 0.1

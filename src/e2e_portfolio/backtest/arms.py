@@ -103,7 +103,8 @@ class ArmSet:
     Parameters
     ----------
     portfolio : PortfolioConfig
-        The QP (``gamma`` the networks train at, ``w_max``, ``kappa``).
+        The QP (``gamma`` the networks train at, bounds, budget, leverage, sector cap,
+        ``kappa``).
     train : TrainConfig
         Network and optimiser settings.
     first_decision : int
@@ -122,6 +123,9 @@ class ArmSet:
         Risk aversions the tuned arms choose from.
     widen_gamma_grid : bool
         Extend the grid at an end while the best gamma sits there (see :meth:`_tune`).
+    sectors : sequence of str, optional
+        The panel's sector per asset: with ``portfolio.sector_max`` every QP (decisions,
+        gamma tuning, decision losses) caps each sector's weight.
     """
 
     portfolio: PortfolioConfig
@@ -134,6 +138,7 @@ class ArmSet:
     covariance: Covariance | RiskModel = "ledoit-wolf"
     gamma_grid: Sequence[float] = GAMMA_GRID
     widen_gamma_grid: bool = False
+    sectors: Sequence[str] | None = None
     on_refit: Callable[[str, str], None] | None = field(default=None, repr=False)
     """Called with the arm and the refit date before an arm refits (progress bars)."""
     tuning: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
@@ -276,7 +281,8 @@ class ArmSet:
         loss: DecisionLoss = DECISION_LOSSES[arm.loss] if isinstance(arm.loss, str) else arm.loss
         return train_e2e(data.x, data.y, self.train, portfolio=self.portfolio, tc=self.tc,
                          loss=loss, network=arm.network, fixed_mu=fixed_mu,
-                         fixed_risk=fixed_risk, investable=_unless_all(allowed))  # fmt: skip
+                         fixed_risk=fixed_risk, investable=_unless_all(allowed),
+                         sectors=self.sectors)  # fmt: skip
 
     def _tune(self, arm: Arm, state: _ArmState, data: _Refit) -> None:
         """Choose gamma on the validation months (data up to each month only).
@@ -367,7 +373,8 @@ class ArmSet:
         start = None if holdings is None else _tensor(holdings, mu.device)
         earned = None if realised is None else _tensor(realised, mu.device)
         with torch.no_grad():
-            return solve_path(layer, mu, risk, earned, start).cpu().numpy()
+            rows = self.portfolio.sector_rows(self.sectors, mu.device)
+            return solve_path(layer, mu, risk, earned, start, rows=rows).cpu().numpy()
 
 
 def _tensor(values, device: str | torch.device) -> torch.Tensor:

@@ -27,6 +27,7 @@ A monthly return beyond +-100% is accepted with a note (returns in percent witho
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,10 +73,54 @@ def read_table(path: Path) -> pd.DataFrame:
     raise DataError(f"path: expected a .csv or .parquet file, got {path.name}")
 
 
+def read_sectors(path: Path, assets: tuple[str, ...]) -> tuple[str, ...]:
+    """One sector label per asset of ``assets`` from a CSV or Parquet of ``asset,sector``.
+
+    Every asset must have exactly one non-empty sector; rows for other assets are refused
+    (a misspelt asset would otherwise go unnoticed).
+    """
+    table = read_table(path)
+    lower = {str(c).strip().lower(): c for c in table.columns}
+    if "asset" not in lower or "sector" not in lower:
+        raise DataError(
+            f"{Path(path).name}: expected columns asset and sector, got {list(table.columns)}"
+        )
+    names = table[lower["asset"]].astype(str).str.strip()
+    labels = table[lower["sector"]].astype(str).str.strip()
+    repeated = sorted(set(names[names.duplicated()]))
+    if repeated:
+        raise DataError(
+            f"{Path(path).name}: expected one row per asset, got repeats {repeated[:5]}"
+        )
+    empty = sorted(names[labels == ""])
+    if empty:
+        raise DataError(
+            f"{Path(path).name}: expected a sector for every asset, none for {empty[:5]}"
+        )
+    mapping = dict(zip(names, labels, strict=True))
+    missing = [a for a in assets if a not in mapping]
+    unknown = sorted(set(mapping) - set(assets))
+    if missing or unknown:
+        raise DataError(
+            f"{Path(path).name}: expected the panel's {len(assets)} assets, got "
+            + "; ".join(part for part in (
+                f"no sector for {missing[:5]}" if missing else "",
+                f"assets not in the panel {unknown[:5]}" if unknown else "") if part)
+        )  # fmt: skip
+    return tuple(mapping[a] for a in assets)
+
+
 def import_returns(
-    path: Path, name: str, percent: bool = False, description: str | None = None
+    path: Path,
+    name: str,
+    percent: bool = False,
+    description: str | None = None,
+    sectors: Path | None = None,
 ) -> ImportResult:
-    """Read ``path`` (see the module docstring) into a monthly :class:`FactorPanel`."""
+    """Read ``path`` (see the module docstring) into a monthly :class:`FactorPanel`.
+
+    ``sectors``: a file of ``asset,sector`` rows (:func:`read_sectors`) for sector caps.
+    """
     table = read_table(path)
     if table.empty or table.shape[1] < 2:
         raise DataError(f"{Path(path).name}: expected a header and at least two columns")
@@ -114,6 +159,10 @@ def import_returns(
         panel = build_features(returns, name, description=text)
         notes.append("exposures: past-only features (momentum, reversal, volatility, beta); "
                      f"the first {len(returns) - panel.n_dates} months only feed them")  # fmt: skip
+    if sectors is not None:
+        labels = read_sectors(sectors, panel.assets)
+        panel = dataclasses.replace(panel, sectors=labels)
+        notes.append(f"sectors: {len(set(labels))} from {Path(sectors).name}")
     return ImportResult(panel, frequency, layout, notes)
 
 

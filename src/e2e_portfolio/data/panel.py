@@ -53,6 +53,9 @@ class FactorPanel:
         Simple returns realised over the period ending at each date.
     description : str
         Free text: source, units, whether returns are in excess of a risk-free rate.
+    sectors : sequence of str, optional
+        One sector (industry) label per asset, for sector caps (``e2e compare
+        --sector-max``); None when unknown.
     """
 
     name: str
@@ -62,6 +65,7 @@ class FactorPanel:
     exposures: FloatArray
     returns: FloatArray
     description: str = field(default="")
+    sectors: tuple[str, ...] | None = field(default=None)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
@@ -88,6 +92,15 @@ class FactorPanel:
             if np.isinf(values).any():
                 raise NaNError(f"{label}: expected finite values or NaN (unknown), got inf")
         check_listing(returns, dates, assets)
+        sectors = None if self.sectors is None else tuple(str(s) for s in self.sectors)
+        if sectors is not None:
+            if len(sectors) != len(assets):
+                raise DataError(
+                    f"sectors: expected one label per asset ({len(assets)}), got {len(sectors)}"
+                )
+            if any(not label.strip() for label in sectors):
+                raise DataError("sectors: expected non-empty labels, got an empty one")
+        object.__setattr__(self, "sectors", sectors)
         exposures.setflags(write=False)
         returns.setflags(write=False)
         object.__setattr__(self, "dates", dates)
@@ -99,7 +112,8 @@ class FactorPanel:
     def __reduce__(self) -> tuple[type[FactorPanel], tuple]:
         """Pickle through the constructor: a copy in a worker process is read-only too."""
         return (type(self), (self.name, self.dates, self.assets, self.features,
-                             self.exposures, self.returns, self.description))  # fmt: skip
+                             self.exposures, self.returns, self.description,
+                             self.sectors))  # fmt: skip
 
     @property
     def listed(self) -> np.ndarray:
@@ -152,8 +166,16 @@ class FactorPanel:
         return frame
 
     @classmethod
-    def from_frame(cls, name: str, frame: pd.DataFrame, description: str = "") -> FactorPanel:
+    def from_frame(
+        cls,
+        name: str,
+        frame: pd.DataFrame,
+        description: str = "",
+        sectors: Sequence[str] | None = None,
+    ) -> FactorPanel:
         """Inverse of :meth:`to_frame`; the frame must hold every (date, asset) pair.
+
+        ``sectors``: one label per asset in the frame's first-seen asset order, or None.
 
         Rows may come in any order: dates are sorted, assets keep their first-seen order.
         """
@@ -183,6 +205,7 @@ class FactorPanel:
             exposures=ordered[features].to_numpy().reshape(len(dates), len(assets), -1),
             returns=ordered[RETURN_COLUMN].to_numpy().reshape(len(dates), len(assets)),
             description=description,
+            sectors=None if sectors is None else tuple(sectors),
         )
 
     def window(self, start: int, stop: int) -> FactorPanel:
@@ -195,15 +218,17 @@ class FactorPanel:
             exposures=self.exposures[start:stop],
             returns=self.returns[start:stop],
             description=self.description,
+            sectors=self.sectors,
         )
 
     def equals(self, other: FactorPanel) -> bool:
-        """Exact equality of labels and values (dates, assets, features, data)."""
+        """Exact equality of labels and values (dates, assets, features, sectors, data)."""
         return (
             self.name == other.name
             and self.dates.equals(other.dates)
             and self.assets == other.assets
             and self.features == other.features
+            and self.sectors == other.sectors
             and np.array_equal(self.exposures, other.exposures)
             and np.array_equal(self.returns, other.returns)
         )

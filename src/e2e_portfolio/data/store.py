@@ -46,6 +46,7 @@ TABLES: dict[str, dict[str, str]] = {
         "created_at": "TIMESTAMP",
         "assets": "VARCHAR[]",
         "features": "VARCHAR[]",
+        "sectors": "VARCHAR[]",
     },
     "panel_values": {
         "name": "VARCHAR",
@@ -81,6 +82,20 @@ TABLES: dict[str, dict[str, str]] = {
         "weight": "DOUBLE",
     },
 }
+
+
+ADDED_COLUMNS: dict[str, tuple[str, ...]] = {"panels": ("sectors",)}
+"""Columns added to a table after stores were first written: an older store gains them on
+its next write and reads them as NULL until then."""
+
+
+def _has_column(con: duckdb.DuckDBPyConnection, table: str, column: str) -> bool:
+    found = con.execute(
+        "SELECT 1 FROM information_schema.columns WHERE table_schema = 'main' AND "
+        "table_name = ? AND column_name = ?",
+        [table, column],
+    ).fetchone()
+    return found is not None
 
 
 class Store:
@@ -191,6 +206,14 @@ class Store:
                     ddl = ", ".join(f'"{c}" {t}' for c, t in columns.items())
                     con.execute(f"CREATE TABLE {table} ({ddl})")
                 continue
+            added = ADDED_COLUMNS.get(table, ())
+            if added and existing[table] == [c for c in columns if c not in added]:
+                # a store written before these columns: a write adds them (NULL for the rows
+                # there), a read takes them as NULL
+                if create:
+                    for column in added:
+                        con.execute(f'ALTER TABLE {table} ADD COLUMN "{column}" {columns[column]}')
+                continue
             if existing[table] != list(columns):
                 raise StoreError(
                     f"{self.path}: wrong schema for table {table!r}: expected columns "
@@ -213,8 +236,15 @@ class Store:
             con.execute("DELETE FROM panel_values WHERE name = ?", [panel.name])
             con.execute("DELETE FROM panels WHERE name = ?", [panel.name])
             con.execute(
-                "INSERT INTO panels VALUES (?, ?, ?, ?, ?)",
-                [panel.name, panel.description, _now(), list(panel.assets), list(panel.features)],
+                "INSERT INTO panels VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    panel.name,
+                    panel.description,
+                    _now(),
+                    list(panel.assets),
+                    list(panel.features),
+                    None if panel.sectors is None else list(panel.sectors),
+                ],
             )
             con.register("new_values", long)
             con.execute("INSERT INTO panel_values SELECT * FROM new_values")
@@ -223,8 +253,10 @@ class Store:
     def read_panel(self, name: str) -> FactorPanel:
         """The panel stored under ``name``."""
         with self._connect(write=False) as con:
+            sectors = "sectors" if _has_column(con, "panels", "sectors") else "NULL"
             row = con.execute(
-                "SELECT description, assets, features FROM panels WHERE name = ?", [name]
+                f"SELECT description, assets, features, {sectors} FROM panels WHERE name = ?",
+                [name],
             ).fetchone()
             if row is None:
                 raise DataError(
@@ -233,13 +265,14 @@ class Store:
             long = con.execute(
                 "SELECT date, asset, variable, value FROM panel_values WHERE name = ?", [name]
             ).df()
-        description, assets, features = row
+        description, assets, features, sector_labels = row
         wide = long.pivot(index=["date", "asset"], columns="variable", values="value")
         dates = pd.DatetimeIndex(wide.index.get_level_values("date").unique()).sort_values()
         full = pd.MultiIndex.from_product([dates, assets], names=["date", "asset"])
         wide = wide.reindex(index=full, columns=[*features, RETURN_COLUMN])
         wide.columns.name = None
-        return FactorPanel.from_frame(name, wide, description=description)
+        return FactorPanel.from_frame(name, wide, description=description,
+                                      sectors=sector_labels)  # fmt: skip
 
     def list_panels(self) -> pd.DataFrame:
         """One row per stored panel: name, description, dates, assets, features, created_at."""

@@ -96,10 +96,8 @@ def simulate_arrays(
     phi = np.array([*p.persistence, *([p.diversifier_persistence] * n_diversifying)])
     premia = np.array([*p.premia, *([0.0] * n_diversifying)])
 
-    betas = 1.0 + p.beta_dispersion * rng.standard_normal(n_assets)
-    idio_vol = rng.uniform(*p.idiosyncratic_volatility, size=n_assets)
-    n_blocks = max(1, -(-n_assets // p.assets_per_block))
-    block_of = rng.permutation(np.arange(n_assets) % n_blocks)
+    betas, idio_vol, block_of = _asset_draws(rng, n_assets, p)
+    n_blocks = int(block_of.max()) + 1
 
     # x[0] is the state before the first month; x[t + 1] is known at the end of month t.
     exposures = np.empty((n_months + 1, n_assets, n_factors))
@@ -124,6 +122,23 @@ def simulate_arrays(
         + idio_vol[None, :] * np.exp(-p.low_volatility_loading * low_vol) * noise
     )
     return exposures[1:], returns
+
+
+def _asset_draws(
+    rng: np.random.Generator, n_assets: int, p: DGPParams
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Market betas, idiosyncratic volatilities and industry blocks: a generator's first draws."""
+    betas = 1.0 + p.beta_dispersion * rng.standard_normal(n_assets)
+    idio_vol = rng.uniform(*p.idiosyncratic_volatility, size=n_assets)
+    n_blocks = max(1, -(-n_assets // p.assets_per_block))
+    block_of = rng.permutation(np.arange(n_assets) % n_blocks)
+    return betas, idio_vol, block_of
+
+
+def industry_blocks(n_assets: int = 40, seed: int = 42, params: DGPParams | None = None):
+    """The industry block of each asset (n_assets,) int, as :func:`simulate_arrays` draws it."""
+    _check_int("n_assets", n_assets, minimum=2)
+    return _asset_draws(np.random.default_rng(seed), n_assets, params or DGPParams())[2]
 
 
 def month_ends(n_months: int, params: DGPParams | None = None):
@@ -162,12 +177,14 @@ def simulate_universe(
     -------
     FactorPanel
         ``exposures`` (T, N, 4 + n_diversifying) known at each month end and ``returns``
-        (T, N) realised over each month, monthly, not in excess of a risk-free rate.
+        (T, N) realised over each month, monthly, not in excess of a risk-free rate; each
+        asset's industry block as its sector (``industry_0``, ...).
     """
     from e2e_portfolio.data.panel import FactorPanel
 
     exposures, returns = simulate_arrays(n_assets, n_months, seed, n_diversifying, params)
     width = len(str(n_assets - 1))
+    blocks = industry_blocks(n_assets, seed, params)
     features = (*PRICED_FACTORS, *(f"diversifier_{j + 1}" for j in range(n_diversifying)))
     return FactorPanel(
         name=name,
@@ -180,6 +197,7 @@ def simulate_universe(
             f"synthetic factor universe: n_assets={n_assets}, n_months={n_months}, seed={seed}, "
             "monthly simple returns (not excess)"
         ),
+        sectors=tuple(f"industry_{b}" for b in blocks),
     )
 
 

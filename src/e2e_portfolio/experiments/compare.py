@@ -41,7 +41,7 @@ from e2e_portfolio.experiments.verdict import (
 )
 from e2e_portfolio.experiments.workers import Backend, run_jobs
 from e2e_portfolio.models.decision_shrinkage import MIN_WINDOW
-from e2e_portfolio.models.portfolio import PortfolioConfig
+from e2e_portfolio.models.portfolio import NO_SECTORS, PortfolioConfig
 from e2e_portfolio.models.train import TrainConfig
 
 TRAIN_MONTHS = 120
@@ -127,6 +127,9 @@ class CompareOptions:
     def validate(self, panel: FactorPanel) -> None:
         """Raise :class:`DataError` if the options cannot run on ``panel``."""
         self.check(panel.n_assets, panel.n_dates)
+        if self.portfolio.sector_max is not None and panel.sectors is None:
+            raise DataError(NO_SECTORS)
+        self.portfolio.validate(panel.n_assets, panel.sectors)
 
     def check(self, n_assets: int, n_dates: int) -> None:
         """Raise :class:`DataError` if the options cannot run on a panel of this size."""
@@ -176,7 +179,7 @@ def compare_arms(
                   tc=options.tc, window=options.window, refit_every=options.refit_every,
                   train_months=TRAIN_MONTHS, covariance=options.covariance,
                   gamma_grid=options.gamma_grid, widen_gamma_grid=options.widen_gamma_grid,
-                  on_refit=on_refit)  # fmt: skip
+                  sectors=panel.sectors, on_refit=on_refit)  # fmt: skip
     strategies = arms.strategies(options.arm_specs)
     comparison = run_comparison(panel, strategies, options.window, options.tc, on_step)
     if comparison.failures:  # a verdict needs every arm on every month

@@ -26,6 +26,11 @@ from e2e_portfolio.models.losses import drifted
 from e2e_portfolio.models.qp_layer import MeanVarianceQP
 from e2e_portfolio.models.qp_native import WarmStart
 
+NO_SECTORS = (
+    "sector_max: needs a panel with sectors (synthetic universes have industry blocks; import "
+    "yours with e2e data import ... --sectors FILE), got none"
+)
+
 
 @dataclass(frozen=True)
 class PortfolioConfig:
@@ -46,6 +51,9 @@ class PortfolioConfig:
         ``sum(w)``: 1 fully invested, 0 (with shorts) dollar-neutral.
     leverage : float, optional
         Bound on the gross exposure ``sum(|w|)``; None for none.
+    sector_max : float, optional
+        Cap on each sector's net weight (one ``A_ub`` row per sector of the panel); None for
+        none.
     """
 
     gamma: float = 8.0
@@ -54,9 +62,14 @@ class PortfolioConfig:
     w_min: float = 0.0
     budget: float = 1.0
     leverage: float | None = None
+    sector_max: float | None = None
 
-    def validate(self, n_assets: int) -> None:
-        """Raise :class:`DataError` if the settings cannot hold for ``n_assets``."""
+    def validate(self, n_assets: int, sectors: Sequence[str] | None = None) -> None:
+        """Raise :class:`DataError` if the settings cannot hold for ``n_assets`` (in ``sectors``).
+
+        Without ``sectors`` a sector cap is checked when its rows are built
+        (:meth:`sector_rows`).
+        """
         if not self.gamma > 0:
             raise DataError(f"gamma: expected a risk aversion > 0, got {self.gamma}")
         if self.kappa < 0:
@@ -73,6 +86,15 @@ class PortfolioConfig:
             )
         if self.w_min >= 0 and not self.budget > 0:
             raise DataError(f"budget: expected > 0 without shorts (w_min >= 0), got {self.budget}")
+        if self.sector_max is not None and not self.sector_max > 0:
+            raise DataError(f"sector_max: expected a cap > 0, got {self.sector_max}")
+        if self.sector_max is not None and sectors is not None:
+            count = len(set(sectors))
+            if not self.sector_max * count >= self.budget:
+                raise DataError(
+                    f"sector_max: infeasible for {count} sectors, expected sector_max >= "
+                    f"{self.budget:g}/{count} = {self.budget / count:.4g}, got {self.sector_max}"
+                )
         if self.leverage is not None and not self.leverage >= abs(self.budget):
             raise DataError(
                 f"leverage: expected a gross-exposure bound >= |budget| = {abs(self.budget)}, "
@@ -83,6 +105,23 @@ class PortfolioConfig:
     def long_only(self) -> bool:
         """Whether the book is long-only and fully invested (the backtest's default)."""
         return self.w_min >= 0 and self.budget == 1.0
+
+    def sector_rows(
+        self, sectors: Sequence[str] | None, device: str | torch.device = "cpu"
+    ) -> dict[str, torch.Tensor]:
+        """The layer's ``A_ub`` (one indicator row per sector) and ``b_ub`` for ``sector_max``.
+
+        Empty without a sector cap.
+        """
+        if self.sector_max is None:
+            return {}
+        if sectors is None:
+            raise DataError(NO_SECTORS)
+        labels = sorted(set(sectors))
+        matrix = torch.tensor([[float(s == label) for s in sectors] for label in labels],
+                              dtype=torch.float64, device=device)  # fmt: skip
+        caps = torch.full((len(labels),), self.sector_max, dtype=torch.float64, device=device)
+        return {"A_ub": matrix, "b_ub": caps}
 
     def bounds(self, holdable: torch.Tensor) -> dict[str, torch.Tensor]:
         """The layer's ``upper`` (and with shorts ``lower``) with unholdable assets at 0."""
@@ -112,6 +151,7 @@ def solve_path(
     realised: torch.Tensor | None = None,
     start: torch.Tensor | None = None,
     warm: Sequence[WarmStart] | None = None,
+    rows: Mapping[str, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Weights (T, n) for T consecutive months.
 
@@ -133,12 +173,16 @@ def solve_path(
     warm : sequence of WarmStart, optional
         Solves that repeat (a training loop's epochs) start from the last active sets: one
         holder for the batch (``kappa == 0``), else one per month.
+    rows : mapping of str to Tensor, optional
+        Rows the same every month (``A_ub``, ``b_ub``, ``A_eq``, ``b_eq`` without a T axis),
+        e.g. :meth:`PortfolioConfig.sector_rows`.
     """
+    rows = {} if rows is None else dict(rows)
     if warm is not None and len(warm) != (1 if layer.kappa == 0 else mu.shape[0]):
         raise DataError(f"warm: expected {1 if layer.kappa == 0 else mu.shape[0]} holders, "
                         f"got {len(warm)}")  # fmt: skip
     if layer.kappa == 0:
-        return layer(mu, **risk, warm_start=None if warm is None else warm[0])
+        return layer(mu, **risk, **rows, warm_start=None if warm is None else warm[0])
     n_months, n = mu.shape
     if n_months > 1 and realised is None:
         raise DataError("realised: expected the returns that drift the book when kappa > 0")
@@ -149,6 +193,7 @@ def solve_path(
             mu[t],
             w_prev=held,
             **{k: v[t] for k, v in risk.items()},
+            **rows,
             warm_start=None if warm is None else warm[t],
         )
         path.append(weights)

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -255,6 +255,7 @@ def train_e2e(
     fixed_mu=None,
     fixed_risk=None,
     investable=None,
+    sectors: Sequence[str] | None = None,
 ) -> TrainResult:
     """Train the network for a decision loss of the QP's portfolios (end-to-end).
 
@@ -276,6 +277,8 @@ def train_e2e(
         A given forecast per month (e.g. an MSE fit's): only the risk model learns.
     fixed_risk : tuple of arrays ``(F (T, n, k), d (T, n))``, optional
         A given factor covariance per month (e.g. Ledoit-Wolf's): only the forecast learns.
+    sectors : sequence of str, optional
+        Each asset's sector, for the portfolio's ``sector_max``.
     """
     config = config or TrainConfig()
     portfolio = portfolio or PortfolioConfig()
@@ -283,7 +286,8 @@ def train_e2e(
         raise DataError(f"tc: expected a cost >= 0, got {tc}")
     parts, masks = _split(exposures, next_returns, config, investable)
     _, n_assets, n_features = parts["train"][0].shape
-    portfolio.validate(n_assets)
+    portfolio.validate(n_assets, sectors)
+    rows = portfolio.sector_rows(sectors, config.device)
     n_months, cut = np.shape(next_returns)[0], parts["train"][0].shape[0]
     bounds = {
         part: {} if mask is None else portfolio.bounds(mask["investable"])
@@ -313,7 +317,7 @@ def train_e2e(
         given = {k: v[halves[part]] for k, v in fixed.items()}
         risk = {"F": given.get("F", loadings), "d": given.get("d", idiosyncratic)}
         risk.update(bounds[part])
-        weights = solve_path(layer, given.get("mu", mu), risk, target, warm=warm[part])
+        weights = solve_path(layer, given.get("mu", mu), risk, target, warm=warm[part], rows=rows)
         value = loss(weights, target, tc)
         return value, -value.item()
 

@@ -128,6 +128,10 @@ def data_import(
     name: Annotated[str, typer.Option(help="Store the panel under this name.")],
     percent: Annotated[bool, typer.Option(help="Returns are in percent (1.2 = 1.2%).")] = False,
     replace: Annotated[bool, typer.Option(help="Overwrite a stored panel of that name.")] = False,
+    sectors: Annotated[
+        Path | None,
+        typer.Option(help="A CSV/Parquet of asset,sector rows, for compare --sector-max."),
+    ] = None,
 ) -> None:
     """Import your own returns from a CSV or Parquet file.
 
@@ -140,7 +144,7 @@ def data_import(
     from e2e_portfolio.data.importer import import_returns
 
     store = writable_store_of(ctx)
-    result = import_returns(path, name, percent=percent)
+    result = import_returns(path, name, percent=percent, sectors=sectors)
     for note in result.notes:
         err_console.print(f"[bold]note:[/] {note}")
     store.write_panel(result.panel, replace=replace)

@@ -150,6 +150,14 @@ def compare(
     budget: Annotated[
         float, typer.Option(help="sum(w) of the QP arms: 1 invested, 0 dollar-neutral (shorts).")
     ] = 1.0,
+    sector_max: Annotated[
+        float | None,
+        typer.Option(
+            help="Cap on each sector's weight in the QP arms (synthetic: industry blocks; "
+            "imported panels: data import --sectors).",
+            min=0.0,
+        ),
+    ] = None,
     tc: Annotated[float, typer.Option(help=TC_HELP, min=0.0)] = 0.005,
     data: DataOption = "synthetic",
     universe: UniverseOption = "industries",
@@ -212,10 +220,10 @@ def compare(
     for Sharpe). Learned arms refit every REFIT_EVERY months on the past only (early stopping
     on its latest quarter); every QP arm chooses its gamma on those validation months from
     GAMMA_GRID. --w-min, --leverage and --budget pose a long-short book to every QP arm
-    (equal_weight and min_variance stay long-only benchmarks). With --seeds the arms are
-    paired across seeds (t-intervals, Wilcoxon,
-    Holm-adjusted over the comparisons printed) and break-even costs are reported. The run is
-    stored (config, statistics, returns; weights for one seed).
+    (min_variance included; equal_weight stays 1/N), and --sector-max caps each sector. With
+    --seeds the arms are paired across seeds (t-intervals, Wilcoxon, Holm-adjusted over the
+    comparisons printed) and break-even costs are reported. The run is stored (config,
+    statistics, returns; weights for one seed).
     """
     from e2e_portfolio.config import configure_threads
     from e2e_portfolio.experiments import compare_strategies, resolve_panel
@@ -231,7 +239,7 @@ def compare(
     options = CompareOptions(
         train=TrainConfig(epochs=epochs, seed=seed, device=device),
         portfolio=PortfolioConfig(gamma=gamma, w_max=w_max, kappa=kappa, w_min=w_min,
-                                  budget=budget, leverage=leverage),
+                                  budget=budget, leverage=leverage, sector_max=sector_max),
         tc=tc, window=window, refit_every=refit_every, arms=arm_list,
         covariance=covariance, gamma_grid=grid,  # type: ignore[arg-type]
         widen_gamma_grid=widen_gamma_grid,

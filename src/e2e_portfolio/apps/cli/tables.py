@@ -183,8 +183,9 @@ def history_tables(summary: Mapping, panel: FactorPanel) -> list[Table | str]:
 
 def _book(config: Mapping) -> str:
     """The QP arms' book where it is not long-only and fully invested, for a title."""
-    parts = [f"{key} {config[key]}" for key, default in (("w_min", 0.0), ("budget", 1.0),
-             ("leverage", None)) if config.get(key, default) != default]  # fmt: skip
+    defaults = {"w_min": 0.0, "budget": 1.0, "leverage": None, "sector_max": None}
+    parts = [f"{key} {config[key]}" for key, default in defaults.items()
+             if config.get(key, default) != default]  # fmt: skip
     return f", {', '.join(parts)}" if parts else ""
 
 
@@ -211,6 +212,7 @@ def comparison_table(comparison, config: Mapping) -> Table:
 
 
 KEY_OPTIONS = ("n_assets", "window", "tc", "gamma", "w_max", "w_min", "leverage", "budget",
+               "sector_max",
                "kappa", "target", "covariance", "epochs", "learn_theta", "baselines")  # fmt: skip
 
 
