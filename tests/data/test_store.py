@@ -12,7 +12,8 @@ import pytest
 from e2e_portfolio.data.panel import FactorPanel
 from e2e_portfolio.data.records import read_run_file, write_run_file
 from e2e_portfolio.data.schemas import StrategyStats
-from e2e_portfolio.data.store import ADDED_COLUMNS, TABLES, RunRecord, Store
+from e2e_portfolio.data.store import RunRecord, Store
+from e2e_portfolio.data.store_schema import ADDED_COLUMNS, TABLES
 from e2e_portfolio.data.synthetic import simulate_universe
 from e2e_portfolio.exceptions import DataError, StoreError
 

@@ -33,69 +33,12 @@ import pandas as pd
 from e2e_portfolio.data.panel import RETURN_COLUMN, FactorPanel
 from e2e_portfolio.data.records import RunRecord, to_json
 from e2e_portfolio.data.schemas import StrategyStats
+from e2e_portfolio.data.store_schema import (
+    TABLES,
+    check_schema,
+    has_column,
+)
 from e2e_portfolio.exceptions import DataError, PanelExistsError, StoreError
-
-SCHEMA_VERSION = "1"
-STATS_FIELDS = tuple(StrategyStats.model_fields)
-
-TABLES: dict[str, dict[str, str]] = {
-    "store_meta": {"key": "VARCHAR PRIMARY KEY", "value": "VARCHAR"},
-    "panels": {
-        "name": "VARCHAR PRIMARY KEY",
-        "description": "VARCHAR",
-        "created_at": "TIMESTAMP",
-        "assets": "VARCHAR[]",
-        "features": "VARCHAR[]",
-        "sectors": "VARCHAR[]",
-    },
-    "panel_values": {
-        "name": "VARCHAR",
-        "date": "TIMESTAMP",
-        "asset": "VARCHAR",
-        "variable": "VARCHAR",
-        "value": "DOUBLE",
-    },
-    "runs": {
-        "run_id": "VARCHAR PRIMARY KEY",
-        "kind": "VARCHAR",
-        "created_at": "TIMESTAMP",
-        "config": "JSON",
-        "metrics": "JSON",
-    },
-    "run_stats": {
-        "run_id": "VARCHAR",
-        "strategy": "VARCHAR",
-        **{f: ("BIGINT" if f == "n_periods" else "DOUBLE") for f in STATS_FIELDS},
-    },
-    "run_series": {
-        "run_id": "VARCHAR",
-        "strategy": "VARCHAR",
-        "date": "TIMESTAMP",
-        "net_return": "DOUBLE",
-        "turnover": "DOUBLE",
-    },
-    "run_weights": {
-        "run_id": "VARCHAR",
-        "strategy": "VARCHAR",
-        "date": "TIMESTAMP",
-        "asset": "VARCHAR",
-        "weight": "DOUBLE",
-    },
-}
-
-
-ADDED_COLUMNS: dict[str, tuple[str, ...]] = {"panels": ("sectors",)}
-"""Columns added to a table after stores were first written: an older store gains them on
-its next write and reads them as NULL until then."""
-
-
-def _has_column(con: duckdb.DuckDBPyConnection, table: str, column: str) -> bool:
-    found = con.execute(
-        "SELECT 1 FROM information_schema.columns WHERE table_schema = 'main' AND "
-        "table_name = ? AND column_name = ?",
-        [table, column],
-    ).fetchone()
-    return found is not None
 
 
 class Store:
@@ -146,7 +89,7 @@ class Store:
             )
         con = self._open(write)
         try:
-            self._check_schema(con, create=write)
+            check_schema(con, self.path, create=write)
             yield con
         finally:
             con.close()
@@ -181,47 +124,6 @@ class Store:
                 raise
             con.commit()
 
-    def _check_schema(self, con: duckdb.DuckDBPyConnection, create: bool) -> None:
-        existing: dict[str, list[str]] = {}
-        for table, column in con.execute(
-            "SELECT table_name, column_name FROM information_schema.columns "
-            "WHERE table_schema = 'main' ORDER BY table_name, ordinal_position"
-        ).fetchall():
-            existing.setdefault(table, []).append(column)
-        foreign = sorted(set(existing) - set(TABLES))
-        if foreign:
-            raise StoreError(
-                f"{self.path}: holds tables of another program ({', '.join(foreign)}); left "
-                "untouched: choose another store file"
-            )
-        missing = [t for t in TABLES if t not in existing]
-        if missing and not create:
-            raise StoreError(
-                f"{self.path}: not an e2e-portfolio store (missing tables {missing}); "
-                "point DB_PATH or --db at a store written by e2e"
-            )
-        for table, columns in TABLES.items():
-            if table not in existing:
-                if create:
-                    ddl = ", ".join(f'"{c}" {t}' for c, t in columns.items())
-                    con.execute(f"CREATE TABLE {table} ({ddl})")
-                continue
-            added = ADDED_COLUMNS.get(table, ())
-            if added and existing[table] == [c for c in columns if c not in added]:
-                # a store written before these columns: a write adds them (NULL for the rows
-                # there), a read takes them as NULL
-                if create:
-                    for column in added:
-                        con.execute(f'ALTER TABLE {table} ADD COLUMN "{column}" {columns[column]}')
-                continue
-            if existing[table] != list(columns):
-                raise StoreError(
-                    f"{self.path}: wrong schema for table {table!r}: expected columns "
-                    f"{list(columns)}, got {existing[table]}"
-                )
-        if create and "store_meta" not in existing:
-            con.execute("INSERT INTO store_meta VALUES ('schema_version', ?)", [SCHEMA_VERSION])
-
     # ---------------------------------------------------------------------- panels
     def write_panel(self, panel: FactorPanel, replace: bool = False) -> None:
         """Store ``panel`` under its name; ``replace=True`` overwrites a stored one."""
@@ -253,7 +155,7 @@ class Store:
     def read_panel(self, name: str) -> FactorPanel:
         """The panel stored under ``name``."""
         with self._connect(write=False) as con:
-            sectors = "sectors" if _has_column(con, "panels", "sectors") else "NULL"
+            sectors = "sectors" if has_column(con, "panels", "sectors") else "NULL"
             row = con.execute(
                 f"SELECT description, assets, features, {sectors} FROM panels WHERE name = ?",
                 [name],
