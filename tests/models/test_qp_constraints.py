@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 
 from e2e_portfolio.exceptions import SolverError
 from e2e_portfolio.models.qp_layer import MeanVarianceQP
+from e2e_portfolio.models.qp_native import QPFallbackWarning, SolverOptions
 
 KINDS = (
     "long_short",
@@ -361,3 +362,28 @@ def test_return_info_reports_status_iterations_and_residual():
     assert (info.kkt_residual <= 1e-9).all()
     plain = case.solve(case.layer())
     torch.testing.assert_close(plain, w, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("kind", ["leverage_binding", "sectors", "neutral_collinear"])
+def test_fallback_re_solves_constrained_problems_exactly(kind):
+    """A solver that gives up at once: Clarabel re-solves, the polish certifies its active set,
+    and the answers and gradients are the exact ones."""
+    case = draw_constrained(kind, "factor", 10, 2, seed=13)
+    starved = SolverOptions(max_ipm_iterations=1, low_precision_iterations=0,
+                            max_polish_rounds=0, hint_exchanges=0)  # fmt: skip
+    layer = MeanVarianceQP(case.n, gamma=GAMMA, on_failure="fallback", options=starved,
+                           **case.settings)  # fmt: skip
+    mu = case.mu.clone().requires_grad_()
+    certified = r"re-solved with cvxpy/Clarabel \(\d certified exact after polish, 0 at"
+    with pytest.warns(QPFallbackWarning, match=certified):
+        w, info = case.solve(layer, mu=mu, return_info=True)
+    assert "fallback" in info.status and set(info.status) <= {"fallback", "solved"}
+    assert (info.kkt_residual <= 1e-9).all()
+    (grad,) = torch.autograd.grad((w * torch.linspace(-1, 1, case.n, dtype=w.dtype)).sum(), mu)
+    exact_mu = case.mu.clone().requires_grad_()
+    exact = case.solve(case.layer(), mu=exact_mu)
+    (grad_exact,) = torch.autograd.grad(
+        (exact * torch.linspace(-1, 1, case.n, dtype=w.dtype)).sum(), exact_mu
+    )
+    torch.testing.assert_close(w, exact, rtol=0, atol=1e-10)
+    torch.testing.assert_close(grad, grad_exact, rtol=1e-8, atol=1e-8)

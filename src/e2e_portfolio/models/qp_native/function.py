@@ -76,9 +76,10 @@ class Settings:
 class QPInfo:
     """Per-problem diagnostics of one solve (``layer(..., return_info=True)``).
 
-    ``status`` names each problem's outcome (``"solved"``, ``"fallback"`` for a problem
-    re-solved by cvxpy/Clarabel, or a failure of :data:`~.solver.STATUSES`), ``iterations``
-    the interior-point iterations it took (0 when a warm start certified it at once) and
+    ``status`` names each problem's outcome: ``"solved"``, ``"fallback"`` for a problem the
+    native solver failed on that cvxpy/Clarabel re-solved and the polish then certified exact,
+    ``"fallback_inexact"`` where Clarabel's weights were kept; ``iterations`` the
+    interior-point iterations it took (0 when a warm start certified it at once) and
     ``kkt_residual`` the largest KKT residual of the returned weights on the unit scale of
     :mod:`~e2e_portfolio.models.qp_native.problem` (at most ``options.kkt_tolerance`` for a
     certified answer).
@@ -92,8 +93,8 @@ class QPInfo:
 
     @property
     def solved(self) -> torch.Tensor:
-        """(batch,) bool: certified exact (``status == "solved"``)."""
-        return torch.tensor([s == "solved" for s in self.status], dtype=torch.bool)
+        """(batch,) bool: certified exact (``"solved"`` or ``"fallback"``)."""
+        return torch.tensor([s in ("solved", "fallback") for s in self.status], dtype=torch.bool)
 
 
 @dataclass
@@ -250,7 +251,7 @@ def _info(problem: Problem, solution: Solution, weights, active, duals, fallback
         if code == 0:
             names.append("solved")
         elif fallback is not None and bool(fallback[i] >= 0):
-            names.append("fallback" if bool(fallback[i]) else "solved")
+            names.append("fallback_inexact" if bool(fallback[i]) else "fallback")
         else:
             names.append(STATUSES[code])
     iterations = solution.problem_iterations
