@@ -294,8 +294,15 @@ class NativeMeanVarianceFunction(torch.autograd.Function):
             failures = solution.failures()
             infeasible = [i for i, status in failures.items() if status == "infeasible"]
             if infeasible or settings.on_failure == "raise":
+                message = _failure_message(failures, len(solution.status))
+                if infeasible:
+                    message = (
+                        f"infeasible problems: {len(infeasible)} of {len(solution.status)} "
+                        "admit no weights (checked by a linear program); "
+                        + message.split("; ", 1)[1]
+                    )
                 raise SolverError(
-                    _failure_message(failures, len(solution.status)),
+                    message,
                     status=",".join(sorted(set(failures.values()))),
                     indices=list(failures),
                 )
