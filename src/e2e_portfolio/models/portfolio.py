@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from e2e_portfolio.exceptions import DataError
@@ -117,10 +118,11 @@ class PortfolioConfig:
             return {}
         if sectors is None:
             raise DataError(NO_SECTORS)
-        labels = sorted(set(sectors))
-        matrix = torch.tensor([[float(s == label) for s in sectors] for label in labels],
-                              dtype=torch.float64, device=device)  # fmt: skip
-        caps = torch.full((len(labels),), self.sector_max, dtype=torch.float64, device=device)
+        _, sector_of = np.unique(np.asarray(sectors, dtype=str), return_inverse=True)
+        count = int(sector_of.max()) + 1
+        matrix = torch.as_tensor(sector_of[None, :] == np.arange(count)[:, None],
+                                 dtype=torch.float64, device=device)  # fmt: skip
+        caps = torch.full((count,), self.sector_max, dtype=torch.float64, device=device)
         return {"A_ub": matrix, "b_ub": caps}
 
     def bounds(self, holdable: torch.Tensor) -> dict[str, torch.Tensor]:
