@@ -188,7 +188,8 @@ def certify(
     below, above = (-high).clamp(min=0), low.clamp(min=0)
     violation = torch.where(floor, below, zero)
     violation = torch.maximum(violation, torch.where(cap, above, zero))
-    violation = torch.maximum(violation, torch.where(kink, torch.maximum(below, above), zero))
+    if problem.has_turnover or problem.leverage is not None:  # else nothing sits at a kink
+        violation = torch.maximum(violation, torch.where(kink, torch.maximum(below, above), zero))
     release = violation > tolerance
     direction = torch.where(cap | (kink & (above > 0)), -1.0, 1.0)
     dual = torch.maximum(dual, violation.amax(dim=1))

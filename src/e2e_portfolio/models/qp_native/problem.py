@@ -358,7 +358,9 @@ def make_active_set(
     else:
         at_zero = None
     free = ~held
-    fixed = torch.where(lower, problem.floor, torch.zeros_like(w))
+    fixed = torch.zeros_like(w)
+    if problem.lower is not None:
+        fixed = torch.where(lower, problem.lower, fixed)
     if problem.upper is not None:
         fixed = torch.where(upper, problem.upper, fixed)
     if problem.w_prev is not None:

@@ -270,7 +270,7 @@ def _phase(work: _WorkingSet, results: _Results, max_iterations: int) -> tuple[_
             results = work.written_back(results)
             work = work.take(running.nonzero().squeeze(1))
             running = torch.ones_like(running[: len(work.index)])
-        work.count = work.count + running.long()
+        work.count = work.count.add_(running)
         _iterate(work, running)
         done += 1
     return work.written_back(results), done
