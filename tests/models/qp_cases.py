@@ -63,31 +63,37 @@ class Case:
 
     def objective(self, w: torch.Tensor) -> torch.Tensor:
         """(batch,) the layer's objective at weights w (batch, n)."""
-        if self.R is not None:
-            variance = ((self.R @ w.unsqueeze(-1)).squeeze(-1) ** 2).sum(-1)
-        else:
-            assert self.F is not None and self.d is not None
-            variance = ((w.unsqueeze(-2) @ self.F).squeeze(-2) ** 2).sum(-1)
-            variance = variance + (self.d * w * w).sum(-1)
-        value = -(self.mu * w).sum(-1) + self.gamma * variance
+        value = -(self.mu * w).sum(-1) + self.gamma * variance(w, self.R, self.F, self.d)
         if self.kappa > 0:
             value = value + self.kappa * (w - self.w_prev).abs().sum(-1)
         return value
 
     def objective_scale(self) -> torch.Tensor:
         """(batch,) max(|mu|, 2 gamma max diag Sigma, kappa): the size of the objective."""
-        if self.R is not None:
-            diagonal = self.R.square().sum(-2)
-        else:
-            assert self.F is not None and self.d is not None
-            diagonal = self.F.square().sum(-1) + self.d
-        scale = torch.maximum(self.mu.abs().amax(-1), 2 * self.gamma * diagonal.amax(-1))
-        return scale.clamp(min=self.kappa)
+        return objective_scale(self.mu, self.gamma, self.kappa, self.R, self.F, self.d)
 
     def scaled(self, factor: float) -> Case:
         return replace(
             self, mu=self.mu * factor, gamma=self.gamma * factor, kappa=self.kappa * factor
         )
+
+
+def variance(w: torch.Tensor, R=None, F=None, d=None) -> torch.Tensor:
+    """(batch,) ``w' Sigma w`` with ``Sigma = R'R`` or ``F F' + diag(d)``."""
+    if R is not None:
+        return ((R @ w.unsqueeze(-1)).squeeze(-1) ** 2).sum(-1)
+    assert F is not None and d is not None
+    return ((w.unsqueeze(-2) @ F).squeeze(-2) ** 2).sum(-1) + (d * w * w).sum(-1)
+
+
+def objective_scale(mu, gamma: float, kappa: float, R=None, F=None, d=None) -> torch.Tensor:
+    """(batch,) max(|mu|, 2 gamma max diag Sigma, kappa): the size of the objective."""
+    if R is not None:
+        diagonal = R.square().sum(-2)
+    else:
+        assert F is not None and d is not None
+        diagonal = F.square().sum(-1) + d
+    return torch.maximum(mu.abs().amax(-1), 2 * gamma * diagonal.amax(-1)).clamp(min=kappa)
 
 
 def draw_case(

@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 from e2e_portfolio.exceptions import SolverError
 from e2e_portfolio.models.qp_layer import MeanVarianceQP
 from e2e_portfolio.models.qp_native import QPFallbackWarning, SolverOptions
+from tests.models.qp_cases import objective_scale, variance
 
 KINDS = (
     "long_short",
@@ -69,25 +70,14 @@ class Constrained:
         mu, R, w_prev = inputs.pop("mu"), inputs.pop("R"), inputs.pop("w_prev")
         return layer(mu, R, w_prev, **inputs)
 
-    def variance(self, w: torch.Tensor) -> torch.Tensor:
-        if self.R is not None:
-            return ((self.R @ w.unsqueeze(-1)).squeeze(-1) ** 2).sum(-1)
-        assert self.F is not None and self.d is not None
-        return ((w.unsqueeze(-2) @ self.F).squeeze(-2) ** 2).sum(-1) + (self.d * w * w).sum(-1)
-
     def objective(self, w: torch.Tensor) -> torch.Tensor:
-        value = -(self.mu * w).sum(-1) + GAMMA * self.variance(w)
+        value = -(self.mu * w).sum(-1) + GAMMA * variance(w, self.R, self.F, self.d)
         kappa = self.settings.get("kappa", 0.0)
         return value + kappa * (w - self.w_prev).abs().sum(-1)
 
     def scale(self) -> torch.Tensor:
-        if self.R is not None:
-            diagonal = self.R.square().sum(-2)
-        else:
-            assert self.F is not None and self.d is not None
-            diagonal = self.F.square().sum(-1) + self.d
-        size = torch.maximum(self.mu.abs().amax(-1), 2 * GAMMA * diagonal.amax(-1))
-        return size.clamp(min=self.settings.get("kappa", 0.0))
+        kappa = self.settings.get("kappa", 0.0)
+        return objective_scale(self.mu, GAMMA, kappa, self.R, self.F, self.d)
 
     def violation(self, w: torch.Tensor) -> torch.Tensor:
         """(batch,) the largest constraint violation of weights ``w``."""

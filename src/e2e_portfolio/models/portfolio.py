@@ -102,11 +102,6 @@ class PortfolioConfig:
                 f"got {self.leverage}"
             )
 
-    @property
-    def long_only(self) -> bool:
-        """Whether the book is long-only and fully invested (the backtest's default)."""
-        return self.w_min >= 0 and self.budget == 1.0
-
     def sector_rows(
         self, sectors: Sequence[str] | None, device: str | torch.device = "cpu"
     ) -> dict[str, torch.Tensor]:
@@ -133,11 +128,6 @@ class PortfolioConfig:
         if self.w_min != 0:
             bounds["lower"] = torch.where(holdable, self.w_min, zero)
         return bounds
-
-    @property
-    def cap(self) -> float:
-        """The per-asset cap, 1 when there is none (long-only books)."""
-        return 1.0 if self.w_max is None else self.w_max
 
     def layer(self, n_assets: int, gamma: float | None = None) -> MeanVarianceQP:
         """The layer for ``n_assets``, at ``gamma`` (the trained risk aversion by default)."""

@@ -173,11 +173,6 @@ class MeanVarianceQP(nn.Module):
         self.options = SolverOptions() if options is None else options
         self._references: dict[tuple, qp_reference.CvxpyLayerSolver] = {}
 
-    @property
-    def long_only(self) -> bool:
-        """Whether the floor is 0 (no shorts)."""
-        return self.w_min == 0
-
     def extra_repr(self) -> str:
         """The settings, for ``print(layer)``."""
         return (
