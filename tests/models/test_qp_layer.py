@@ -82,7 +82,7 @@ def test_polish_with_every_asset_held_off_budget_fails_the_check(problems):
     held = qp_native.ActiveSet(
         torch.zeros_like(at_previous), fixed, at_upper, at_previous, torch.zeros_like(fixed)
     )
-    w, nu, _ = qp_native.solve_active_set(problem, held, torch.zeros(1, dtype=torch.float64))
+    w, nu, _ = qp_native.solve_active_set(problem, held, torch.zeros(1, 1, dtype=torch.float64))
     assert (w.sum() - 1).abs() > 1e-3
     check = qp_native.certify(problem, w, nu, held)
     assert (check.primal > 1e-3).all() and check.failing.all()
@@ -100,7 +100,7 @@ def test_feasible_and_kkt(problems, w_max, kappa):
     problem = _problem(mu, risk, 4.0, w_max, kappa, previous)
     solution = qp_native.solve(problem)
     assert not solution.failed.any()
-    check = qp_native.certify(problem, solution.weights, solution.budget_dual, solution.active)
+    check = qp_native.certify(problem, solution.weights, solution.duals, solution.active)
     assert not check.failing.any()
     assert check.stationarity.max() < 1e-12
 

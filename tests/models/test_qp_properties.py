@@ -67,9 +67,7 @@ def _native_solution(case: Case) -> qp_native.Solution:
 def check_case(case: Case) -> None:
     problem, solution = _native_solution(case)
     assert not bool(solution.failed.any()), solution.failures()
-    certificate = qp_native.certify(
-        problem, solution.weights, solution.budget_dual, solution.active
-    )
+    certificate = qp_native.certify(problem, solution.weights, solution.duals, solution.active)
     assert not bool(certificate.failing.any())
     w = case.solve(case.layer())
     torch.testing.assert_close(w, solution.weights, rtol=0, atol=0)

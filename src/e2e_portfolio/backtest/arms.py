@@ -147,6 +147,7 @@ class ArmSet:
     histories: dict[str, list[dict[str, list[float]]]] = field(default_factory=dict)
     _refits: dict[int, _Refit] = field(default_factory=dict, repr=False)
     _windows: TrailingWindows = field(init=False, repr=False)
+    _rows: dict[str, torch.Tensor] = field(init=False, repr=False)
     _states: dict[str, _ArmState] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -159,6 +160,7 @@ class ArmSet:
         if not (self.tc >= 0 and math.isfinite(self.tc)):
             raise DataError(f"tc: expected a finite cost >= 0, got {self.tc}")
         self._windows = TrailingWindows(self.window)
+        self._rows = self.portfolio.sector_rows(self.sectors)  # the same for every solve
 
     # ------------------------------------------------------------------ the strategies
     def strategies(self, arms: Sequence[Arm | str] = ARMS) -> dict[str, Strategy]:
@@ -373,7 +375,7 @@ class ArmSet:
         start = None if holdings is None else _tensor(holdings, mu.device)
         earned = None if realised is None else _tensor(realised, mu.device)
         with torch.no_grad():
-            rows = self.portfolio.sector_rows(self.sectors, mu.device)
+            rows = {name: t.to(mu.device) for name, t in self._rows.items()}
             return solve_path(layer, mu, risk, earned, start, rows=rows).cpu().numpy()
 
 

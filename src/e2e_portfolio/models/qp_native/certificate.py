@@ -130,17 +130,13 @@ def certify(
 ) -> Certificate:
     """Check the KKT conditions of an active-set solution; see the module docstring.
 
-    ``duals`` (batch, m): the rows' multipliers, as :func:`solve_active_set` returns them
-    (a problem's budget multiplier alone, (batch,), is accepted too).
+    ``duals`` (batch, m): the rows' multipliers, as
+    :func:`~e2e_portfolio.models.qp_native.polish.solve_active_set` returns them.
     """
     tolerance = problem.options.kkt_tolerance
-    if duals.ndim == 1:
-        duals = duals.unsqueeze(1)
     constraints = problem.constraints
     n_eq, count = constraints.n_eq, constraints.count
     row_duals = duals[:, :count]
-    if row_duals.shape[1] < count:
-        row_duals = torch.cat([row_duals, torch.zeros_like(w[:, : count - row_duals.shape[1]])], 1)
     if problem.rows is None:
         smooth = problem.gradient(w) + row_duals
     else:

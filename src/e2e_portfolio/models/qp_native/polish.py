@@ -41,15 +41,11 @@ def solve_active_set(
     """Exact weights and row multipliers with the held assets fixed, and failed factorisations.
 
     Multipliers the free assets leave open are the ones closest to ``fallback_duals``
-    (batch, m; or (batch,), the budget's alone); where nothing is free and the budget is the
-    only row, its multiplier is the fallback clamped into :func:`dual_interval`.
+    (batch, m); where nothing is free and the budget is the only row, its multiplier is the
+    fallback clamped into :func:`dual_interval`.
     """
     held = active.fixed_value
     matrix, rhs, on = active_rows(problem, active)
-    if fallback_duals.ndim == 1:  # the budget multiplier alone
-        budget_dual = fallback_duals
-        fallback_duals = torch.zeros_like(rhs)
-        fallback_duals[:, 0] = budget_dual
     target = rhs - rows_times(matrix, held)
     smooth_rhs = problem.mu - problem.risk.matvec(held)
     if problem.has_turnover:
