@@ -120,15 +120,38 @@ def test_shrink_on_real_history(tmp_path):
     assert "Jobson-Korkie-Memmel" in text and "french" in text
 
 
+def test_shrink_on_a_constrained_book(tmp_path):
+    """The book options make every method hold the QP: said in the title, kept in the run."""
+    db = str(tmp_path / "cli.duckdb")
+    result = invoke("--db", db, *SMALL_SHRINK_ARGS, "--w-min", "-0.05", "--leverage", "1.6",
+                    "--sector-max", "1.2")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "QP book (gamma 8, w_min -0.05, leverage 1.6, sector_max 1.2)" in text
+    run = Store(db).load_run(Store(db).latest_run_id("shrink"))
+    assert run.config["book"] == {"gamma": 8.0, "w_max": None, "kappa": 0.0, "w_min": -0.05,
+                                  "budget": 1.0, "leverage": 1.6, "sector_max": 1.2}  # fmt: skip
+    weights = run.series[run.series["strategy"] == "decision-aware/seed=0"]
+    assert not weights.empty
+    plain = invoke("--db", db, *SMALL_SHRINK_ARGS)
+    assert "unit gross leverage" in " ".join(plain.output.split())
+    assert "book" not in Store(db).load_run(Store(db).latest_run_id("shrink")).config
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
+        (["--learn-theta", "--w-min", "0"], "learn_theta: expected the unit-gross book"),
+        (["--budget", "0"], "budget: expected > 0 without shorts (w_min >= 0), got 0.0"),
+        (["--data", "french", "--window", "24", "--sector-max", "0.3"],
+         "sector_max: needs a panel with sectors"),
         (["--window", "11"], "window: expected at least 12 months, got 11"),
         (["--target", "zero"], "target: expected 'identity' or 'diagonal'"),
         (["--data", "nowhere"], "data: expected synthetic, french, sp500 or a stored panel"),
     ],
-    ids=["window-too-short", "unknown-target", "unknown-data"],
-)
+    ids=["learn-theta-book", "budget-long-only", "sectors-french", "window-too-short",
+         "unknown-target", "unknown-data"],
+)  # fmt: skip
 def test_shrink_bad_options(tmp_path, args, message):
     result = invoke("--db", str(tmp_path / "x.duckdb"), "shrink", "--n-seeds", "1", *args)
     assert result.exit_code == 1

@@ -27,10 +27,12 @@ from e2e_portfolio.experiments.shrinkage import (
     ShrinkageConfig,
     WalkForwardResult,
     _mean_or_none,
+    book_config,
     edge_across_seeds,
     rival_key,
     walk_forward,
 )
+from e2e_portfolio.models.portfolio import PortfolioConfig
 from e2e_portfolio.significance import block_bootstrap_sharpe_test, holm, sharpe_difference_test
 
 COMPARED_STRATEGIES = ARMS
@@ -43,9 +45,11 @@ def shrink_synthetic(
     n_months: int,
     config: ShrinkageConfig,
     on_seed: Callable[[dict], None] | None = None,
+    portfolio: PortfolioConfig | None = None,
 ) -> tuple[dict, RunRecord]:
     """:func:`edge_across_seeds` plus a run record with per-seed statistics and series."""
-    summary = edge_across_seeds(seeds, n_assets, n_months, config, on_seed=on_seed)
+    summary = edge_across_seeds(seeds, n_assets, n_months, config, on_seed=on_seed,
+                                portfolio=portfolio)  # fmt: skip
     dates = month_ends(n_months)
     stats, series = {}, []
     for seed, result in summary["results"].items():
@@ -63,15 +67,18 @@ def shrink_synthetic(
     return summary, record
 
 
-def shrink_history(panel: FactorPanel, config: ShrinkageConfig) -> tuple[dict, RunRecord]:
+def shrink_history(
+    panel: FactorPanel, config: ShrinkageConfig, portfolio: PortfolioConfig | None = None
+) -> tuple[dict, RunRecord]:
     """The same comparison by walk-forward on one real history.
 
     Decision-aware against each rival (``vs_plugin``, ``vs_lw``, and the baselines asked
     for): the Jobson-Korkie-Memmel test (``p_value``) and the studentised circular block
     bootstrap (``p_bootstrap``, blocks of 6 months, 4,999 draws), each Holm-adjusted over the
-    comparisons (``p_value_holm``, ``p_bootstrap_holm``).
+    comparisons (``p_value_holm``, ``p_bootstrap_holm``). ``portfolio``: a constrained book
+    every method holds (:func:`~e2e_portfolio.experiments.shrinkage.walk_forward`).
     """
-    result = walk_forward(panel, config)
+    result = walk_forward(panel, config, portfolio=portfolio)
     decision = result.net_returns["decision-aware"]
     methods = config.methods
     tests = {}
@@ -98,7 +105,12 @@ def shrink_history(panel: FactorPanel, config: ShrinkageConfig) -> tuple[dict, R
     stats, series = walk_forward_frames(result, panel.dates)
     record = RunRecord(
         kind="shrink",
-        config={"data": panel.name, "n_assets": panel.n_assets, **asdict(config)},
+        config={
+            "data": panel.name,
+            "n_assets": panel.n_assets,
+            **asdict(config),
+            **book_config(portfolio),
+        },
         metrics=summary,
         stats=stats,
         series=series,

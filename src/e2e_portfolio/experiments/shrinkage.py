@@ -29,9 +29,12 @@ from e2e_portfolio.data.synthetic import simulate_universe
 from e2e_portfolio.exceptions import DataError
 from e2e_portfolio.models.decision_shrinkage import (
     METHODS,
+    Book,
     ShrinkageConfig,
+    UnitGross,
     shrinkage_portfolios,
 )
+from e2e_portfolio.models.portfolio import NO_SECTORS, PortfolioConfig
 from e2e_portfolio.significance import holm, paired_comparison
 
 __all__ = ["METHODS", "ShrinkageConfig", "WalkForwardResult", "edge_across_seeds", "walk_forward"]
@@ -72,6 +75,7 @@ class _SharedDecisions:
     """All three methods' portfolios per decision month, computed once for the three."""
 
     config: ShrinkageConfig
+    book: Book
     decided: dict[int, dict[str, tuple[np.ndarray, float]]] = field(default_factory=dict)
 
     def strategy(self, method: str) -> Strategy:
@@ -81,7 +85,7 @@ class _SharedDecisions:
                 self.decided[t] = self._decide(view)
             return self.decided[t][method][0]
 
-        return declare(decide, short=True, leverage=True)  # unit gross, long-short
+        return declare(decide, short=True, leverage=True)  # long-short books are allowed
 
     def _decide(self, view: PastView) -> dict[str, tuple[np.ndarray, float]]:
         """The methods on the assets listed with exposures over everything they score on."""
@@ -91,13 +95,14 @@ class _SharedDecisions:
             view.exposures[-c.score_months - 1 :]
         ).all(axis=(0, 2))
         if subset.all():
-            return shrinkage_portfolios(view.returns, view.exposures, c)
+            return shrinkage_portfolios(view.returns, view.exposures, c, self.book)
         if subset.sum() < 2:
             raise DataError(
                 f"window: expected at least 2 assets listed over the last {span} months at "
                 f"{view.dates[-1]:%Y-%m}, got {int(subset.sum())}"
             )
-        chosen = shrinkage_portfolios(view.returns[:, subset], view.exposures[:, subset], c)
+        chosen = shrinkage_portfolios(view.returns[:, subset], view.exposures[:, subset], c,
+                                      self.book.subset(subset))  # fmt: skip
         return {
             method: (embed(weights, subset), delta) for method, (weights, delta) in chosen.items()
         }
@@ -108,6 +113,7 @@ def walk_forward(
     config: ShrinkageConfig | None = None,
     first_decision: int | None = None,
     on_step: Callable[[str], None] | None = None,
+    portfolio: PortfolioConfig | None = None,
 ) -> WalkForwardResult:
     """Compare plug-in, Ledoit-Wolf and decision-aware shrinkage out of sample.
 
@@ -120,6 +126,11 @@ def walk_forward(
         First decision month; the earliest possible (``window + score_months``) by default.
     on_step : callable, optional
         Called with the method's name after each of its decisions (progress bars).
+    portfolio : PortfolioConfig, optional
+        A constrained book (budget, floor, cap, leverage, sector cap, risk aversion) that
+        every method holds, solved as the mean-variance QP
+        (:class:`~e2e_portfolio.experiments.shrinkage_book.QPBook`); by default the closed-form
+        direction at unit gross leverage.
 
     Returns
     -------
@@ -127,13 +138,14 @@ def walk_forward(
     """
     config = config or ShrinkageConfig()
     config.validate(panel.n_assets, panel.n_dates)
+    book = book_of(portfolio, panel, config)
     earliest = config.window + config.score_months
     start = earliest if first_decision is None else first_decision
     if not earliest <= start <= panel.n_dates - 2:
         raise DataError(
             f"first_decision: expected in [{earliest}, {panel.n_dates - 2}], got {start}"
         )
-    shared = _SharedDecisions(config)
+    shared = _SharedDecisions(config, book)
     methods = config.methods
     comparison = run_comparison(
         panel, {m: shared.strategy(m) for m in methods}, start, config.tc, on_step=on_step
@@ -151,12 +163,37 @@ def walk_forward(
     )
 
 
+def book_of(portfolio: PortfolioConfig | None, panel: FactorPanel, config: ShrinkageConfig) -> Book:
+    """The book every method holds: unit gross by default, else the QP of ``portfolio``."""
+    if portfolio is None:
+        return UnitGross()
+    if config.learn_theta:
+        raise DataError(
+            "learn_theta: expected the unit-gross book (no --w-min, --w-max, --budget, "
+            "--leverage, --sector-max or --gamma), got a constrained one"
+        )
+    if portfolio.kappa != 0:
+        raise DataError(f"kappa: expected 0 for the shrinkage book, got {portfolio.kappa}")
+    portfolio.validate(panel.n_assets, panel.sectors)
+    if portfolio.sector_max is not None and panel.sectors is None:
+        raise DataError(NO_SECTORS)
+    from e2e_portfolio.experiments.shrinkage_book import QPBook
+
+    return QPBook(portfolio, panel.sectors)
+
+
+def book_config(portfolio: PortfolioConfig | None) -> dict:
+    """The book's settings for a run's configuration: ``{"book": ...}``, or empty for unit gross."""
+    return {} if portfolio is None else {"book": asdict(portfolio)}
+
+
 def edge_across_seeds(
     seeds: Iterable[int],
     n_assets: int = 40,
     n_months: int = 96,
     config: ShrinkageConfig | None = None,
     on_seed: Callable[[dict], None] | None = None,
+    portfolio: PortfolioConfig | None = None,
 ) -> dict:
     """Run :func:`walk_forward` on one synthetic universe per seed and summarise the edges.
 
@@ -168,6 +205,8 @@ def edge_across_seeds(
     config : ShrinkageConfig
     on_seed : callable, optional
         Called with each seed's row when it is done (for progress bars).
+    portfolio : PortfolioConfig, optional
+        A constrained book every method holds (:func:`walk_forward`).
 
     Returns
     -------
@@ -184,7 +223,7 @@ def edge_across_seeds(
     rows, results = [], {}
     for seed in seeds:
         panel = simulate_universe(n_assets=n_assets, n_months=n_months, seed=int(seed))
-        result = walk_forward(panel, config)
+        result = walk_forward(panel, config, portfolio=portfolio)
         sharpe = result.sharpe()
         row = {
             "seed": int(seed),
@@ -216,6 +255,11 @@ def edge_across_seeds(
         "mean_sharpe": {m: float(v.mean()) for m, v in column.items()},
         "rows": rows,
         "delta_star": [r["delta_star"] for r in rows],
-        "config": {**asdict(config), "n_assets": n_assets, "n_months": n_months},
+        "config": {
+            **asdict(config),
+            "n_assets": n_assets,
+            "n_months": n_months,
+            **book_config(portfolio),
+        },
         "results": results,
     }

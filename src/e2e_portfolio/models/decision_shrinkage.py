@@ -29,7 +29,11 @@ explode when :math:`\mathbf 1^\top v \approx 0`. No ``N x N`` matrix is formed: 
 family is kept in factor form (:class:`ShrinkageWindows`, from the thin SVD of the window), so
 any number of assets works with any window. With ``N >= W - 1`` the sample covariance is
 singular: :math:`\delta > 0` is still invertible, and :math:`\delta = 0` (the plug-in) uses the
-pseudo-inverse, the minimum-norm direction on the sample's span. The realised net return of
+pseudo-inverse, the minimum-norm direction on the sample's span. That closed form is the
+default :class:`Book`, :class:`UnitGross`; a constrained book (long-only, fully invested,
+leverage-bounded, sector-capped) holds the mean-variance QP instead, in the scoring of the
+grid as in the decision (:class:`~e2e_portfolio.experiments.shrinkage_book.QPBook`). The
+realised net return of
 month ``s + 1`` is
 :math:`r^p_{s+1} = w_s^\top r_{s+1} - \mathrm{tc}\,\lVert w_s - h_{s-1}\rVert_1`, with
 :math:`h_{s-1}` the previous weights drifted by the month they earned (two-sided turnover,
@@ -52,12 +56,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
 from e2e_portfolio.annualisation import PERIODS_PER_YEAR, annualised_sharpe
 from e2e_portfolio.exceptions import DataError
-from e2e_portfolio.models.covariance import NonlinearShrinkage, ledoit_wolf_delta, oas_delta
+from e2e_portfolio.models.covariance import (
+    FactorCovariance,
+    NonlinearShrinkage,
+    ledoit_wolf_delta,
+    oas_delta,
+)
 from e2e_portfolio.models.shrinkage_windows import ShrinkageWindows, Target
 from e2e_portfolio.turnover import RUIN, drifted, path_turnover
 
@@ -151,6 +161,43 @@ def unit_gross_weights(direction: np.ndarray) -> np.ndarray:
     return np.divide(direction, gross, out=np.zeros_like(direction), where=gross > 0)
 
 
+class Book(Protocol):
+    """How a forecast and a covariance become weights: the portfolio every method holds.
+
+    :class:`UnitGross` (the default) is the closed-form direction at unit gross leverage; a
+    constrained book (budget, floors, caps, leverage, sector caps) solves the mean-variance QP
+    instead (:class:`~e2e_portfolio.experiments.shrinkage_book.QPBook`).
+    """
+
+    def family(self, windows: ShrinkageWindows, deltas: np.ndarray, mu: np.ndarray) -> np.ndarray:
+        """Weights (D, S, N) for each of ``deltas`` (D,) on each window, forecasts mu (S, N)."""
+        ...
+
+    def factor(self, covariance: FactorCovariance, mu: np.ndarray) -> np.ndarray:
+        """Weights (N,) for one covariance in factor form and forecasts mu (N,)."""
+        ...
+
+    def subset(self, held: np.ndarray) -> Book:
+        """The book on the assets where the boolean mask ``held`` (N,) is true."""
+        ...
+
+
+class UnitGross:
+    r"""The closed-form book :math:`w = \Sigma^{-1}\hat\mu / \lVert\Sigma^{-1}\hat\mu\rVert_1`."""
+
+    def family(self, windows: ShrinkageWindows, deltas: np.ndarray, mu: np.ndarray) -> np.ndarray:
+        """Weights (D, S, N): the direction of each window's family at each delta."""
+        return np.stack([unit_gross_weights(windows.solve(float(d), mu)) for d in deltas])
+
+    def factor(self, covariance: FactorCovariance, mu: np.ndarray) -> np.ndarray:
+        r"""Weights (N,): the direction :math:`\Sigma^{-1}\hat\mu` at unit gross."""
+        return unit_gross_weights(covariance.solve(mu))
+
+    def subset(self, held: np.ndarray) -> UnitGross:
+        """The same rule: it has no per-asset settings."""
+        return self
+
+
 # --------------------------------------------------------------------- the scored Sharpe
 @dataclass(frozen=True)
 class ScoringData:
@@ -228,11 +275,10 @@ def _drift_vjp(
 
 
 def _grid_sharpes(
-    theta: np.ndarray, deltas: np.ndarray, data: ScoringData, tc: float
+    theta: np.ndarray, deltas: np.ndarray, data: ScoringData, tc: float, book: Book
 ) -> np.ndarray:
     """Net Sharpe of the block for every delta of the grid, (n_deltas,)."""
-    mu = data.design @ theta
-    weights = np.stack([unit_gross_weights(data.windows.solve(float(d), mu)) for d in deltas])
+    weights = book.family(data.windows, deltas, data.design @ theta)
     return annualised_sharpe(_block_net_returns(weights, data.realised, tc))
 
 
@@ -252,7 +298,7 @@ def _learn_theta(
 
 # ------------------------------------------------------------------------- one decision
 def shrinkage_portfolios(
-    returns: np.ndarray, exposures: np.ndarray, config: ShrinkageConfig
+    returns: np.ndarray, exposures: np.ndarray, config: ShrinkageConfig, book: Book | None = None
 ) -> dict[str, tuple[np.ndarray, float]]:
     """The three methods' portfolios at the last date of ``returns``, from that past only.
 
@@ -264,13 +310,20 @@ def shrinkage_portfolios(
     exposures : ndarray, (t + 1, N, K)
         Known at the end of each period.
     config : ShrinkageConfig
+    book : Book, optional
+        How each method's forecast and covariance become weights, in the scoring of the
+        grid as in the decision: :class:`UnitGross` by default.
 
     Returns
     -------
     dict
-        Method (``config.methods``) to ``(weights (N,), delta)``: unit gross leverage weights
-        and the shrinkage intensity used (NaN for nonlinear shrinkage, which has none).
+        Method (``config.methods``) to ``(weights (N,), delta)``: the book's weights and the
+        shrinkage intensity used (NaN for nonlinear shrinkage, which has none).
     """
+    book = UnitGross() if book is None else book
+    if config.learn_theta and not isinstance(book, UnitGross):
+        raise DataError("learn_theta: expected the unit-gross book (its gradient is closed "
+                        "form), got a constrained book")  # fmt: skip
     t = returns.shape[0] - 1
     window, months = config.window, config.score_months
     if t < window + months - 1:
@@ -287,7 +340,7 @@ def shrinkage_portfolios(
     block = ScoringData(design[t - months : t], windows.take(slice(None, -1)),
                         returns[t - months + 1 :])  # fmt: skip
     deltas = config.deltas
-    best = float(deltas[int(np.argmax(_grid_sharpes(theta, deltas, block, config.tc)))])
+    best = float(deltas[int(np.argmax(_grid_sharpes(theta, deltas, block, config.tc, book)))])
     decision_theta = _learn_theta(theta, best, block, config) if config.learn_theta else theta
     window_returns = returns[t - window + 1 :]
     last = windows.take([-1])
@@ -302,11 +355,11 @@ def shrinkage_portfolios(
         chosen["oas"] = (oas_delta(window_returns), identity, theta)
     portfolios = {}
     for method, (delta, family, head) in chosen.items():
-        direction = family.solve(delta, (design[t] @ head)[None])[0]
-        portfolios[method] = (unit_gross_weights(direction), float(delta))
+        weights = book.family(family, np.array([delta]), (design[t] @ head)[None])[0, 0]
+        portfolios[method] = (weights, float(delta))
     if "nonlinear" in config.baselines:
-        direction = NonlinearShrinkage()(window_returns).solve(design[t] @ theta)
-        portfolios["nonlinear"] = (unit_gross_weights(direction), math.nan)
+        covariance = NonlinearShrinkage()(window_returns)
+        portfolios["nonlinear"] = (book.factor(covariance, design[t] @ theta), math.nan)
     return {method: portfolios[method] for method in config.methods}
 
 

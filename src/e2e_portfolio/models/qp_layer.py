@@ -316,6 +316,7 @@ class MeanVarianceQP(nn.Module):
                 self.n, k, self.gamma, None if inputs.upper_given else self.w_max, self.kappa,
                 per_asset_upper=key[1], lower=key[2], budget=self.budget,
                 leverage=self.leverage, m_eq=m_eq, m_ub=m_ub,
+                tolerance=self.options.cvxpylayers_tolerance,
             )  # fmt: skip
         return self._references[key](
             inputs.mu, root, inputs.w_prev,

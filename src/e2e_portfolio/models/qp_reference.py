@@ -78,7 +78,15 @@ class CvxpyLayerSolver:
     """cvxpylayers' ``CvxpyLayer`` of :func:`build_problem`, with Clarabel inside diffcp."""
 
     def __init__(
-        self, n: int, n_factors: int, gamma: float, w_max: float | None, kappa: float, **forms
+        self,
+        n: int,
+        n_factors: int,
+        gamma: float,
+        w_max: float | None,
+        kappa: float,
+        *,
+        tolerance: float = 1e-8,
+        **forms,
     ) -> None:
         try:
             from cvxpylayers.torch import CvxpyLayer
@@ -90,6 +98,8 @@ class CvxpyLayerSolver:
         self.bound = abs(forms.get("budget", 1.0)) if forms.get("leverage") is None else None
         self.leverage = forms.get("leverage")
         self.layer = CvxpyLayer(problem, parameters=parameters, variables=[w])
+        self.solver_args = {"solve_method": "Clarabel", "tol_gap_abs": tolerance,
+                            "tol_gap_rel": tolerance, "tol_feas": tolerance}  # fmt: skip
 
     def __call__(
         self,
@@ -122,7 +132,7 @@ class CvxpyLayerSolver:
             if tensor is not None:
                 inputs.append(tensor)
         try:
-            (weights,) = self.layer(*inputs, solver_args={"solve_method": "Clarabel"})
+            (weights,) = self.layer(*inputs, solver_args=self.solver_args)
         except Exception as exc:  # diffcp raises SolverError or plain exceptions
             raise SolverError(f"cvxpylayers failed: {exc}", status=type(exc).__name__) from exc
         return weights

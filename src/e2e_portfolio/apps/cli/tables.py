@@ -89,7 +89,7 @@ def shrink_tables(summary: Mapping) -> list[Table | str]:
         title=(
             f"Out-of-sample net Sharpe over {len(rows)} synthetic universes: N={n} assets, "
             f"T={config['n_months']} months, window {window} (N/window = {n / window:.2f}), "
-            f"tc {config['tc']}, target {config['target']}"
+            f"tc {config['tc']}, target {config['target']}, {shrink_book(config.get('book'))}"
         ),
         title_justify="left",
     )
@@ -103,7 +103,8 @@ def shrink_tables(summary: Mapping) -> list[Table | str]:
         # nonlinear shrinkage has no single delta
         shown = "-" if None in deltas else f"{np.mean(deltas):.2f}"
         methods.add_row(method, f"{sharpe.mean():.3f}", spread, shown, f"{turnover:.2f}")
-    methods.caption, methods.caption_justify = singular_note(n, window), "left"
+    methods.caption = singular_note(n, window, config.get("book"))
+    methods.caption_justify = "left"
     rivals = _rivals(summary)
     edges = Table(
         title="Paired edges of decision-aware (per seed; p: Wilcoxon, Holm over the "
@@ -125,12 +126,13 @@ def shrink_tables(summary: Mapping) -> list[Table | str]:
     return [methods, edges, verdicts]
 
 
-def singular_note(n_assets: int, window: int) -> str | None:
+def singular_note(n_assets: int, window: int, book: Mapping | None = None) -> str | None:
     """The caption saying how the plug-in is defined when its covariance is singular."""
     if n_assets < window - 1:
         return None
-    return (f"N = {n_assets} >= window - 1 = {window - 1}: the sample covariance is singular; "
+    held = ("the QP's constraints bound the plug-in's book" if book is not None else
             "plug-in uses its pseudo-inverse (the minimum-norm direction on its span)")  # fmt: skip
+    return f"N = {n_assets} >= window - 1 = {window - 1}: the sample covariance is singular; {held}"
 
 
 def _rivals(summary: Mapping) -> list[tuple[str, str]]:
@@ -140,12 +142,14 @@ def _rivals(summary: Mapping) -> list[tuple[str, str]]:
     return [(name, key) for name, key in names if key in summary]
 
 
-def history_tables(summary: Mapping, panel: FactorPanel) -> list[Table | str]:
+def history_tables(
+    summary: Mapping, panel: FactorPanel, book: Mapping | None = None
+) -> list[Table | str]:
     """Tables of :func:`~e2e_portfolio.experiments.shrink_history` on one real history."""
     table = Table(
         title=(
             f"{panel.name}: out-of-sample {summary['first_month']} .. {summary['last_month']} "
-            f"({summary['n_months']} months), N={panel.n_assets}"
+            f"({summary['n_months']} months), N={panel.n_assets}, {shrink_book(book)}"
         ),
         title_justify="left",
     )
@@ -159,7 +163,8 @@ def history_tables(summary: Mapping, panel: FactorPanel) -> list[Table | str]:
             "-" if delta is None else f"{delta:.2f}",
             f"{summary['mean_turnover'][method]:.2f}",
         )
-    table.caption, table.caption_justify = singular_note(panel.n_assets, summary["window"]), "left"
+    table.caption = singular_note(panel.n_assets, summary["window"], book)
+    table.caption_justify = "left"
     tests = Table(
         title="Tests of decision-aware: Jobson-Korkie-Memmel and block bootstrap (Ledoit-Wolf "
         "2008); Holm over the comparisons",
@@ -179,6 +184,14 @@ def history_tables(summary: Mapping, panel: FactorPanel) -> list[Table | str]:
         for name, key in rivals
     )
     return [table, tests, verdicts]
+
+
+def shrink_book(book: Mapping | None) -> str:
+    """How the shrinkage methods hold their book, for a title."""
+    if book is None:
+        return "unit gross leverage"
+    cap = f", w_max {book['w_max']}" if book.get("w_max") is not None else ""
+    return f"QP book (gamma {book['gamma']:g}{cap}{_book(book)})"
 
 
 def _book(config: Mapping) -> str:
