@@ -89,6 +89,6 @@ def test_garbage_files_give_one_line(tmp_path, command):
     path.write_text("not a database")
     result = runner.invoke(app, ["--db", str(path), *command])
     assert result.exit_code == 1
-    assert "not a valid DuckDB database" in " ".join(result.output.split())
+    assert "garbage.duckdb: not a DuckDB store" in " ".join(result.output.split())
     assert "Traceback" not in result.output and result.output.count("error:") == 1
     assert Path(path).read_text() == "not a database"

@@ -84,7 +84,7 @@ def test_missing_file_is_named(tmp_path):
 def test_corrupt_file_is_named(tmp_path):
     path = tmp_path / "corrupt.duckdb"
     path.write_bytes(b"this is not a database" * 100)
-    with pytest.raises(StoreError, match=r"corrupt\.duckdb: cannot open as a DuckDB database"):
+    with pytest.raises(StoreError, match=r"corrupt\.duckdb: not a DuckDB store"):
         Store(path).list_panels()
 
 
@@ -265,3 +265,35 @@ def test_bad_sectors_are_named():
         dataclasses.replace(panel, sectors=("a", "b", "c"))
     with pytest.raises(DataError, match=r"sectors: expected non-empty labels"):
         dataclasses.replace(panel, sectors=("a", "b", " ", "c"))
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "csv"])
+def test_files_of_other_formats_are_refused_without_reaching_for_extensions(tmp_path, kind):
+    """An SQLite file once made DuckDB download its sqlite_scanner extension: now it is refused
+    by its header before DuckDB sees it, and left byte for byte as it was."""
+    import sqlite3
+
+    path = tmp_path / f"theirs.{kind}"
+    if kind == "sqlite":
+        with sqlite3.connect(path) as con:
+            con.execute("create table t (x integer)")
+    else:
+        path.write_text("date,asset,return\n2020-01-31,A,0.01\n")
+    before = path.read_bytes()
+    expected = r"not a DuckDB store \(an SQLite database\)" if kind == "sqlite" else (
+        r"not a DuckDB store; expected a DuckDB file")  # fmt: skip
+    with pytest.raises(StoreError, match=rf"theirs\.{kind}: {expected}"):
+        Store(path).list_runs()
+    with pytest.raises(StoreError, match=expected):
+        Store(path).check_writable()
+    assert path.read_bytes() == before
+
+
+def test_the_store_turns_off_duckdb_extension_autoloading(tmp_path):
+    store = Store(tmp_path / "s.duckdb")
+    with store._connect(write=True) as con:
+        settings = dict(con.execute(
+            "select name, value from duckdb_settings() where name like 'auto%_known_extensions'"
+        ).fetchall())  # fmt: skip
+    assert settings == {"autoinstall_known_extensions": "false",
+                        "autoload_known_extensions": "false"}  # fmt: skip

@@ -11,7 +11,9 @@ A DuckDB file that holds tables of another program is refused and left untouched
 missing folder is an error, never created. DuckDB lets one process write a file at a time:
 a store that another process holds is retried with exponential backoff for up to
 ``lock_timeout`` seconds before it fails. :meth:`Store.check_writable` runs these checks
-before an experiment computes anything.
+before an experiment computes anything. Opening a file never makes DuckDB fetch or load
+code: its automatic extension install and load are off, and a file without DuckDB's header
+(an SQLite database, a CSV) is refused before DuckDB sees it.
 """
 
 from __future__ import annotations
@@ -39,6 +41,12 @@ from e2e_portfolio.data.store_schema import (
     has_column,
 )
 from e2e_portfolio.exceptions import DataError, PanelExistsError, StoreError
+
+
+DUCKDB_MAGIC = b"DUCK"
+"""Bytes 8-12 of every DuckDB database file."""
+NO_EXTENSIONS = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+"""Connection settings: a file opened never makes DuckDB download or load an extension."""
 
 
 class Store:
@@ -96,10 +104,11 @@ class Store:
 
     def _open(self, write: bool) -> duckdb.DuckDBPyConnection:
         """Connect, retrying with exponential backoff while another process holds the file."""
+        self._check_header()
         deadline, wait = time.monotonic() + self.lock_timeout, 0.05
         while True:
             try:
-                return duckdb.connect(str(self.path), read_only=not write)
+                return duckdb.connect(str(self.path), read_only=not write, config=NO_EXTENSIONS)
             except duckdb.Error as exc:
                 locked = "lock" in str(exc).lower()
                 if locked and time.monotonic() + wait < deadline:
@@ -112,6 +121,20 @@ class Store:
                         f"{self.lock_timeout:g} s: {exc}"
                     ) from exc
                 raise StoreError(f"{self.path}: cannot open as a DuckDB database: {exc}") from exc
+
+    def _check_header(self) -> None:
+        """Refuse an existing, non-empty file that does not start as a DuckDB database does."""
+        try:
+            with self.path.open("rb") as handle:
+                head = handle.read(16)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise StoreError(f"{self.path}: cannot read the file: {exc}") from exc
+        if head and head[8:12] != DUCKDB_MAGIC:
+            kind = " (an SQLite database)" if head.startswith(b"SQLite format 3") else ""
+            raise StoreError(f"{self.path}: not a DuckDB store{kind}; expected a DuckDB file "
+                             "written by e2e, or a new path")  # fmt: skip
 
     @contextmanager
     def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
