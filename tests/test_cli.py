@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -28,6 +29,33 @@ def test_help_lists_commands():
     result = invoke("--help")
     assert result.exit_code == 0
     assert "data" in result.output
+
+
+def _command_paths(group, prefix=()):
+    for name, command in group.commands.items():
+        if hasattr(command, "commands"):
+            yield from _command_paths(command, (*prefix, name))
+        yield (*prefix, name)
+
+
+def test_help_wraps_to_an_80_column_terminal():
+    """Descriptions are reflowed by rich, not hard-wrapped: at 80 columns no line of a
+    paragraph but its last is a stub (rich breaks lines within ~20 characters of the edge)."""
+    import typer.main
+
+    paths = list(_command_paths(typer.main.get_command(app)))
+    assert len(paths) > 10
+    for path in paths:
+        result = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "80"},
+                               catch_exceptions=False)  # fmt: skip
+        assert result.exit_code == 0, path
+        description = result.output.split("╭")[0].splitlines()
+        for line, following in itertools.pairwise(description):
+            if line.strip() and following.strip() and not line.lstrip().startswith("Usage:"):
+                assert len(line.rstrip()) >= 60, (path, line)
+    loaded = runner.invoke(app, ["data", "load", "--help"], env={"COLUMNS": "80"})
+    words = " ".join(loaded.output.replace("│", " ").split())
+    assert "Store under this name (default: the dataset's)." in words
 
 
 def test_load_show_list_delete(tmp_path):

@@ -42,7 +42,6 @@ from e2e_portfolio.data.store_schema import (
 )
 from e2e_portfolio.exceptions import DataError, PanelExistsError, StoreError
 
-
 DUCKDB_MAGIC = b"DUCK"
 """Bytes 8-12 of every DuckDB database file."""
 NO_EXTENSIONS = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}

@@ -9,6 +9,8 @@ shared app of :mod:`.base`; :mod:`.tables` draws the rich tables.
 from __future__ import annotations
 
 from e2e_portfolio.apps.cli import data, experiments, outputs, sweep  # noqa: F401 - registers
-from e2e_portfolio.apps.cli.base import app
+from e2e_portfolio.apps.cli.base import app, reflow_help
+
+reflow_help(app)
 
 __all__ = ["app"]

@@ -7,6 +7,7 @@ The typer app, common options, the store of the context, and one error wrapper
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import os
 from collections.abc import Callable
@@ -191,3 +192,29 @@ def write_json(json_path: Path | None, document: dict) -> None:
 JsonOption = Annotated[
     Path | None, typer.Option("--json", help="Also write the result as JSON here, for scripts.")
 ]
+
+
+def reflow_help(typer_app: typer.Typer) -> None:
+    """Let rich wrap every command's help to the terminal.
+
+    Joins the docstrings' hard-wrapped lines within each paragraph: typer keeps them, which
+    leaves a stub on every other line at 80 columns.
+    """
+    for command in typer_app.registered_commands:
+        text = command.help or (command.callback.__doc__ if command.callback else None)
+        command.help = reflowed(text)
+    if typer_app.registered_callback is not None:
+        callback = typer_app.registered_callback
+        callback.help = reflowed(callback.help or (
+            callback.callback.__doc__ if callback.callback else None))  # fmt: skip
+    for group in typer_app.registered_groups:
+        if group.typer_instance is not None:
+            reflow_help(group.typer_instance)
+
+
+def reflowed(text: str | None) -> str | None:
+    """``text`` with each paragraph on one line (paragraphs are separated by blank lines)."""
+    if text is None:
+        return None
+    paragraphs = inspect.cleandoc(text).split("\n\n")
+    return "\n\n".join(" ".join(line.strip() for line in p.splitlines()) for p in paragraphs)

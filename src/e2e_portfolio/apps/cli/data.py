@@ -42,7 +42,7 @@ def data_load(
         str, typer.Argument(help=f"One of: {', '.join(BUILTIN_DATASETS)}.", show_default=False)
     ],
     name: Annotated[
-        str | None, typer.Option("--as", help="Store under this name [default: DATASET].")
+        str | None, typer.Option("--as", help="Store under this name (default: the dataset's).")
     ] = None,
     n_assets: Annotated[int, typer.Option(help="synthetic: number of assets.", min=2)] = 40,
     n_months: Annotated[int, typer.Option(help="synthetic: number of months.", min=2)] = 96,

@@ -249,15 +249,15 @@ def compare(
 ) -> None:
     """Training for decisions against training for accuracy: eight arms, out of sample.
 
-    Walks forward month by month. Arms: equal_weight, min_variance (long-only, shrunk
-    covariance), plug_in (sample mean-variance), decoupled (MSE forecast + shrunk covariance),
-    decoupled_nll (MSE forecast + the network's factor covariance fitted by likelihood), e2e
-    (forecast and covariance trained for net Sharpe through the QP), e2e_risk (MSE forecast
-    frozen, covariance trained for Sharpe) and e2e_return (shrunk covariance, forecast trained
-    for Sharpe). Learned arms refit every REFIT_EVERY months on the past only (early stopping
-    on its latest quarter); every QP arm chooses its gamma on those validation months from
-    GAMMA_GRID. --w-min, --leverage and --budget pose a long-short book to every QP arm
-    (min_variance included; equal_weight stays 1/N), and --sector-max caps each sector. With
+    Walks forward month by month. Arms: equal_weight, min_variance (least variance under the
+    shrunk covariance), plug_in (sample mean-variance), decoupled (MSE forecast + shrunk
+    covariance), decoupled_nll (MSE forecast + the network's factor covariance fitted by
+    likelihood), e2e (forecast and covariance trained for net Sharpe through the QP), e2e_risk
+    (MSE forecast frozen, covariance trained for Sharpe) and e2e_return (shrunk covariance,
+    forecast trained for Sharpe). Learned arms refit every REFIT_EVERY months on the past only
+    (early stopping on its latest quarter); every QP arm chooses its gamma on those validation
+    months from GAMMA_GRID. --w-min, --leverage and --budget pose a long-short book to every QP
+    arm (min_variance included; equal_weight stays 1/N), and --sector-max caps each sector. With
     --seeds the arms are paired across seeds (t-intervals, Wilcoxon, Holm-adjusted over the
     comparisons printed) and break-even costs are reported. The run is stored (config,
     statistics, returns; weights for one seed).
