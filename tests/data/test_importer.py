@@ -71,7 +71,7 @@ def test_long_layout_uses_the_characteristics(tmp_path, wide):
     ("edit", "match"),
     [
         (lambda t: t.assign(C=lambda f: f["C"].where(f.index != 5, "abc")),
-         r"row 7, column 'C': expected a number, got 'abc'"),
+         r"row 7, column 'C': expected a finite number, got 'abc'"),
         (lambda t: t.assign(month=lambda f: f["month"].where(f.index != 3, f["month"][2])),
          r"row 5, column 'month': duplicate date 2000-03-31"),
         (lambda t: t.assign(month=lambda f: f["month"].where(f.index != 3, "2000-01-15")),

@@ -28,6 +28,7 @@ A monthly return beyond +-100% is accepted with a note (returns in percent witho
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +46,8 @@ MAX_GAP = {"daily": 10, "weekly": 15, "monthly": 45}
 """The largest gap in days between consecutive dates that is still regular."""
 IMPLAUSIBLE = 1.0
 """A monthly return beyond this (100%) gets a note: returns in percent, or a data error."""
+IMPOSSIBLE = 1000.0
+"""A return beyond this (100,000% in one period) is an error: no asset does that."""
 
 
 @dataclass
@@ -58,19 +61,52 @@ class ImportResult:
 
 
 def read_table(path: Path) -> pd.DataFrame:
-    """The file as a frame of strings and numbers (CSV, or Parquet with pyarrow)."""
+    """The file as a frame of strings and numbers (CSV, or Parquet with pyarrow).
+
+    CSV is read as UTF-8 (a byte-order mark is dropped), every cell as text. Whatever the
+    reader cannot take (no header, ragged rows, another encoding, a damaged Parquet file) and
+    repeated column names are errors naming the file.
+    """
     path = Path(path)
     if not path.is_file():
         raise DataError(f"path: no such file {path}")
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        return pd.read_csv(path, dtype=str, keep_default_na=False)
-    if suffix in (".parquet", ".pq"):
+        table = _read_csv(path)
+    elif suffix in (".parquet", ".pq"):
         try:
-            return pd.read_parquet(path)
+            table = pd.read_parquet(path)
         except ImportError as exc:
             raise DataError("path: reading Parquet needs pyarrow (pip install pyarrow)") from exc
-    raise DataError(f"path: expected a .csv or .parquet file, got {path.name}")
+        except Exception as exc:  # pyarrow's ArrowInvalid, OSError, ... on a damaged file
+            raise DataError(f"{path.name}: cannot read as Parquet: {_first_line(exc)}") from None
+    else:
+        raise DataError(f"path: expected a .csv or .parquet file, got {path.name}")
+    names = [str(c).strip() for c in table.columns]
+    repeated = sorted({c for c in names if names.count(c) > 1})
+    if repeated:
+        raise DataError(f"{path.name}: columns {repeated}: expected each column name once")
+    return table.set_axis(names, axis=1)
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    """Every cell as text; the header's names kept as written (pandas would rename repeats)."""
+    try:
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False, header=None,
+                          encoding="utf-8-sig")  # fmt: skip
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path.name}: the file is empty; expected a header and rows") from None
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path.name}: expected UTF-8 text, got byte 0x{exc.object[exc.start]:02x} "
+                        f"at offset {exc.start}; save the file as UTF-8") from None  # fmt: skip
+    except (pd.errors.ParserError, ValueError) as exc:
+        raise DataError(f"{path.name}: cannot read as CSV: {_first_line(exc)}") from None
+    header, body = raw.iloc[0], raw.iloc[1:].reset_index(drop=True)
+    return body.set_axis(list(header), axis=1)
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 def read_sectors(path: Path, assets: tuple[str, ...]) -> tuple[str, ...]:
@@ -119,8 +155,23 @@ def import_returns(
 ) -> ImportResult:
     """Read ``path`` (see the module docstring) into a monthly :class:`FactorPanel`.
 
-    ``sectors``: a file of ``asset,sector`` rows (:func:`read_sectors`) for sector caps.
+    ``sectors``: a file of ``asset,sector`` rows (:func:`read_sectors`) for sector caps. Every
+    error names the file.
     """
+    try:
+        return _import(Path(path), name, percent, description, sectors)
+    except DataError as exc:
+        message = str(exc)
+        named = message.startswith((Path(path).name, "path:")) or (
+            sectors is not None and message.startswith(Path(sectors).name))  # fmt: skip
+        if named:
+            raise
+        raise DataError(f"{Path(path).name}: {message}") from None
+
+
+def _import(
+    path: Path, name: str, percent: bool, description: str | None, sectors: Path | None
+) -> ImportResult:
     table = read_table(path)
     if table.empty or table.shape[1] < 2:
         raise DataError(f"{Path(path).name}: expected a header and at least two columns")
@@ -177,7 +228,9 @@ def _first_cell(mask: pd.DataFrame) -> tuple[pd.Timestamp, str]:
 
 
 def _dates(values: pd.Series, column: str) -> pd.DatetimeIndex:
-    parsed = pd.to_datetime(values, errors="coerce")
+    with warnings.catch_warnings():  # "could not infer format": the error below says more
+        warnings.simplefilter("ignore", UserWarning)
+        parsed = pd.to_datetime(values, errors="coerce")
     bad = np.flatnonzero(parsed.isna().to_numpy())
     if bad.size:
         row = _file_rows(len(values))[bad[0]]
@@ -187,16 +240,21 @@ def _dates(values: pd.Series, column: str) -> pd.DatetimeIndex:
 
 
 def _numbers(frame: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
-    """Numeric values; empty cells are missing (NaN), any other text is an error."""
+    """Finite numbers; empty cells are missing (NaN), any other text is an error."""
     out = {}
     for column in frame.columns:
         raw = frame[column]
+        if pd.api.types.is_bool_dtype(raw) or pd.api.types.is_datetime64_any_dtype(raw):
+            raise DataError(f"column {column!r}: expected numbers, got {raw.dtype} values")
         text = raw.astype(str).str.strip()
         empty = text.isin(["", "nan", "NaN", "NA", "None"]) | raw.isna()
         numbers = pd.to_numeric(raw.where(~empty), errors="coerce")
-        bad = np.flatnonzero((numbers.isna() & ~empty).to_numpy())
+        if numbers.dtype == object:  # e.g. integers beyond int64: not a return
+            numbers = pd.Series(np.nan, index=raw.index)
+        finite = np.isfinite(numbers.to_numpy(dtype=np.float64, na_value=np.nan))
+        bad = np.flatnonzero(~finite & ~empty.to_numpy())
         if bad.size:
-            raise DataError(f"row {rows[bad[0]]}, column {column!r}: expected a number, got "
+            raise DataError(f"row {rows[bad[0]]}, column {column!r}: expected a finite number, got "
                             f"{raw.iloc[bad[0]]!r}")  # fmt: skip
         out[column] = numbers.to_numpy(dtype=np.float64)
     return pd.DataFrame(out, index=frame.index)
@@ -276,6 +334,12 @@ def _frequency(dates: pd.DatetimeIndex) -> str:
 
 
 def _check_values(returns: pd.DataFrame, percent: bool) -> None:
+    huge = returns.abs() > IMPOSSIBLE
+    if huge.to_numpy().any():
+        date, asset = _first_cell(huge)
+        raise DataError(f"date {date:%Y-%m-%d}, asset {asset!r}: a return of "
+                        f"{returns.loc[date, asset]:g} (as a decimal) is not a return; expected "
+                        f"at most {IMPOSSIBLE:g} in absolute value")  # fmt: skip
     low = returns <= -1.0
     if low.to_numpy().any():
         date, asset = _first_cell(low)
