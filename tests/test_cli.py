@@ -148,6 +148,20 @@ def test_shrink_on_real_history(tmp_path):
     assert "Jobson-Korkie-Memmel" in text and "french" in text
 
 
+def test_runs_refuses_an_unknown_kind_and_options_name_themselves(tmp_path):
+    db = str(tmp_path / "cli.duckdb")
+    listed = runner.invoke(app, ["--db", db, "runs", "--kind", "nosuch"])
+    assert listed.exit_code == 2
+    assert "--kind: expected one of shrink, compare, attribution, sweep-shrink, sweep-compare, " \
+        "got 'nosuch'" in listed.output  # fmt: skip
+    grid = invoke("--db", db, "compare", "--gamma-grid", "a,b")
+    assert grid.exit_code == 1
+    assert grid.output.startswith(
+        "error: --gamma-grid: expected comma-separated numbers, got 'a,b'"
+    )
+    assert grid.output.count("\n") == 1  # one line, whatever the terminal's width
+
+
 def test_shrink_on_a_constrained_book(tmp_path):
     """The book options make every method hold the QP: said in the title, kept in the run."""
     db = str(tmp_path / "cli.duckdb")

@@ -80,7 +80,9 @@ def uses_stored_panel(store: Store, data: str) -> bool:
 def print_stored(store: Store, run_id: str) -> None:
     """The last line of a command that saved a run (nothing when it went to a file)."""
     if run_id:
-        console.print(f"Stored run [bold]{run_id}[/] in {store.path}")
+        count = len(store.list_runs())
+        console.print(f"Stored run [bold]{run_id}[/] in {store.path} (every run is kept: "
+                      f"{count} stored, `e2e runs` lists them)")  # fmt: skip
 
 
 def writable_store_of(ctx: typer.Context) -> Store:
@@ -112,7 +114,7 @@ def save_run(store: Store, record: RunRecord) -> str:
 
 def fail(exc: Exception) -> typer.Exit:
     """Print ``exc`` as one error line; the exit (status 1) to raise."""
-    err_console.print(f"[bold red]error:[/] {exc}")
+    err_console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)  # one line, the terminal wraps
     return typer.Exit(code=1)
 
 
@@ -169,14 +171,15 @@ def check_json_path(path: Path | None, option: str = "--json") -> None:
         raise ValueError(f"{option}: the folder {path.parent} does not exist")
 
 
-def comma_values(text: str | None, cast):
-    """Comma-separated option values; 'none' means None."""
+def comma_values(text: str | None, cast, option: str):
+    """Comma-separated values of ``option``; 'none' means None."""
     if text is None:
         return None
     try:
         return [None if v.strip().lower() == "none" else cast(v.strip()) for v in text.split(",")]
-    except ValueError as exc:
-        raise ValueError(f"expected comma-separated values, got {text!r}: {exc}") from exc
+    except ValueError:
+        kind = {float: "numbers", int: "whole numbers"}.get(cast, "values")
+        raise ValueError(f"{option}: expected comma-separated {kind}, got {text!r}") from None
 
 
 def write_json(json_path: Path | None, document: dict) -> None:

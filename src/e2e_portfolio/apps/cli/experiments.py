@@ -39,7 +39,7 @@ from e2e_portfolio.apps.cli.tables import (
     history_tables,
     shrink_tables,
 )
-from e2e_portfolio.backtest.arm_specs import ARMS, GAMMA_GRID
+from e2e_portfolio.backtest.arm_specs import ARMS, GAMMA_GRID, LEARNED
 
 # The experiments import torch, cvxpy and scikit-learn: only the commands that run them do,
 # so that `e2e --help`, `e2e runs` and `e2e data list` answer at once.
@@ -130,7 +130,7 @@ def shrink(
         tc=tc,
         target=target,  # type: ignore[arg-type]  # ShrinkageConfig checks the value
         learn_theta=learn_theta,
-        baselines=tuple(comma_values(baselines, str) or ()),
+        baselines=tuple(comma_values(baselines, str, "--baselines") or ()),
     )
     book = {"gamma": gamma, "w_min": w_min, "w_max": w_max, "budget": budget,
             "leverage": leverage, "sector_max": sector_max}  # fmt: skip
@@ -271,8 +271,8 @@ def compare(
     configure_threads()  # E2E_THREADS, as the command line exported it
 
     store = writable_store_of(ctx)
-    arm_list = tuple(comma_values(arms, str) or ARMS)
-    grid = tuple(comma_values(gamma_grid, float) or GAMMA_GRID)
+    arm_list = tuple(comma_values(arms, str, "--arms") or ARMS)
+    grid = tuple(comma_values(gamma_grid, float, "--gamma-grid") or GAMMA_GRID)
     options = CompareOptions(
         train=TrainConfig(epochs=epochs, seed=seed, device=device),
         portfolio=PortfolioConfig(gamma=gamma, w_max=w_max, kappa=kappa, w_min=w_min,
@@ -296,7 +296,8 @@ def compare(
             progress.update(task, advance=1, description=f"{name}: deciding month by month")
 
         def training(name: str, date: str) -> None:
-            progress.update(task, description=f"{name}: training and choosing gamma at {date}")
+            work = "training and choosing gamma" if name in LEARNED else "choosing gamma"
+            progress.update(task, description=f"{name}: {work} at {date}")
 
         comparison, record, _ = compare_strategies(panel, options, advance, training)
     if data == "french":

@@ -58,6 +58,9 @@ def report(
     console.print(f"Wrote report of [bold]{record.run_id}[/] to {output}")
 
 
+RUN_KINDS = ("shrink", "compare", "attribution", "sweep-shrink", "sweep-compare")
+"""What ``e2e runs --kind`` takes: each experiment's runs (with its sweeps') or a sweep's."""
+
 runs_app = typer.Typer(help="List the stored runs, or import a run file.")
 app.add_typer(runs_app, name="runs")
 
@@ -67,7 +70,11 @@ app.add_typer(runs_app, name="runs")
 def runs(
     ctx: typer.Context,
     kind: Annotated[
-        str | None, typer.Option(help="Only this kind (shrink also lists sweep-shrink runs).")
+        str | None,
+        typer.Option(
+            help="Only this kind: shrink, compare, attribution (shrink and compare "
+            "also list their sweeps' runs), sweep-shrink or sweep-compare."
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines for scripts.")] = False,
 ) -> None:
@@ -77,6 +84,10 @@ def runs(
     """
     if ctx.invoked_subcommand is not None:
         return
+    if kind is not None and kind not in RUN_KINDS:
+        err_console.print(f"[bold red]error:[/] --kind: expected one of {', '.join(RUN_KINDS)}, "
+                          f"got {kind!r}", soft_wrap=True)  # fmt: skip
+        raise typer.Exit(code=2)
     store = store_of(ctx)
     frame = store.list_runs()
     if kind is not None:

@@ -79,13 +79,12 @@ def sweep(
     if grid is not None:
         spec = read_grid(grid)
     else:
-        given = {
-            "n_assets": comma_values(n_assets, int), "n_months": comma_values(n_months, int),
-            "window": comma_values(window, int), "tc": comma_values(tc, float),
-            "gamma": comma_values(gamma, float), "w_max": comma_values(w_max, float),
-            "kappa": comma_values(kappa, float), "epochs": comma_values(epochs, int),
-            "device": comma_values(device, str),
-        }  # fmt: skip
+        options = {"n_assets": (n_assets, int), "n_months": (n_months, int),
+                   "window": (window, int), "tc": (tc, float), "gamma": (gamma, float),
+                   "w_max": (w_max, float), "kappa": (kappa, float), "epochs": (epochs, int),
+                   "device": (device, str)}  # fmt: skip
+        given = {key: comma_values(text, cast, "--" + key.replace("_", "-"))
+                 for key, (text, cast) in options.items()}  # fmt: skip
         spec = {"kind": kind.split(","), "seeds": seeds,
                 **{k: v for k, v in given.items() if v is not None}}  # fmt: skip
     jobs = expand_grid(spec)

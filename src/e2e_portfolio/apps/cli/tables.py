@@ -194,6 +194,11 @@ def shrink_book(book: Mapping | None) -> str:
     return f"QP book (gamma {book['gamma']:g}{cap}{_book(book)})"
 
 
+def _cap(config: Mapping) -> str:
+    """The per-asset cap for a title: none is said as such."""
+    return ", no cap" if config.get("w_max") is None else f", w_max {config['w_max']}"
+
+
 def _book(config: Mapping) -> str:
     """The QP arms' book where it is not long-only and fully invested, for a title."""
     defaults = {"w_min": 0.0, "budget": 1.0, "leverage": None, "sector_max": None}
@@ -208,8 +213,8 @@ def comparison_table(comparison, config: Mapping) -> Table:
     table = Table(
         title=(
             f"{comparison.panel_name}: out of sample {first.dates[0]:%Y-%m} .. "
-            f"{first.dates[-1]:%Y-%m} ({first.stats.n_periods} months), gamma {config['gamma']}, "
-            f"w_max {config['w_max']}, kappa {config['kappa']}, tc {config['tc']}{_book(config)}"
+            f"{first.dates[-1]:%Y-%m} ({first.stats.n_periods} months), gamma {config['gamma']}"
+            f"{_cap(config)}, kappa {config['kappa']}, tc {config['tc']}{_book(config)}"
         ),
         title_justify="left",
     )
