@@ -53,7 +53,7 @@ def _timed_layer() -> dict[str, float]:
 
 
 def child(kind: str, n_assets: int, n_months: int, threads: int) -> dict[str, float]:
-    """What one fresh process measures (as ``e2e compare --seed 0`` or ``e2e shrink``)."""
+    """What one fresh process measures (as ``e2e compare --seeds 0`` or ``e2e shrink``)."""
     from e2e_portfolio.config import configure_threads
 
     configure_threads(threads)
@@ -108,7 +108,7 @@ def main() -> None:
     console = Console()
     for kind, n_assets, n_months in jobs:
         result = measure(kind, n_assets, n_months, args.threads)
-        label = "e2e compare --seed 0" if kind == "compare" else "e2e shrink (10 seeds)"
+        label = "e2e compare --seeds 0" if kind == "compare" else "e2e shrink (10 seeds)"
         headline = result["sharpe"].get("e2e", result["sharpe"].get("decision-aware"))
         table.add_row(label, str(n_assets), str(n_months), f"{result['wall']:.0f} s",
                       f"{result['peak_mib'] / 1024:.2f} GiB",

@@ -149,7 +149,7 @@ def shrink_tables(store: Store) -> str:
                 cells.append(f"{c['mean']:+.3f} [{c['ci_low']:+.2f}, {c['ci_high']:+.2f}], "
                              f"{c['win_rate']:.2f}, {_p(next(adjusted))}")  # fmt: skip
             config = {**run.config, "n_assets": run.config.get("n_assets")}
-            extra = f" --n-seeds {len(run.metrics['rows'])} --baselines oas,nonlinear"
+            extra = f" --seeds 0-{len(run.metrics['rows']) - 1} --baselines oas,nonlinear"
             out.append(f"| {_command('shrink', config, extra)}"
                        " | " + " | ".join(cells) + " |")  # fmt: skip
         out.append("")

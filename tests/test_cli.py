@@ -17,7 +17,7 @@ from e2e_portfolio.backtest.arm_specs import ARMS, GAMMA_GRID
 from e2e_portfolio.data.store import Store
 
 runner = CliRunner()
-SMALL_SHRINK_ARGS = ("shrink", "--n-seeds", "2", "--n-assets", "8", "--n-months", "50",
+SMALL_SHRINK_ARGS = ("shrink", "--seeds", "0-1", "--n-assets", "8", "--n-months", "50",
                      "--window", "20", "--score-months", "12")  # fmt: skip
 
 
@@ -123,7 +123,7 @@ def test_option_range_is_checked(tmp_path):
 
 def test_shrink_synthetic_prints_verdict_and_stores_run(tmp_path):
     db = str(tmp_path / "cli.duckdb")
-    result = invoke("--db", db, "shrink", "--n-seeds", "3", "--n-assets", "10", "--n-months", "80",
+    result = invoke("--db", db, "shrink", "--seeds", "0-2", "--n-assets", "10", "--n-months", "80",
                     "--window", "24", "--score-months", "12")  # fmt: skip
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
@@ -162,6 +162,31 @@ def test_runs_refuses_an_unknown_kind_and_options_name_themselves(tmp_path):
     assert grid.output.count("\n") == 1  # one line, whatever the terminal's width
 
 
+def test_one_seeds_syntax_and_the_deprecated_forms_say_what_to_write(tmp_path):
+    db = str(tmp_path / "cli.duckdb")
+    small = ("--n-assets", "8", "--n-months", "50", "--window", "20", "--score-months", "12")
+    new = invoke("--db", db, "shrink", "--seeds", "3,5", *small)
+    assert new.exit_code == 0, new.output
+    assert Store(db).load_run(Store(db).latest_run_id("shrink")).config["seeds"] == [3, 5]
+    old = runner.invoke(app, ["--db", db, "shrink", "--n-seeds", "2", "--first-seed", "3", *small])
+    assert old.exit_code == 0, old.output
+    assert "deprecated: --n-seeds/--first-seed: write --seeds 3-4" in old.output
+    assert Store(db).load_run(Store(db).latest_run_id("shrink")).config["seeds"] == [3, 4]
+    both = invoke("--db", db, "shrink", "--seeds", "1", "--n-seeds", "2", *small)
+    assert both.exit_code == 1 and "a deprecated form of --seeds" in both.output
+    bad = invoke("--db", db, "sweep", "--seeds", "0-x")
+    assert (
+        bad.exit_code == 1 and "--seeds: expected e.g. 0-29, 1,4,7 or 42, got '0-x'" in bad.output
+    )
+    count = runner.invoke(app, ["--db", db, "sweep", "--seeds", "2", "--n-assets", "8",
+                                "--n-months", "50", "--window", "20"])  # fmt: skip
+    assert count.exit_code == 0, count.output
+    assert "deprecated: --seeds 2 (a count): write --seeds 0-1" in " ".join(count.output.split())
+    for command in ("compare", "attribute", "build-dashboard"):
+        text = " ".join(invoke(command, "--help").output.replace("│", " ").split())
+        assert "a range 0-9, a list 1,4,7" in text and "--n-seeds" not in text
+
+
 def test_shrink_on_a_constrained_book(tmp_path):
     """The book options make every method hold the QP: said in the title, kept in the run."""
     db = str(tmp_path / "cli.duckdb")
@@ -195,7 +220,7 @@ def test_shrink_on_a_constrained_book(tmp_path):
          "unknown-target", "unknown-data"],
 )  # fmt: skip
 def test_shrink_bad_options(tmp_path, args, message):
-    result = invoke("--db", str(tmp_path / "x.duckdb"), "shrink", "--n-seeds", "1", *args)
+    result = invoke("--db", str(tmp_path / "x.duckdb"), "shrink", "--seeds", "0", *args)
     assert result.exit_code == 1
     assert message in " ".join(result.output.split())
 
@@ -309,7 +334,7 @@ def test_compare_on_one_history_tests_the_history_itself(tmp_path):
     ("args", "message"),
     [
         (["--seeds", "3-1"], "seeds: expected ranges low-high, got '3-1'"),
-        (["--seeds", "a"], "seeds: expected e.g. 0-29 or 1,4,7, got 'a'"),
+        (["--seeds", "a"], "--seeds: expected e.g. 0-29, 1,4,7 or 42, got 'a'"),
         (["--arms", "e2e,magic"], "arms: expected some of equal_weight"),
         (["--covariance", "sample"], "covariance: expected one of"),
         (["--gamma-grid", "4,-1"], "gamma_grid: expected positive risk aversions"),
@@ -357,7 +382,7 @@ def test_compare_bad_options(tmp_path, args, message, code):
 
 def test_attribute_and_runs(tmp_path):
     db = str(tmp_path / "cli.duckdb")
-    result = invoke("--db", db, "attribute", "--n-seeds", "1", "--n-assets", "6", "--n-months",
+    result = invoke("--db", db, "attribute", "--seeds", "0", "--n-assets", "6", "--n-months",
                     "30", "--epochs", "2", "--w-max", "0.5")  # fmt: skip
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
@@ -368,14 +393,14 @@ def test_attribute_and_runs(tmp_path):
 
 def test_sweep_command(tmp_path):
     db = str(tmp_path / "cli.duckdb")
-    args = ["--db", db, "sweep", "--seeds", "2", "--n-assets", "6,8", "--n-months", "50",
+    args = ["--db", db, "sweep", "--seeds", "0-1", "--n-assets", "6,8", "--n-months", "50",
             "--window", "12", "--backend", "serial"]  # fmt: skip
     first = invoke(*args)
     assert first.exit_code == 0, first.output
     assert "4 jobs run, 0 already stored, 0 failed" in first.output
     again = invoke(*args)
     assert "0 jobs run, 4 already stored" in again.output
-    bad = invoke("--db", db, "sweep", "--seeds", "1", "--n-assets", "8", "--window", "5",
+    bad = invoke("--db", db, "sweep", "--seeds", "0", "--n-assets", "8", "--window", "5",
                  "--backend", "serial")  # fmt: skip
     text = " ".join(bad.output.split())
     assert bad.exit_code == 1 and "grid: 1 configuration(s) cannot run" in text
@@ -386,13 +411,13 @@ def test_sweep_command(tmp_path):
 
 def test_a_one_seed_sweep_reports_without_tests(tmp_path):
     db, report = str(tmp_path / "cli.duckdb"), tmp_path / "one.html"
-    result = invoke("--db", db, "sweep", "--seeds", "1", "--n-assets", "8", "--n-months", "50",
+    result = invoke("--db", db, "sweep", "--seeds", "0", "--n-assets", "8", "--n-months", "50",
                     "--window", "12", "--backend", "serial", "--report", str(report))  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "n/a" in result.output and "nan" not in result.output
     text = report.read_text()
     assert "on one seed; no test (run more seeds)" in text and "nan" not in text.split("<body>")[1]
-    missing = invoke("--db", db, "sweep", "--seeds", "1", "--report", str(tmp_path / "no" / "r"))
+    missing = invoke("--db", db, "sweep", "--seeds", "0", "--report", str(tmp_path / "no" / "r"))
     assert missing.exit_code == 1 and "--report: the folder" in missing.output
 
 
@@ -482,7 +507,7 @@ def test_imported_sectors_cap_the_qp_arms(tmp_path):
 def test_runs_lists_kind_data_seeds_headline_and_json(tmp_path):
     db = str(tmp_path / "cli.duckdb")
     assert invoke("--db", db, *SMALL_SHRINK_ARGS).exit_code == 0
-    assert invoke("--db", db, "sweep", "--seeds", "1", "--n-assets", "8", "--n-months", "50",
+    assert invoke("--db", db, "sweep", "--seeds", "0", "--n-assets", "8", "--n-months", "50",
                   "--window", "12", "--backend", "serial").exit_code == 0  # fmt: skip
     listed = invoke("--db", db, "runs", "--kind", "shrink")
     assert listed.exit_code == 0, listed.output
@@ -580,13 +605,13 @@ def test_tables_have_json_twins_for_scripts(tmp_path):
 def test_sweep_and_attribute_write_json_too(tmp_path):
     db = str(tmp_path / "cli.duckdb")
     path = tmp_path / "sweep.json"
-    result = invoke("--db", db, "sweep", "--seeds", "2", "--n-assets", "8", "--n-months", "50",
+    result = invoke("--db", db, "sweep", "--seeds", "0-1", "--n-assets", "8", "--n-months", "50",
                     "--window", "12", "--backend", "serial", "--json", str(path))  # fmt: skip
     assert result.exit_code == 0, result.output
     document = json.loads(path.read_text())
     assert document["ran"] == 2 and document["summary"][0]["n_seeds"] == 2
     path = tmp_path / "attribution.json"
-    result = invoke("--db", db, "attribute", "--n-seeds", "1", "--n-assets", "6", "--n-months",
+    result = invoke("--db", db, "attribute", "--seeds", "0", "--n-assets", "6", "--n-months",
                     "30", "--epochs", "1", "--w-max", "0.5", "--json", str(path))  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "fraction_e2e_upweights_diversifiers" in json.loads(path.read_text())["result"]
@@ -622,11 +647,11 @@ def test_more_assets_than_months_in_both_experiments(tmp_path):
     """N > T: shrink with 30 assets and a 20-month window (the plug-in on the sample's span,
     said so), compare with 30 assets and a 17-month window (every arm runs)."""
     db = str(tmp_path / "cli.duckdb")
-    shrunk = invoke("--db", db, "shrink", "--n-seeds", "2", "--n-assets", "30", "--n-months",
+    shrunk = invoke("--db", db, "shrink", "--seeds", "0-1", "--n-assets", "30", "--n-months",
                     "50", "--window", "20", "--score-months", "12")  # fmt: skip
     assert shrunk.exit_code == 0, shrunk.output
     assert "pseudo-inverse" in " ".join(shrunk.output.split())
-    compared = invoke("--db", db, "compare", "--seed", "0", "--n-assets", "30", "--n-months",
+    compared = invoke("--db", db, "compare", "--seeds", "0", "--n-assets", "30", "--n-months",
                       "40", "--window", "17", "--epochs", "1", "--refit-every", "30")  # fmt: skip
     assert compared.exit_code == 0, compared.output
     stats = Store(db).load_run(Store(db).latest_run_id("compare")).stats

@@ -20,7 +20,7 @@ from tests.data.test_store import _hold, foreign_store
 
 runner = CliRunner()
 E2E = [sys.executable, "-m", "e2e_portfolio"]
-SMALL_SHRINK = ["shrink", "--n-seeds", "2", "--n-assets", "8", "--n-months", "50", "--window",
+SMALL_SHRINK = ["shrink", "--seeds", "0-1", "--n-assets", "8", "--n-months", "50", "--window",
                 "20", "--score-months", "12"]  # fmt: skip
 
 

@@ -26,7 +26,7 @@ DEFAULT_DB_PATH = Path("e2e_portfolio.duckdb")
 DEFAULT_THREADS = 1
 """torch intra-op threads of the command line. The work is many small batched solves and
 training steps (tens to hundreds of assets), where a second thread saves little and an
-oversubscribed core costs a lot: measured on a 2-core machine, ``e2e compare --seed 42``
+oversubscribed core costs a lot: measured on a 2-core machine, ``e2e compare --seeds 42``
 takes 8.1 s with one thread and 7.9 s with two when the machine is idle, but 8.2 s against
 14.7 s when another process keeps one core busy."""
 

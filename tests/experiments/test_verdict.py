@@ -6,9 +6,10 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from e2e_portfolio.exceptions import DataError
-from e2e_portfolio.experiments.compare import parse_seeds
 from e2e_portfolio.experiments.verdict import (
     COMPARISONS,
     break_even_cost,
@@ -17,6 +18,7 @@ from e2e_portfolio.experiments.verdict import (
     paired_verdicts,
     to_json,
 )
+from e2e_portfolio.seeds import parse_seeds, seeds_text
 from e2e_portfolio.significance import holm, paired_comparison
 
 
@@ -26,6 +28,14 @@ def test_parse_seeds():
     assert parse_seeds("0-2, 10") == [0, 1, 2, 10]
     with pytest.raises(DataError, match=r"seeds: expected each seed once, got '1,1'"):
         parse_seeds("1,1")
+    with pytest.raises(DataError, match=r"--seeds: expected e.g. 0-29, 1,4,7 or 42, got 'ten'"):
+        parse_seeds("ten", "--seeds")
+
+
+@given(st.lists(st.integers(0, 60), unique=True, max_size=30))
+def test_seeds_text_is_read_back_as_the_same_seeds(seeds):
+    assert seeds_text(seeds) == "" or parse_seeds(seeds_text(seeds)) == seeds
+    assert seeds_text(list(range(10))) == "0-9" and seeds_text([1, 4, 5, 6]) == "1,4-6"
 
 
 def test_comparisons_cover_the_2x2_and_skip_missing_arms():

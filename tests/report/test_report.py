@@ -21,7 +21,7 @@ def reports(tmp_path_factory):
     folder = tmp_path_factory.mktemp("reports")
     db = str(folder / "runs.duckdb")
     runner = CliRunner()
-    shrink = ["--db", db, "shrink", "--n-seeds", "3", "--n-assets", "10", "--n-months", "80",
+    shrink = ["--db", db, "shrink", "--seeds", "0-2", "--n-assets", "10", "--n-months", "80",
               "--window", "24", "--score-months", "12"]  # fmt: skip
     assert runner.invoke(app, shrink).exit_code == 0
     assert (
@@ -40,7 +40,7 @@ def reports(tmp_path_factory):
         ).exit_code
         == 0
     )
-    sweep = ["--db", db, "sweep", "--seeds", "3", "--n-assets", "8,10", "--n-months", "60",
+    sweep = ["--db", db, "sweep", "--seeds", "0-2", "--n-assets", "8,10", "--n-months", "60",
              "--window", "20", "--backend", "serial", "--report", str(folder / "sweep.html"),
              "--json", str(folder / "sweep.json")]  # fmt: skip
     assert runner.invoke(app, sweep).exit_code == 0

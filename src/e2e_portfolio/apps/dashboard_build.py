@@ -175,7 +175,7 @@ td, th {{ padding: 0.2rem 0.8rem; text-align: right; }} td:first-child {{ text-a
 {n_assets} assets and 96 months, covariance window 48, delta chosen on the 24 months before
 each decision, tc 0.001, the last 24 months out of sample. Methods: the plug-in sample
 covariance, Ledoit-Wolf, and the shrinkage chosen for realised net Sharpe
-(<code>e2e shrink --n-seeds {len(rows)}</code> reproduces it).</p>
+(<code>e2e shrink --seeds 0-{len(rows) - 1}</code> reproduces it).</p>
 <h2>Across the {len(rows)} seeds</h2>
 <p>Mean out-of-sample net Sharpe: {means}.</p>
 <table id="verdict"><thead><tr><th>paired difference</th><th>mean</th><th>95% interval</th>

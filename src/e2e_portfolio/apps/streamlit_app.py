@@ -23,13 +23,14 @@ from e2e_portfolio.config import configure_threads, get_settings
 from e2e_portfolio.data.store import Store
 from e2e_portfolio.data.synthetic import simulate_universe
 from e2e_portfolio.experiments import compare_strategies, resolve_panel, walk_forward_frames
-from e2e_portfolio.experiments.compare import CompareOptions, parse_seeds
+from e2e_portfolio.experiments.compare import CompareOptions
 from e2e_portfolio.experiments.shrinkage import METHODS, ShrinkageConfig, walk_forward
 from e2e_portfolio.models.portfolio import PortfolioConfig
 from e2e_portfolio.models.train import TrainConfig
 from e2e_portfolio.report import plots
 from e2e_portfolio.report.html import build_report, formatted_stats
 from e2e_portfolio.report.verdict import verdict_of
+from e2e_portfolio.seeds import parse_seeds
 
 # most seeds the compare form runs in the page (longer runs belong to the CLI); a comment,
 # not a docstring: Streamlit's "magic" would draw a bare string on the page

@@ -44,7 +44,10 @@ from e2e_portfolio.exceptions import DataError, PanelExistsError, StoreError
 
 DUCKDB_MAGIC = b"DUCK"
 """Bytes 8-12 of every DuckDB database file."""
-NO_EXTENSIONS = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+NO_EXTENSIONS: dict[str, str | bool | int | float | list[str]] = {
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+}
 """Connection settings: a file opened never makes DuckDB download or load an extension."""
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
@@ -43,26 +42,11 @@ from e2e_portfolio.experiments.workers import Backend, run_jobs
 from e2e_portfolio.models.decision_shrinkage import MIN_WINDOW
 from e2e_portfolio.models.portfolio import NO_SECTORS, PortfolioConfig
 from e2e_portfolio.models.train import TrainConfig
+from e2e_portfolio.seeds import parse_seeds  # noqa: F401 - its old home
 
 TRAIN_MONTHS = 120
 """Learned arms train on at most the last ten years of pairs."""
 BREAK_EVEN_ARMS = ("e2e", "e2e_risk", "e2e_return")
-
-
-def parse_seeds(spec: str) -> list[int]:
-    """Seeds from ``"0-29"``, ``"1,4,7"`` or ``"0-4,10"`` (ranges inclusive), in order."""
-    seeds: list[int] = []
-    for part in spec.split(","):
-        match = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
-        if not match:
-            raise DataError(f"seeds: expected e.g. 0-29 or 1,4,7, got {spec!r}")
-        first, last = int(match[1]), int(match[2] or match[1])
-        if last < first:
-            raise DataError(f"seeds: expected ranges low-high, got {part.strip()!r}")
-        seeds.extend(range(first, last + 1))
-    if len(set(seeds)) != len(seeds):
-        raise DataError(f"seeds: expected each seed once, got {spec!r}")
-    return seeds
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from e2e_portfolio.data.store import RunRecord, Store
 from e2e_portfolio.exceptions import DataError
 from e2e_portfolio.experiments.shrinkage import ShrinkageConfig, edge_across_seeds
 from e2e_portfolio.experiments.workers import Backend, run_jobs
+from e2e_portfolio.seeds import parse_seeds
 from e2e_portfolio.significance import holm, t_half_width
 
 Kind = Literal["shrink", "compare"]
@@ -60,7 +61,8 @@ class SweepJob:
 def expand_grid(spec: Mapping[str, Any]) -> list[SweepJob]:
     """Jobs for every combination of the listed values.
 
-    ``spec`` holds ``kind`` (a kind or a list), ``seeds`` (a list, or an int ``n`` for
+    ``spec`` holds ``kind`` (a kind or a list), ``seeds`` (a list, text such as ``"0-9"``
+    (:func:`~e2e_portfolio.seeds.parse_seeds`), or an int ``n`` for
     ``0..n-1``) and any options of the kinds, each a value or a list of values. An option
     none of the kinds takes is an error; with several kinds, each takes the options it has.
     Every configuration is validated here, before any job runs (:func:`validate_job`).
@@ -70,6 +72,8 @@ def expand_grid(spec: Mapping[str, Any]) -> list[SweepJob]:
         if kind not in DEFAULTS:
             raise DataError(f"kind: expected one of {sorted(DEFAULTS)}, got {kind!r}")
     seeds = spec.get("seeds", 3)
+    if isinstance(seeds, str):
+        seeds = parse_seeds(seeds)
     seeds = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
     known = set().union(*DEFAULTS.values())
     unknown = set(spec) - known - {"kind", "seeds"}

@@ -221,3 +221,24 @@ def reflowed(text: str | None) -> str | None:
         return None
     paragraphs = inspect.cleandoc(text).split("\n\n")
     return "\n\n".join(" ".join(line.strip() for line in p.splitlines()) for p in paragraphs)
+
+
+SEEDS_HELP = "a range 0-9, a list 1,4,7 (or 0-4,10), or one seed"
+"""The one seeds syntax, for every command's help (:mod:`e2e_portfolio.seeds`)."""
+
+
+def resolve_seeds(seeds: str | None, default: str, old: str = "", old_seeds: list[int] | None = None
+                  ) -> list[int]:  # fmt: skip
+    """The seeds of ``--seeds`` (``default`` when not given), or of a deprecated ``old`` form.
+
+    A deprecated form still works and says what to write instead; giving both is an error.
+    """
+    from e2e_portfolio.seeds import parse_seeds, seeds_text
+
+    if old_seeds is None:
+        return parse_seeds(default if seeds is None else seeds, "--seeds")
+    if seeds is not None:
+        raise ValueError(f"{old}: a deprecated form of --seeds; expected one of them, got both")
+    err_console.print(f"[bold yellow]deprecated:[/] {old}: write --seeds {seeds_text(old_seeds)}",
+                      soft_wrap=True)  # fmt: skip
+    return old_seeds

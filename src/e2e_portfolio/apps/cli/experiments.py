@@ -10,6 +10,7 @@ import typer
 from rich.progress import Progress
 
 from e2e_portfolio.apps.cli.base import (
+    SEEDS_HELP,
     TC_HELP,
     DataOption,
     JsonOption,
@@ -21,6 +22,7 @@ from e2e_portfolio.apps.cli.base import (
     err_console,
     handled,
     print_stored,
+    resolve_seeds,
     save_run,
     uses_stored_panel,
     writable_store_of,
@@ -49,9 +51,10 @@ from e2e_portfolio.backtest.arm_specs import ARMS, GAMMA_GRID, LEARNED
 @handled()
 def shrink(
     ctx: typer.Context,
-    n_seeds: Annotated[
-        int, typer.Option(help="Synthetic universes (seeds) to average.", min=1)
-    ] = 10,
+    seeds: Annotated[
+        str | None,
+        typer.Option(help=f"Synthetic universes, one per seed: {SEEDS_HELP} (default 0-9)."),
+    ] = None,
     n_assets: Annotated[int, typer.Option(help="Assets per synthetic universe.", min=2)] = 40,
     n_months: Annotated[int, typer.Option(help="Months per synthetic universe.", min=10)] = 96,
     data: DataOption = "synthetic",
@@ -76,9 +79,8 @@ def shrink(
             "(Ledoit & Wolf 2020)."
         ),
     ] = None,
-    first_seed: Annotated[
-        int, typer.Option(help="Seeds are first_seed .. first_seed + n_seeds - 1.", min=0)
-    ] = 0,
+    n_seeds: Annotated[int | None, typer.Option(hidden=True, min=1)] = None,  # deprecated
+    first_seed: Annotated[int | None, typer.Option(hidden=True, min=0)] = None,  # deprecated
     gamma: Annotated[
         float | None,
         typer.Option(
@@ -122,6 +124,9 @@ def shrink(
     from e2e_portfolio.experiments.shrinkage import ShrinkageConfig
     from e2e_portfolio.models.portfolio import PortfolioConfig
 
+    old = None if n_seeds is None and first_seed is None else list(
+        range(first_seed or 0, (first_seed or 0) + (n_seeds or 10)))  # fmt: skip
+    seed_list = resolve_seeds(seeds, "0-9", "--n-seeds/--first-seed", old)
     store = writable_store_of(ctx)
     check_json_path(json_path)
     config = ShrinkageConfig(
@@ -137,11 +142,10 @@ def shrink(
     asked = {key: value for key, value in book.items() if value is not None}
     portfolio = PortfolioConfig(**asked) if asked else None
     if not uses_stored_panel(store, data) and data == "synthetic":
-        seeds = list(range(first_seed, first_seed + n_seeds))
         with Progress(console=err_console, transient=True) as progress:
-            task = progress.add_task(f"{n_seeds} universes", total=n_seeds)
+            task = progress.add_task(f"{len(seed_list)} universes", total=len(seed_list))
             summary, record = shrink_synthetic(
-                seeds,
+                seed_list,
                 n_assets,
                 n_months,
                 config,
@@ -200,16 +204,15 @@ def compare(
     universe: UniverseOption = "industries",
     n_assets: Annotated[int, typer.Option(help="synthetic: number of assets.", min=2)] = 40,
     n_months: Annotated[int, typer.Option(help="synthetic: number of months.", min=30)] = 96,
-    seed: Annotated[
-        int, typer.Option(help="One run: seed of the data and of training.", min=0)
-    ] = 42,
     seeds: Annotated[
         str | None,
         typer.Option(
-            help="Many runs, paired: e.g. 0-29 or 1,4,7 (synthetic: a universe and a "
-            "network seed each; a real history: network seeds)."
+            help=f"Seeds: {SEEDS_HELP} (default 42). One seed: one walk-forward, weights "
+            "stored. Several: paired runs (synthetic: a universe and a network seed each; a "
+            "real history: network seeds)."
         ),
     ] = None,
+    seed: Annotated[int | None, typer.Option(hidden=True, min=0)] = None,  # deprecated
     workers: Annotated[int, typer.Option(help="--seeds: parallel workers.", min=1)] = 1,
     backend: Annotated[
         str, typer.Option(help="--seeds: where they run: local (joblib processes), serial or ray.")
@@ -264,17 +267,18 @@ def compare(
     """
     from e2e_portfolio.config import configure_threads
     from e2e_portfolio.experiments import compare_strategies, resolve_panel
-    from e2e_portfolio.experiments.compare import CompareOptions, parse_seeds
+    from e2e_portfolio.experiments.compare import CompareOptions
     from e2e_portfolio.models.portfolio import PortfolioConfig
     from e2e_portfolio.models.train import TrainConfig
 
     configure_threads()  # E2E_THREADS, as the command line exported it
 
+    seed_list = resolve_seeds(seeds, "42", "--seed", None if seed is None else [seed])
     store = writable_store_of(ctx)
     arm_list = tuple(comma_values(arms, str, "--arms") or ARMS)
     grid = tuple(comma_values(gamma_grid, float, "--gamma-grid") or GAMMA_GRID)
     options = CompareOptions(
-        train=TrainConfig(epochs=epochs, seed=seed, device=device),
+        train=TrainConfig(epochs=epochs, seed=seed_list[0], device=device),
         portfolio=PortfolioConfig(gamma=gamma, w_max=w_max, kappa=kappa, w_min=w_min,
                                   budget=budget, leverage=leverage, sector_max=sector_max),
         tc=tc, window=window, refit_every=refit_every, arms=arm_list,
@@ -282,12 +286,12 @@ def compare(
         widen_gamma_grid=widen_gamma_grid,
     )  # fmt: skip
     check_json_path(json_path)
-    if seeds is not None:
-        _compare_seeds(store, options, parse_seeds(seeds), (workers, backend, address),
+    if len(seed_list) > 1:
+        _compare_seeds(store, options, seed_list, (workers, backend, address),
                        json_path, data, universe, n_assets, n_months)  # fmt: skip
         return
     uses_stored_panel(store, data)
-    panel = resolve_panel(data, store, universe, n_assets, n_months, seed)
+    panel = resolve_panel(data, store, universe, n_assets, n_months, seed_list[0])
     steps = len(arm_list) * (panel.n_dates - 1 - window)
     with Progress(console=err_console, transient=True) as progress:
         task = progress.add_task("walk-forward", total=max(steps, 1))

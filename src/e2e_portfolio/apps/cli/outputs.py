@@ -13,6 +13,7 @@ import typer
 from rich.progress import Progress
 
 from e2e_portfolio.apps.cli.base import (
+    SEEDS_HELP,
     JsonOption,
     app,
     check_json_path,
@@ -20,6 +21,7 @@ from e2e_portfolio.apps.cli.base import (
     err_console,
     handled,
     print_stored,
+    resolve_seeds,
     save_run,
     store_of,
     writable_store_of,
@@ -119,7 +121,11 @@ def runs_import(
 @handled(ImportError)
 def attribute(
     ctx: typer.Context,
-    n_seeds: Annotated[int, typer.Option(help="Synthetic universes to train on.", min=1)] = 5,
+    seeds: Annotated[
+        str | None,
+        typer.Option(help=f"Synthetic universes to train on: {SEEDS_HELP} (default 0-4)."),
+    ] = None,
+    n_seeds: Annotated[int | None, typer.Option(hidden=True, min=1)] = None,  # deprecated
     n_assets: Annotated[int, typer.Option(help="Assets per universe.", min=2)] = 40,
     n_months: Annotated[int, typer.Option(help="Months per universe.", min=10)] = 96,
     gamma: Annotated[float, typer.Option(help="Risk aversion of the QP.", min=0.0)] = 8.0,
@@ -143,14 +149,16 @@ def attribute(
     from e2e_portfolio.models.train import TrainConfig
 
     configure_threads()  # E2E_THREADS, as the command line exported it
+    seed_list = resolve_seeds(seeds, "0-4", "--n-seeds",
+                              None if n_seeds is None else list(range(n_seeds)))  # fmt: skip
     store = writable_store_of(ctx)
     check_json_path(json_path)
     portfolio = PortfolioConfig(gamma=gamma, w_max=w_max)
     portfolio.validate(n_assets)
     with Progress(console=err_console, transient=True) as progress:
-        task = progress.add_task("training per seed", total=n_seeds)
+        task = progress.add_task("training per seed", total=len(seed_list))
         summary = attribution_across_seeds(
-            range(n_seeds),
+            seed_list,
             n_assets,
             n_months,
             TrainConfig(epochs=epochs),
@@ -160,7 +168,7 @@ def attribute(
         )
     record = RunRecord(
         kind="attribution",
-        config={"seeds": list(range(n_seeds)), "n_assets": n_assets, "n_months": n_months,
+        config={"seeds": seed_list, "n_assets": n_assets, "n_months": n_months,
                 "gamma": gamma, "w_max": w_max, "epochs": epochs, "shap": shap},
         metrics=summary,
     )  # fmt: skip
@@ -202,9 +210,11 @@ def dashboard(
 @handled()
 def build_dashboard(
     output_dir: Annotated[Path, typer.Option(help="Folder to write into.")] = Path("."),
-    n_seeds: Annotated[
-        int, typer.Option(help="Seeds precomputed for the static page.", min=1)
-    ] = 20,
+    seeds: Annotated[
+        str | None,
+        typer.Option(help=f"Seeds precomputed for the static page: {SEEDS_HELP} (default 0-19)."),
+    ] = None,
+    n_seeds: Annotated[int | None, typer.Option(hidden=True, min=1)] = None,  # deprecated
 ) -> None:
     """Write dashboard.html (stlite, needs internet) and dashboard_static.html (offline).
 
@@ -213,6 +223,8 @@ def build_dashboard(
     """
     from e2e_portfolio.apps.dashboard_build import write_dashboards
 
-    with err_console.status(f"precomputing {n_seeds} seeds"):
-        live, static = write_dashboards(output_dir, range(n_seeds))
+    seed_list = resolve_seeds(seeds, "0-19", "--n-seeds",
+                              None if n_seeds is None else list(range(n_seeds)))  # fmt: skip
+    with err_console.status(f"precomputing {len(seed_list)} seeds"):
+        live, static = write_dashboards(output_dir, seed_list)
     console.print(f"Wrote {live} and {static}")

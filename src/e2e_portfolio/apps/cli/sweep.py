@@ -12,6 +12,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from e2e_portfolio.apps.cli.base import (
+    SEEDS_HELP,
     JsonOption,
     app,
     check_json_path,
@@ -19,10 +20,19 @@ from e2e_portfolio.apps.cli.base import (
     console,
     err_console,
     handled,
+    resolve_seeds,
     writable_store_of,
     write_json,
 )
 from e2e_portfolio.report.style import interval, mean_ci, p_value
+
+
+def _sweep_seeds(seeds: str) -> list[int]:
+    """``--seeds`` as everywhere; a bare count (the old form: N meant 0 .. N-1) still works."""
+    if seeds.strip().isdigit() and int(seeds) > 0:
+        return resolve_seeds(None, "", f"--seeds {seeds.strip()} (a count)",
+                             list(range(int(seeds))))  # fmt: skip
+    return resolve_seeds(seeds, seeds)
 
 
 @app.command()
@@ -30,7 +40,7 @@ from e2e_portfolio.report.style import interval, mean_ci, p_value
 def sweep(
     ctx: typer.Context,
     kind: Annotated[str, typer.Option(help="shrink, compare, or both: shrink,compare.")] = "shrink",
-    seeds: Annotated[int, typer.Option(help="Seeds 0 .. SEEDS-1 per configuration.", min=1)] = 10,
+    seeds: Annotated[str, typer.Option(help=f"Seeds per configuration: {SEEDS_HELP}.")] = "0-9",
     n_assets: Annotated[str | None, typer.Option(help="e.g. 10,40")] = None,
     n_months: Annotated[str | None, typer.Option(help="e.g. 96,240")] = None,
     window: Annotated[str | None, typer.Option(help="Covariance window(s), e.g. 48")] = None,
@@ -85,7 +95,7 @@ def sweep(
                    "device": (device, str)}  # fmt: skip
         given = {key: comma_values(text, cast, "--" + key.replace("_", "-"))
                  for key, (text, cast) in options.items()}  # fmt: skip
-        spec = {"kind": kind.split(","), "seeds": seeds,
+        spec = {"kind": kind.split(","), "seeds": _sweep_seeds(seeds),
                 **{k: v for k, v in given.items() if v is not None}}  # fmt: skip
     jobs = expand_grid(spec)
     with Progress(console=err_console, transient=True) as progress:
