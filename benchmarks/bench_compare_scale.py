@@ -109,7 +109,7 @@ def main() -> None:
     for kind, n_assets, n_months in jobs:
         result = measure(kind, n_assets, n_months, args.threads)
         label = "e2e compare --seeds 0" if kind == "compare" else "e2e shrink (10 seeds)"
-        headline = result["sharpe"].get("e2e", result["sharpe"].get("decision-aware"))
+        headline = result["sharpe"].get("e2e", result["sharpe"].get("decision_aware"))
         table.add_row(label, str(n_assets), str(n_months), f"{result['wall']:.0f} s",
                       f"{result['peak_mib'] / 1024:.2f} GiB",
                       f"{result['qp'] / result['wall']:.0%}", f"{headline:.3f}")  # fmt: skip

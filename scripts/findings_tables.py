@@ -21,10 +21,10 @@ from e2e_portfolio.significance import holm
 
 KEY_COMPARISONS = (("e2e_risk", "decoupled_nll"), ("e2e_return", "decoupled"),
                    ("e2e", "decoupled"), ("e2e", "min_variance"))  # fmt: skip
-SHRINK_RIVALS = (("plug-in", "vs_plugin"), ("ledoit-wolf", "vs_lw"), ("oas", "vs_oas"),
+SHRINK_RIVALS = (("plug_in", "vs_plugin"), ("ledoit_wolf", "vs_lw"), ("oas", "vs_oas"),
                  ("nonlinear", "vs_nonlinear"))  # fmt: skip
 DEFAULTS = {
-    "compare": {**COMPARE_OPTIONS, "covariance": "ledoit-wolf", "arms": list(ARMS),
+    "compare": {**COMPARE_OPTIONS, "covariance": "ledoit_wolf", "arms": list(ARMS),
                 "gamma_grid": list(GAMMA_GRID), "widen_gamma_grid": False},
     "shrink": SHRINK_OPTIONS,
 }  # fmt: skip
@@ -93,7 +93,7 @@ def compare_tables(store: Store) -> str:
         for run in synthetic:
             verdict = {(v["arm"], v["versus"]): v for v in run.metrics["verdict"]}
             rows.append([verdict.get(pair) for pair in KEY_COMPARISONS])
-        adjusted = iter(holm([v["p_wilcoxon"] for row in rows for v in row if v]))
+        adjusted = iter(holm([v.get("p", v.get("p_wilcoxon")) for row in rows for v in row if v]))
         out += _head(["regime", *(f"{a} - {b}" for a, b in KEY_COMPARISONS)])
         for run, row in zip(synthetic, rows, strict=True):
             cells = _cells(row, lambda v: f"{v['mean']:+.3f} [{v['ci_low']:+.2f}, "
@@ -143,7 +143,7 @@ def shrink_tables(store: Store) -> str:
         out.append("| --- |" + " --- |" * 9)
         for run, row in zip(synthetic, comparisons, strict=True):
             sharpe = run.metrics["mean_sharpe"]
-            cells = [f"{sharpe[m]:.3f}" for m in ("plug-in", "ledoit-wolf", "decision-aware",
+            cells = [f"{sharpe[m]:.3f}" for m in ("plug_in", "ledoit_wolf", "decision_aware",
                                                  "oas", "nonlinear")]  # fmt: skip
             for c in row:
                 cells.append(f"{c['mean']:+.3f} [{c['ci_low']:+.2f}, {c['ci_high']:+.2f}], "
@@ -162,7 +162,7 @@ def shrink_tables(store: Store) -> str:
         for run, row in zip(histories, comparisons, strict=True):
             m = run.metrics
             cells = [f"{m['first_month'][:7]}..{m['last_month'][:7]}"]
-            methods = ("plug-in", "ledoit-wolf", "decision-aware", "oas", "nonlinear")
+            methods = ("plug_in", "ledoit_wolf", "decision_aware", "oas", "nonlinear")
             cells += [f"{m['sharpe'][k]:.3f}" for k in methods]
             cells += [f"{c['difference']:+.3f} ({_p(next(adjusted))})" for c in row]
             out.append(f"| {_command('shrink', run.config, ' --baselines oas,nonlinear')} | "

@@ -9,7 +9,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "e2e_portfolio"
 LAYERS = {
     # the ground floor: no pipeline imports at all
     "_lazy": 0, "_typing": 0, "exceptions": 0, "annualisation": 0, "significance": 0, "config": 0,
-    "turnover": 0,
+    "turnover": 0, "seeds": 0, "slugs": 0,
     "data": 1, "models": 2, "backtest": 3, "experiments": 4, "attribution": 5, "report": 5,
     "apps": 6,
 }  # fmt: skip

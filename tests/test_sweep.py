@@ -129,7 +129,7 @@ def test_rerun_skips_stored_jobs_and_summarises(tmp_path):
     assert len(outcome.skipped) == 2 and len(outcome.ran) == 1
     summary = summarise(store, more)
     assert summary["n_seeds"].tolist() == [3]
-    assert {"sharpe_plug-in", "sharpe_decision-aware_ci"} <= set(summary.columns)
+    assert {"sharpe_plug_in", "sharpe_decision_aware_ci"} <= set(summary.columns)
 
 
 def test_cuda_device_is_validated():
@@ -155,15 +155,15 @@ def test_sweep_verdicts_pair_seeds_within_each_configuration_and_holm_over_all(t
     assert list(frame["seed"]) == [0, 1, 2, 3] * 2  # grid order, seeds ascending
     rows = sweep_verdicts(frame)
     assert [(r["label"], r["versus"]) for r in rows] == [
-        ("n_assets=8", "plug-in"), ("n_assets=8", "ledoit-wolf"),
-        ("n_assets=10", "plug-in"), ("n_assets=10", "ledoit-wolf"),
+        ("n_assets=8", "plug_in"), ("n_assets=8", "ledoit_wolf"),
+        ("n_assets=10", "plug_in"), ("n_assets=10", "ledoit_wolf"),
     ]  # fmt: skip
     raw = []
     for row in rows:
         group = frame[frame["config"] == row["config"]]
-        diff = group["sharpe_decision-aware"] - group[f"sharpe_{row['versus']}"]
+        diff = group["sharpe_decision_aware"] - group[f"sharpe_{row['versus']}"]
         assert row["mean"] == pytest.approx(diff.mean(), abs=1e-12)
-        assert row["win_rate"] == (diff > 0).mean() and row["n_seeds"] == 4
+        assert row["win_rate"] == (diff > 0).mean() and row["n"] == 4
         raw.append(stats.wilcoxon(diff).pvalue)
     assert [r["p_holm"] for r in rows] == pytest.approx(list(holm(raw)), abs=1e-12)
 

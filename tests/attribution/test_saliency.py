@@ -59,11 +59,9 @@ def test_attribution_across_seeds_structure():
     )
     assert result["features"][-2:] == ["diversifier_1", "diversifier_2"]
     assert len(result["rows"]) == 2
-    upweights = [r["end-to-end_diversifier_share"] > r["decoupled_diversifier_share"]
+    upweights = [r["e2e_diversifier_share"] > r["decoupled_diversifier_share"]
                  for r in result["rows"]]  # fmt: skip
     assert result["fraction_e2e_upweights_diversifiers"] == np.mean(upweights)
     for row in result["rows"]:
         assert sum(row["decoupled_shares"]) == pytest.approx(1.0)
-        assert row["end-to-end_diversifier_share"] == pytest.approx(
-            sum(row["end-to-end_shares"][4:])
-        )
+        assert row["e2e_diversifier_share"] == pytest.approx(sum(row["e2e_shares"][4:]))

@@ -172,7 +172,7 @@ def test_user_arms_run_end_to_end_beside_the_builtins(small_panel):
         Arm("utility_e2e", "decision", "decision", loss="utility",
             network=lambda n_features, config: _LinearNetwork(n_features)),
         Arm("mean_on_diagonal", "trailing_mean", _diagonal_risk),
-        Arm("return_loss", "decision", "ledoit-wolf", loss=_minus_mean_return),
+        Arm("return_loss", "decision", "ledoit_wolf", loss=_minus_mean_return),
         Arm("risk_for_mean", "trailing_mean", "decision"),
     )  # fmt: skip
     options = CompareOptions(train=TrainConfig(epochs=2), window=20, refit_every=12, arms=arms)

@@ -166,7 +166,7 @@ def test_minimum_variance_closed_form_and_the_long_only_arm(small_panel):
     view = past_view(small_panel, 30)
     past = small_panel.returns[7:31]
     for estimator, sigma in (("sample", np.cov(past, rowvar=False)),
-                             ("ledoit-wolf", LedoitWolf().fit(past).covariance_)):  # fmt: skip
+                             ("ledoit_wolf", LedoitWolf().fit(past).covariance_)):  # fmt: skip
         direction = np.linalg.solve(sigma, np.ones(12))
         closed = MinimumVariance(window=24, estimator=estimator)(view)
         np.testing.assert_allclose(closed, direction / direction.sum(), rtol=1e-9)

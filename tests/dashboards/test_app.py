@@ -28,7 +28,7 @@ def test_seed_slider_changes_the_shrinkage_table():
     assert not at.exception
     assert [t.label for t in at.tabs] == ["Compare", "Decision-aware shrinkage", "Stored runs"]
     before = at.dataframe[0].value.copy()
-    assert list(before.index) == ["plug-in", "ledoit-wolf", "decision-aware"]
+    assert list(before.index) == ["plug_in", "ledoit_wolf", "decision_aware"]
     _slider(at, "seed").set_value(3).run()
     after = at.dataframe[0].value
     assert not before["out-of-sample Sharpe"].equals(after["out-of-sample Sharpe"])
@@ -86,6 +86,19 @@ def test_several_seeds_give_the_verdict_across_seeds():
         at.text_input[0].set_value(spec)
         at.button[0].click().run()
         assert message in at.error[0].value, spec
+        # a bad entry says so above the verdict it leaves in place
+        assert [h.value for h in at.subheader] == ["Verdict across seeds"], spec
+
+
+def test_a_stored_panel_named_like_a_builtin_is_listed_once():
+    from e2e_portfolio.data.datasets import load_french
+
+    Store(get_settings().db_path).write_panel(load_french(), replace=True)
+    at = streamlit_testing.AppTest.from_file(str(APP), default_timeout=120).run()
+    options = at.selectbox[0].options
+    assert options.count("french") == 1 and options[:3] == ["synthetic", "french", "sp500"]
+    source = APP.read_text()
+    assert "components.v1" not in source and "st.iframe(" in source  # no deprecated API
 
 
 def _free_port() -> int:

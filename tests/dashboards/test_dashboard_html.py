@@ -192,10 +192,10 @@ def test_static_page_slider_changes_numbers_offline(static_page):
         page.wait_for_selector("#edges .main-svg")
         page.screenshot(path=screenshot_path("dashboard-static.png"), full_page=True)
         browser.close()
-    assert before != after and "decision-aware" in after
+    assert before != after and "decision_aware" in after
     assert bars == 3
     assert range_before == range_after  # one fixed axis for every seed
-    assert "decision-aware - ledoit-wolf" in summary and "Holm p" in summary
+    assert "decision_aware - ledoit_wolf" in summary and "Holm p" in summary
     assert errors == [] and blocked == []
 
 

@@ -119,7 +119,7 @@ def test_every_method_holds_the_book(portfolio):
             exposure = np.stack([weights[:, sector_of == k].sum(axis=1)
                                  for k in range(sector_of.max() + 1)])  # fmt: skip
             assert exposure.max() <= portfolio.sector_max + 1e-8
-    assert np.isfinite(result.net_returns["decision-aware"]).all()
+    assert np.isfinite(result.net_returns["decision_aware"]).all()
 
 
 def test_a_book_changes_the_portfolio_and_is_reproducible():
@@ -128,9 +128,9 @@ def test_a_book_changes_the_portfolio_and_is_reproducible():
     unit = walk_forward(panel, config)
     first = walk_forward(panel, config, portfolio=PortfolioConfig())
     again = walk_forward(panel, config, portfolio=PortfolioConfig())
-    np.testing.assert_array_equal(first.weights["decision-aware"], again.weights["decision-aware"])
-    assert not np.allclose(unit.weights["plug-in"], first.weights["plug-in"])
-    assert (first.weights["plug-in"] >= -1e-10).all()  # long-only by default
+    np.testing.assert_array_equal(first.weights["decision_aware"], again.weights["decision_aware"])
+    assert not np.allclose(unit.weights["plug_in"], first.weights["plug_in"])
+    assert (first.weights["plug_in"] >= -1e-10).all()  # long-only by default
 
 
 @pytest.mark.parametrize(

@@ -55,8 +55,8 @@ def test_paired_verdicts_are_paired_comparisons_with_holm():
     raw = [paired_comparison(sharpe[a], sharpe[b])["p_wilcoxon"] for a, b in pairs]
     np.testing.assert_allclose([r["p_holm"] for r in rows], holm(raw))
     assert rows[0]["mean"] == pytest.approx(np.mean(sharpe["e2e"] - sharpe["decoupled"]))
-    assert rows[0]["win_rate"] == 1.0 and rows[0]["n_seeds"] == 12
-    assert rows[0]["p_holm"] >= rows[0]["p_wilcoxon"]
+    assert rows[0]["win_rate"] == 1.0 and rows[0]["n"] == 12
+    assert rows[0]["p_holm"] >= rows[0]["p"]
 
 
 def test_break_even_cost_is_where_the_edge_vanishes():
@@ -79,8 +79,8 @@ def test_break_even_cost_is_where_the_edge_vanishes():
 
 def test_json_document_is_valid_json_with_nan_as_null():
     verdict = [{"arm": "e2e", "versus": "decoupled", "mean": 0.1, "ci_low": float("nan"),
-                "ci_high": 0.2, "win_rate": 1.0, "p_wilcoxon": float("nan"),
-                "p_holm": float("nan"), "n_seeds": 1}]  # fmt: skip
+                "ci_high": 0.2, "win_rate": 1.0, "p": float("nan"),
+                "p_holm": float("nan"), "n": 1}]  # fmt: skip
     document = to_json(["decoupled", "e2e"], verdict, [{"seed": 0, "arm": "e2e",
                        "sharpe": np.float64(1.5)}], {"tc": 0.005})  # fmt: skip
     text = json.dumps(document, allow_nan=False)

@@ -43,7 +43,7 @@ def test_factor_forms_equal_the_references(n_samples, n_assets):
     x = _factor_returns(n_samples, n_assets)
     references = {
         "sample": np.cov(x, rowvar=False),
-        "ledoit-wolf": SklearnLedoitWolf().fit(x).covariance_,
+        "ledoit_wolf": SklearnLedoitWolf().fit(x).covariance_,
         "oas": SklearnOAS().fit(x).covariance_,
     }
     for name, expected in references.items():

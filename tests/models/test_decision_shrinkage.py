@@ -80,12 +80,12 @@ def test_one_decision_against_a_direct_computation():
         return np.mean(net) / np.std(net, ddof=1)
 
     best = config.deltas[np.argmax([scored(d) for d in config.deltas])]
-    assert chosen["decision-aware"][1] == best
-    np.testing.assert_allclose(chosen["decision-aware"][0], portfolio(t, best), rtol=1e-10)
-    np.testing.assert_allclose(chosen["plug-in"][0], portfolio(t, 0.0), rtol=1e-10)
+    assert chosen["decision_aware"][1] == best
+    np.testing.assert_allclose(chosen["decision_aware"][0], portfolio(t, best), rtol=1e-10)
+    np.testing.assert_allclose(chosen["plug_in"][0], portfolio(t, 0.0), rtol=1e-10)
     lw = LedoitWolf().fit(returns[t - config.window + 1 : t + 1]).shrinkage_
-    assert chosen["ledoit-wolf"][1] == pytest.approx(lw, rel=1e-10)
-    np.testing.assert_allclose(chosen["ledoit-wolf"][0], portfolio(t, lw), rtol=1e-8)
+    assert chosen["ledoit_wolf"][1] == pytest.approx(lw, rel=1e-10)
+    np.testing.assert_allclose(chosen["ledoit_wolf"][0], portfolio(t, lw), rtol=1e-8)
     assert set(chosen) == set(METHODS)
 
 
@@ -96,7 +96,7 @@ def test_oas_and_nonlinear_portfolios():
     config = ShrinkageConfig(window=20, score_months=12, baselines=("oas", "nonlinear"))
     t = 40
     chosen = shrinkage_portfolios(returns[: t + 1], exposures[: t + 1], config)
-    assert tuple(chosen) == ("plug-in", "ledoit-wolf", "decision-aware", "oas", "nonlinear")
+    assert tuple(chosen) == ("plug_in", "ledoit_wolf", "decision_aware", "oas", "nonlinear")
     window = returns[t - 19 : t + 1]
     assert chosen["oas"][1] == pytest.approx(OAS().fit(window).shrinkage_, rel=1e-10)
     design = np.concatenate([np.ones((8, 1)), exposures[t]], axis=-1)
@@ -124,7 +124,7 @@ def test_more_assets_than_months():
     sample = np.cov(window, rowvar=False, ddof=0)
     assert np.linalg.matrix_rank(sample) == 19
     direction = np.linalg.pinv(sample) @ (flat[t] @ theta)
-    np.testing.assert_allclose(chosen["plug-in"][0], direction / np.abs(direction).sum(),
+    np.testing.assert_allclose(chosen["plug_in"][0], direction / np.abs(direction).sum(),
                                atol=1e-9)  # fmt: skip
     for method, (weights, _) in chosen.items():
         assert np.isfinite(weights).all() and np.abs(weights).sum() == pytest.approx(1.0), method

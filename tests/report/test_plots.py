@@ -72,9 +72,9 @@ def test_one_colour_per_method_in_every_figure_and_many_seeds_faint():
     mean_e2e = next(t for t in equity.data if t.name == "e2e (mean)")
     expected = np.mean([np.cumprod(np.full(4, 1 + 0.01 * (s + 1))) for s in range(3)], axis=0)
     np.testing.assert_allclose(mean_e2e.y, expected)
-    bars = plots.sharpe_bars({"decision-aware": [1.0], "ledoit-wolf": [0.5]})
-    assert list(bars.data[0].marker.color) == [style.colour("decision-aware"),
-                                               style.colour("ledoit-wolf")]  # fmt: skip
+    bars = plots.sharpe_bars({"decision_aware": [1.0], "ledoit_wolf": [0.5]})
+    assert list(bars.data[0].marker.color) == [style.colour("decision_aware"),
+                                               style.colour("ledoit_wolf")]  # fmt: skip
 
 
 def test_weights_of_many_assets_show_the_top_holdings_and_other():
@@ -87,3 +87,53 @@ def test_weights_of_many_assets_show_the_top_holdings_and_other():
     assert names[:2] == ["a39", "a38"] and names[-1] == "other" and len(names) == 9
     np.testing.assert_allclose(np.sum([t.y for t in fig.data], axis=0), 1.0)
     assert "8 largest of 40" in fig.layout.title.text
+
+
+def test_one_colour_per_method_and_none_shared():
+    """Every arm of compare and every method of shrink has its own colour (old spellings of a
+    stored run read as their slug), and the delta* histogram wears decision_aware's."""
+    from e2e_portfolio.backtest.arm_specs import ARMS
+    from e2e_portfolio.models.decision_shrinkage import BASELINES, METHODS
+    from e2e_portfolio.report.plots import delta_distribution
+    from e2e_portfolio.report.style import OTHER, STYLES, colour
+
+    methods = set(ARMS) | set(METHODS) | set(BASELINES)
+    assert methods <= set(STYLES)
+    colours = [colour(m) for m in sorted(methods)]
+    assert len(set(colours)) == len(colours) and OTHER[0] not in colours
+    assert colour("decision-aware/seed=3") == colour("decision_aware")
+    assert colour("plug-in") == colour("plug_in") != colour("ledoit_wolf")
+    histogram = delta_distribution([0.2, 0.4]).data[0]
+    assert histogram.marker.color == colour("decision_aware")
+
+
+def test_long_histories_read_on_a_log_scale_and_per_year():
+    """60 years: wealth on a log axis, turnover and weights as one point per year; 10 years
+    stay monthly on a linear axis."""
+    from e2e_portfolio.report.plots import equity_curves, turnover, weights_over_time
+
+    rng = np.random.default_rng(42)
+
+    def history(months: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+        dates = pd.date_range("1960-01-31", periods=months, freq="ME")
+        series = pd.concat([pd.DataFrame({"strategy": s, "date": dates,
+                                          "net_return": rng.normal(0.008, 0.04, months),
+                                          "turnover": rng.uniform(0, 0.5, months)})
+                            for s in ("e2e", "decoupled")])  # fmt: skip
+        weights = pd.DataFrame([{"strategy": "e2e", "date": d, "asset": a, "weight": 0.5}
+                                for d in dates for a in ("A", "B")])  # fmt: skip
+        return series, weights
+
+    series, weights = history(720)
+    assert equity_curves(series).layout.yaxis.type == "log"
+    yearly = turnover(series)
+    assert (
+        all(len(trace.x) == 60 for trace in yearly.data) and "per year" in yearly.layout.title.text
+    )
+    stacked = weights_over_time(weights, "e2e")
+    assert len(stacked.data[0].x) == 60
+    np.testing.assert_allclose(stacked.data[0].y, 0.5)
+    short, short_weights = history(120)
+    assert equity_curves(short).layout.yaxis.type != "log"
+    assert all(len(trace.x) == 120 for trace in turnover(short).data)
+    assert len(weights_over_time(short_weights, "e2e").data[0].x) == 120

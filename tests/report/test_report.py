@@ -81,12 +81,16 @@ def test_the_report_leads_with_its_verdict(reports, kind):
     assert verdict < figures < text.index("<h2>Configuration</h2>")
     section = text[verdict:figures]
     if kind == "shrink":
-        assert "Over 3 seeds: decision-aware" in section and "Holm p" in section
+        assert "Over 3 seeds: decision_aware" in section and "Holm p" in section
         stats = text[text.index("Out-of-sample statistics") : text.index("<h2>Configuration")]
-        seeds = [int(s) for s in re.findall(r"decision-aware/seed=(\d+)", stats)]
+        seeds = [int(s) for s in re.findall(r"decision_aware/seed=(\d+)", stats)]
         assert seeds == sorted(seeds)
     else:
-        assert "e2e" in section and "One run has no paired test" in section
+        assert (
+            "e2e" in section
+            and "without a paired test" in section
+            and "e2e_risk - decoupled_nll" in section
+        )
     assert "%" in text[text.index("Out-of-sample statistics") :]  # returns as percentages
 
 
@@ -105,7 +109,7 @@ def test_the_sweep_report_leads_with_the_verdict_over_its_configurations(reports
     )
     section = text[verdict:figure]
     assert "Sweep of 2 configurations, 3 seeds each (6 jobs)" in section
-    assert "decision-aware vs ledoit-wolf:" in section and "of 2 configurations" in section
+    assert "decision_aware vs ledoit_wolf:" in section and "of 2 configurations" in section
     rows = document["verdict"]
     assert [r["label"] for r in rows] == ["n_assets=8"] * 2 + ["n_assets=10"] * 2
     for row in rows:
@@ -180,8 +184,8 @@ def test_in_chromium_the_verdict_comes_first_and_each_method_keeps_its_colour(re
         page.screenshot(path=screenshot_path("report-shrink-first-screen.png"))
         browser.close()
     assert verdict_top < figure_top
-    assert {"decision-aware", "ledoit-wolf", "plug-in"} <= set(colours)
-    for method in ("decision-aware", "ledoit-wolf", "plug-in"):
+    assert {"decision_aware", "ledoit_wolf", "plug_in"} <= set(colours)
+    for method in ("decision_aware", "ledoit_wolf", "plug_in"):
         assert set(colours[method]) == {style.colour(method)}, (method, colours[method])
     assert errors == [] and blocked == []
 
@@ -201,14 +205,43 @@ def test_the_sweep_verdict_counts_only_adjusted_wins():
         config = json.dumps({"kind": "shrink", "n_assets": n_assets}, sort_keys=True)
         for seed in range(10):
             base = rng.normal(0.5, 0.3)
-            rows.append({"config": config, "seed": seed, "sharpe_plug-in": base,
-                         "sharpe_ledoit-wolf": base + rng.normal(0, 0.1),
-                         "sharpe_decision-aware": base + edge + rng.normal(0, 0.05)})  # fmt: skip
+            rows.append({"config": config, "seed": seed, "sharpe_plug_in": base,
+                         "sharpe_ledoit_wolf": base + rng.normal(0, 0.1),
+                         "sharpe_decision_aware": base + edge + rng.normal(0, 0.05)})  # fmt: skip
     frame = pd.DataFrame(rows)
     verdicts = sweep_verdicts(frame)
-    vs_plugin = [v for v in verdicts if v["versus"] == "plug-in"]
+    vs_plugin = [v for v in verdicts if v["versus"] == "plug_in"]
     assert vs_plugin[0]["p_holm"] < 0.05 < vs_plugin[1]["p_holm"]
     sentences = sweep_verdict(frame, verdicts).sentences
     assert sentences[0].startswith("Sweep of 2 configurations, 10 seeds each (20 jobs)")
-    assert sentences[1].startswith("decision-aware vs plug-in: significantly better in 1 of 2")
+    assert sentences[1].startswith("decision_aware vs plug_in: significantly better in 1 of 2")
     assert "(n_assets=40)" in sentences[1] and "(n_assets=10)" in sentences[1]
+
+
+def test_multi_seed_compare_and_attribution_reports_say_what_the_terminal_says(tmp_path):
+    """A compare over seeds reports each arm's statistics across seeds (the CLI's arms table)
+    and no single-run seed in its configuration; an attribution report leads with a verdict."""
+    db = str(tmp_path / "runs.duckdb")
+    runner = CliRunner()
+    compare = ["--db", db, "compare", "--seeds", "0-1", "--n-assets", "6", "--n-months", "40",
+               "--window", "17", "--epochs", "1", "--refit-every", "30",
+               "--arms", "equal_weight,decoupled,e2e"]  # fmt: skip
+    assert runner.invoke(app, compare).exit_code == 0
+    path = tmp_path / "seeds.html"
+    assert runner.invoke(app, ["--db", db, "report", "--latest", "-o", str(path)]).exit_code == 0
+    text = path.read_text()
+    arms = text[text.index("<h2>Arms over 2 seeds</h2>") : text.index("<h2>Configuration</h2>")]
+    for arm in ("equal_weight", "decoupled", "e2e"):
+        assert f"<th>{arm}</th>" in arms
+    assert "sd across seeds" in arms and "mean turnover" in arms
+    config = text[text.index("<h2>Configuration</h2>") :]
+    assert "<th>seeds</th>" in config and "<th>seed</th>" not in config
+    attribute = ["--db", db, "attribute", "--seeds", "0-1", "--n-assets", "6", "--n-months", "40",
+                 "--epochs", "1", "--w-max", "0.5"]  # fmt: skip
+    assert runner.invoke(app, attribute).exit_code == 0
+    path = tmp_path / "attribution.html"
+    assert runner.invoke(app, ["--db", db, "report", "--latest", "-o", str(path)]).exit_code == 0
+    text = path.read_text()
+    verdict = text[text.index("id='verdict-section'") : text.index("<h2>Figures</h2>")]
+    assert "Over 2 seeds: e2e gives the unpriced diversifiers" in verdict
+    assert "e2e share" in verdict

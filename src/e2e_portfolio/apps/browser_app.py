@@ -19,10 +19,10 @@ from e2e_portfolio.data.synthetic import simulate_arrays
 from e2e_portfolio.models.decision_shrinkage import ShrinkageConfig
 
 ROWS = {
-    "MSE head + plug-in covariance": ("plug-in", False),
-    "MSE head + Ledoit-Wolf": ("ledoit-wolf", False),
-    "MSE head + shrinkage chosen for Sharpe": ("decision-aware", False),
-    "head and shrinkage trained for Sharpe": ("decision-aware", True),
+    "MSE head + plug-in covariance": ("plug_in", False),
+    "MSE head + Ledoit-Wolf": ("ledoit_wolf", False),
+    "MSE head + shrinkage chosen for Sharpe": ("decision_aware", False),
+    "head and shrinkage trained for Sharpe": ("decision_aware", True),
 }
 
 
@@ -35,7 +35,7 @@ def simulate(seed: int, n_assets: int, tc: float, learn_theta: bool) -> dict:
     return {
         "sharpe": result["sharpe"],
         "wealth": {m: np.cumprod(1 + r).tolist() for m, r in result["net_returns"].items()},
-        "delta": float(result["delta"]["decision-aware"].mean()),
+        "delta": float(result["delta"]["decision_aware"].mean()),
     }
 
 

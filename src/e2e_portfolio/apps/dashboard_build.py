@@ -135,7 +135,7 @@ def precompute(
     verdict = {
         name: {k: round(summary[key][k], 4) for k in ("mean", "ci_low", "ci_high", "win_rate",
                                                      "p_holm")}
-        for name, key in (("plug-in", "vs_plugin"), ("ledoit-wolf", "vs_lw"))
+        for name, key in (("plug_in", "vs_plugin"), ("ledoit_wolf", "vs_lw"))
     }  # fmt: skip
     return rows, {"verdict": verdict, "mean": summary["mean_sharpe"], "tc": tc,
                   "n_assets": n_assets}  # fmt: skip
@@ -148,7 +148,7 @@ def build_static_page(seeds: Iterable[int] = range(20), n_assets: int = 40) -> s
     sharpe_values = [v for r in rows for v in r["sharpe"].values()]
     y_range = [min(0.0, min(sharpe_values)) - 0.2, max(sharpe_values) + 0.2]  # one fixed axis
     verdict_rows = "".join(
-        f"<tr><td>decision-aware - {name}</td><td>{v['mean']:+.3f}</td>"
+        f"<tr><td>decision_aware - {name}</td><td>{v['mean']:+.3f}</td>"
         f"<td>{interval(v)}</td><td>{v['win_rate']:.0%}</td>"
         f"<td>{p_value(v['p_holm'])}</td></tr>"
         for name, v in across["verdict"].items()
@@ -173,8 +173,9 @@ td, th {{ padding: 0.2rem 0.8rem; text-align: right; }} td:first-child {{ text-a
 <h1>{title}</h1>
 <p>Settings: {len(rows)} simulated universes (seeds {rows[0]["seed"]}-{rows[-1]["seed"]}) of
 {n_assets} assets and 96 months, covariance window 48, delta chosen on the 24 months before
-each decision, tc 0.001, the last 24 months out of sample. Methods: the plug-in sample
-covariance, Ledoit-Wolf, and the shrinkage chosen for realised net Sharpe
+each decision, tc 0.001, the last 23 months out of sample (decisions at months 72-94, each
+earning the next month). Methods: the plug-in sample covariance, Ledoit-Wolf, and the
+shrinkage chosen for realised net Sharpe
 (<code>e2e shrink --seeds 0-{len(rows) - 1}</code> reproduces it).</p>
 <h2>Across the {len(rows)} seeds</h2>
 <p>Mean out-of-sample net Sharpe: {means}.</p>
@@ -207,12 +208,12 @@ function show(index) {{
 document.getElementById("seed").addEventListener("input", (e) => show(Number(e.target.value)));
 show(0);
 // the paired edges of every seed, with the mean, on one chart
-const rivals = methods.filter((m) => m !== "decision-aware");
+const rivals = methods.filter((m) => m !== "decision_aware");
 Plotly.newPlot("edges", rivals.map((r) => ({{
-  type: "box", boxpoints: "all", jitter: 0.4, pointpos: 0, name: `decision-aware - ${{r}}`,
-  y: rows.map((row) => row.sharpe["decision-aware"] - row.sharpe[r]), boxmean: true,
+  type: "box", boxpoints: "all", jitter: 0.4, pointpos: 0, name: `decision_aware - ${{r}}`,
+  y: rows.map((row) => row.sharpe["decision_aware"] - row.sharpe[r]), boxmean: true,
   marker: {{ color: colours[r] }}, line: {{ color: colours[r] }} }})),
-  {{ title: {{ text: "Paired edges per seed: decision-aware minus each rival" }},
+  {{ title: {{ text: "Paired edges per seed: decision_aware minus each rival" }},
     yaxis: {{ title: {{ text: "Sharpe difference" }}, zeroline: true }}, showlegend: false }});
 </script>
 </body>

@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import streamlit as st
-import streamlit.components.v1 as components
 
 from e2e_portfolio.attribution.saliency import gradient_saliency, importance_shares
+from e2e_portfolio.backtest.arm_specs import LEARNED
 from e2e_portfolio.config import configure_threads, get_settings
 from e2e_portfolio.data.store import Store
 from e2e_portfolio.data.synthetic import simulate_universe
@@ -51,6 +51,32 @@ def _stored_panel_names() -> list[str]:
         return []
 
 
+class _Progress:
+    """A progress bar the cached runs report to (arm and date, as the CLI's)."""
+
+    def __init__(self, total_text: str) -> None:
+        self.bar = st.progress(0.0, text=total_text)
+        self.done, self.total = 0, 1
+
+    def start(self, total: int) -> None:
+        self.total = max(total, 1)
+
+    def step(self, arm: str) -> None:
+        self.done += 1
+        self._show(f"{arm}: deciding month by month ({self.done}/{self.total})")
+
+    def refit(self, arm: str, date: str) -> None:
+        work = "training and choosing gamma" if arm in LEARNED else "choosing gamma"
+        self._show(f"{arm}: {work} at {date}")
+
+    def seed(self, result: dict) -> None:
+        self.done += 1
+        self._show(f"seed {result['seed']} done ({self.done}/{self.total})")
+
+    def _show(self, text: str) -> None:
+        self.bar.progress(min(self.done / self.total, 1.0), text=text)
+
+
 def _options(
     gamma: float, w_max: float | None, kappa: float, tc: float, epochs: int, window: int,
     seed: int = 42,
@@ -64,13 +90,17 @@ def _options(
 @st.cache_data(show_spinner=False)
 def run_compare(
     data: str, seed: int, n_assets: int, n_months: int, gamma: float, w_max: float | None,
-    kappa: float, tc: float, epochs: int,
+    kappa: float, tc: float, epochs: int, _progress: _Progress | None = None,
 ) -> dict:  # fmt: skip
     """Walk-forward comparison; returns picklable frames for the page."""
     panel = resolve_panel(data, _store(), n_assets=n_assets, n_months=n_months, seed=seed)
     window = min(48, panel.n_dates // 2)
     options = _options(gamma, w_max, kappa, tc, epochs, window, seed)
-    comparison, record, models = compare_strategies(panel, options)
+    if _progress is not None:
+        _progress.start(len(options.arms) * (panel.n_dates - 1 - window))
+    on_step = None if _progress is None else _progress.step
+    on_refit = None if _progress is None else _progress.refit
+    comparison, record, models = compare_strategies(panel, options, on_step, on_refit)
     x, _ = panel.supervised_pairs()
     importance = {
         name: importance_shares(gradient_saliency(model, x[-window:])).tolist()
@@ -89,16 +119,19 @@ def run_compare(
 @st.cache_data(show_spinner=False)
 def run_compare_seeds(
     seeds: tuple[int, ...], n_assets: int, n_months: int, gamma: float, w_max: float | None,
-    kappa: float, tc: float, epochs: int,
+    kappa: float, tc: float, epochs: int, _progress: _Progress | None = None,
 ) -> dict:  # fmt: skip
     """The arms on one synthetic universe per seed, paired over seeds (as e2e compare --seeds)."""
     from e2e_portfolio.experiments.compare import compare_across_seeds
 
     options = _options(gamma, w_max, kappa, tc, epochs, min(48, n_months // 2))
+    if _progress is not None:
+        _progress.start(len(seeds))
     summary, record = compare_across_seeds(
         seeds,
         lambda seed: simulate_universe(n_assets=n_assets, n_months=n_months, seed=seed),
         options,
+        on_seed=None if _progress is None else _progress.seed,
     )
     about = {"data": "synthetic", "seeds": list(seeds), "n_assets": n_assets,
              "n_months": n_months}  # fmt: skip
@@ -121,7 +154,7 @@ def run_shrinkage(seed: int, n_assets: int, n_months: int, window: int, tc: floa
         },
         index=list(METHODS),
     )
-    return {"table": table, "series": series, "delta": result.delta["decision-aware"]}
+    return {"table": table, "series": series, "delta": result.delta["decision_aware"]}
 
 
 def compare_tab() -> None:
@@ -132,7 +165,8 @@ def compare_tab() -> None:
     """
     with st.form("compare"):
         left, middle, right = st.columns(3)
-        data = left.selectbox("data", ["synthetic", "french", "sp500", *_stored_panel_names()])
+        names = ["synthetic", "french", "sp500", *_stored_panel_names()]
+        data = left.selectbox("data", list(dict.fromkeys(names)))  # a stored french: once
         seeds = left.text_input("seeds (one, or e.g. 0-9 for a verdict across seeds)", "42")
         n_assets = middle.number_input("synthetic assets", value=40, min_value=2, max_value=200)
         n_months = middle.number_input("synthetic months", value=96, min_value=40, max_value=600)
@@ -153,24 +187,23 @@ def compare_tab() -> None:
                 )
             if len(seed_list) > MAX_APP_SEEDS:
                 raise ValueError(
-                    f"seeds: expected at most {MAX_APP_SEEDS} here (about 10 s each), got "
+                    f"seeds: expected at most {MAX_APP_SEEDS} here, got "
                     f"{len(seed_list)}; for more run e2e compare --seeds {seeds} --workers 2 "
                     "and open the run under Stored runs"
                 )
             options: dict[str, Any] = {"n_assets": int(n_assets), "n_months": int(n_months),
                        "gamma": float(gamma), "w_max": cap, "kappa": float(kappa),
                        "tc": float(tc), "epochs": int(epochs)}  # fmt: skip
-            with st.spinner(f"training every arm on {len(seed_list)} seed(s) and walking "
-                            "forward (about 10 s per seed)..."):  # fmt: skip
-                if len(seed_list) == 1:
-                    result = run_compare(data, seed_list[0], **options)
-                else:
-                    result = run_compare_seeds(tuple(seed_list), **options)
+            progress = _Progress(f"training every arm on {len(seed_list)} seed(s)")
+            if len(seed_list) == 1:
+                result = run_compare(data, seed_list[0], **options, _progress=progress)
+            else:
+                result = run_compare_seeds(tuple(seed_list), **options, _progress=progress)
+            progress.bar.empty()
             st.session_state["compare_result"] = result
             st.session_state.pop("stored_as", None)
-        except ValueError as exc:
+        except ValueError as exc:  # the previous result stays on the page below the error
             st.error(str(exc))
-            return
     out = st.session_state.get("compare_result")
     if out is None:
         st.info("Choose the options and press **Run comparison** (a walk-forward with refits; "
@@ -239,7 +272,7 @@ def runs_tab() -> None:
     st.dataframe(runs[["run_id", "kind", "created_at", "data"]], hide_index=True)
     chosen = st.selectbox("report of", list(runs["run_id"]), key="report_of")
     if chosen:
-        components.html(build_report(store.load_run(chosen)), height=900, scrolling=True)
+        st.iframe(build_report(store.load_run(chosen)), height=900)
 
 
 def main() -> None:

@@ -116,7 +116,7 @@ def attribution_across_seeds(
         seed_config = replace(config, seed=int(seed))
         decoupled = train_decoupled(x, y, seed_config).model
         end_to_end = train_e2e(x, y, seed_config, portfolio=portfolio).model
-        models = {"decoupled": decoupled, "end-to-end": end_to_end}
+        models = {"decoupled": decoupled, "e2e": end_to_end}
         shares = {m: importance_shares(gradient_saliency(model, x)) for m, model in models.items()}
         features = list(panel.features)
         row = {
@@ -130,8 +130,8 @@ def attribution_across_seeds(
         rows.append(row)
         if on_seed is not None:
             on_seed(row)
-    holds = [r["end-to-end_diversifier_share"] > r["decoupled_diversifier_share"] for r in rows]
-    names = ("decoupled", "end-to-end")
+    holds = [r["e2e_diversifier_share"] > r["decoupled_diversifier_share"] for r in rows]
+    names = ("decoupled", "e2e")
     shap_shares = (
         {m: np.mean([r[f"{m}_shap_shares"] for r in rows], axis=0).tolist() for m in names}
         if with_shap

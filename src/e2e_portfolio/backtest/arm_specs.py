@@ -19,7 +19,7 @@ Forecast sources (``mu``):
 Risk sources (``Sigma``, always in factor form ``F F' + diag(d)``):
 
 - a :class:`~e2e_portfolio.models.covariance.RiskModel` of the window's returns, by name
-  (``"sample"``, ``"ledoit-wolf"``, ``"oas"``, ``"nonlinear"``, or ``"shrunk"``: the run's
+  (``"sample"``, ``"ledoit_wolf"``, ``"oas"``, ``"nonlinear"``, or ``"shrunk"``: the run's
   ``--covariance``) or as any callable from (W, n) returns to a
   :class:`~e2e_portfolio.models.covariance.FactorCovariance`;
 - ``"nll"``: the network's ``F``, ``d`` fitted by Gaussian likelihood around the MSE forecast;
@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from e2e_portfolio.exceptions import DataError
 from e2e_portfolio.models.covariance import RISK_MODELS, RiskModel
+from e2e_portfolio.slugs import canonical
 
 if TYPE_CHECKING:
     from e2e_portfolio.models.losses import DecisionLoss
@@ -48,7 +49,7 @@ LEARNED_RISKS = ("nll", "decision")
 """Risk sources that are networks rather than estimators of the window."""
 SHRUNK = "shrunk"
 """The risk source that stands for the run's own shrinkage estimator (``--covariance``)."""
-Covariance = Literal["ledoit-wolf", "oas", "nonlinear"]
+Covariance = Literal["ledoit_wolf", "oas", "nonlinear"]
 COVARIANCES: tuple[Covariance, ...] = get_args(Covariance)
 """The estimators ``shrunk`` may stand for."""
 LOSS_NAMES = ("sharpe", "utility")
@@ -113,6 +114,8 @@ class Arm:
         if self.forecast is not None and self.forecast not in FORECASTS:
             raise DataError(f"{self.slug}: forecast: expected one of {', '.join(FORECASTS)}, "
                             f"got {self.forecast!r}")  # fmt: skip
+        if isinstance(self.risk, str):  # an earlier spelling (ledoit-wolf) still works
+            object.__setattr__(self, "risk", canonical(self.risk))
         known = (SHRUNK, *RISK_MODELS, *LEARNED_RISKS)
         if isinstance(self.risk, str) and self.risk not in known:
             raise DataError(f"{self.slug}: risk: expected one of {', '.join(known)} or a risk "

@@ -44,7 +44,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -69,6 +69,7 @@ from e2e_portfolio.models.covariance import RISK_MODELS, RiskModel
 from e2e_portfolio.models.losses import DECISION_LOSSES, DecisionLoss
 from e2e_portfolio.models.portfolio import PortfolioConfig, solve_path
 from e2e_portfolio.models.train import TrainConfig, train_decoupled, train_e2e, train_risk_nll
+from e2e_portfolio.slugs import canonical
 from e2e_portfolio.turnover import path_turnover
 
 MIN_HISTORY = 13
@@ -117,7 +118,7 @@ class ArmSet:
     refit_every : int
     train_months : int
         Pairs in each training set (at most).
-    covariance : {"ledoit-wolf", "oas", "nonlinear"} or RiskModel
+    covariance : {"ledoit_wolf", "oas", "nonlinear"} or RiskModel
         What the arms' ``"shrunk"`` risk source is.
     gamma_grid : sequence of float
         Risk aversions the tuned arms choose from.
@@ -135,7 +136,7 @@ class ArmSet:
     window: int = 48
     refit_every: int = 12
     train_months: int = 120
-    covariance: Covariance | RiskModel = "ledoit-wolf"
+    covariance: Covariance | RiskModel = "ledoit_wolf"
     gamma_grid: Sequence[float] = GAMMA_GRID
     widen_gamma_grid: bool = False
     sectors: Sequence[str] | None = None
@@ -151,6 +152,8 @@ class ArmSet:
     _states: dict[str, _ArmState] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
+        if isinstance(self.covariance, str):  # an earlier spelling (ledoit-wolf) still works
+            self.covariance = cast(Covariance, canonical(self.covariance))
         if isinstance(self.covariance, str) and self.covariance not in COVARIANCES:
             raise DataError(f"covariance: expected one of {COVARIANCES}, got {self.covariance!r}")
         grid = [float(g) for g in self.gamma_grid]

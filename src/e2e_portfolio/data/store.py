@@ -339,7 +339,7 @@ class Store:
 
 
 def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+    return datetime.now(UTC).replace(tzinfo=None)  # microseconds: "latest" is never a tie
 
 
 def _with_run_id(frame: pd.DataFrame, run_id: str, table: str) -> pd.DataFrame:

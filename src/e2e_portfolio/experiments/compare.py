@@ -70,7 +70,7 @@ class CompareOptions:
     arms : tuple of str or Arm
         Built-in slugs (:data:`~e2e_portfolio.backtest.arm_specs.BUILTIN_ARMS`) or your own
         :class:`~e2e_portfolio.backtest.arm_specs.Arm` s.
-    covariance : {"ledoit-wolf", "oas", "nonlinear"}
+    covariance : {"ledoit_wolf", "oas", "nonlinear"}
         What the arms' ``"shrunk"`` covariance is.
     gamma_grid : tuple of float
         Risk aversions the tuned arms choose from on their validation months.
@@ -84,7 +84,7 @@ class CompareOptions:
     window: int = 48
     refit_every: int = 12
     arms: tuple[Arm | str, ...] = ARMS
-    covariance: Covariance = "ledoit-wolf"
+    covariance: Covariance = "ledoit_wolf"
     gamma_grid: tuple[float, ...] = GAMMA_GRID
     widen_gamma_grid: bool = False
 

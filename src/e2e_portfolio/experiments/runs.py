@@ -56,7 +56,8 @@ def shrink_synthetic(
         seed_stats, seed_series = walk_forward_frames(result, dates, suffix=f"/seed={seed}")
         stats.update(seed_stats)
         series.append(seed_series)
-    metrics = {k: v for k, v in summary.items() if k not in ("results", "config")}
+    # one seed has no interval and no test: NaN is stored as null
+    metrics = clean_json({k: v for k, v in summary.items() if k not in ("results", "config")})
     record = RunRecord(
         kind="shrink",
         config={"data": "synthetic", "seeds": seeds, **summary["config"]},
@@ -79,10 +80,10 @@ def shrink_history(
     every method holds (:func:`~e2e_portfolio.experiments.shrinkage.walk_forward`).
     """
     result = walk_forward(panel, config, portfolio=portfolio)
-    decision = result.net_returns["decision-aware"]
+    decision = result.net_returns["decision_aware"]
     methods = config.methods
     tests = {}
-    for method in (m for m in methods if m != "decision-aware"):
+    for method in (m for m in methods if m != "decision_aware"):
         other = result.net_returns[method]
         tests[f"vs_{rival_key(method)}"] = {
             **sharpe_difference_test(decision, other),
@@ -111,7 +112,7 @@ def shrink_history(
             **asdict(config),
             **book_config(portfolio),
         },
-        metrics=summary,
+        metrics=clean_json(summary),
         stats=stats,
         series=series,
     )

@@ -27,6 +27,7 @@ from e2e_portfolio.backtest.walkforward import (
 from e2e_portfolio.data.panel import FactorPanel
 from e2e_portfolio.data.synthetic import simulate_universe
 from e2e_portfolio.exceptions import DataError
+from e2e_portfolio.experiments.verdict import paired_verdicts
 from e2e_portfolio.models.decision_shrinkage import (
     METHODS,
     Book,
@@ -47,7 +48,7 @@ def _mean_or_none(values: np.ndarray) -> float | None:
 
 def rival_key(method: str) -> str:
     """The key of a rival's comparison: ``vs_plugin``, ``vs_lw``, ``vs_oas``, ``vs_nonlinear``."""
-    return {"plug-in": "plugin", "ledoit-wolf": "lw"}.get(method, method)
+    return {"plug_in": "plugin", "ledoit_wolf": "lw"}.get(method, method)
 
 
 @dataclass(frozen=True)
@@ -211,6 +212,8 @@ def edge_across_seeds(
     Returns
     -------
     dict
+        ``verdict`` (decision_aware against each rival, entries of
+        :data:`~e2e_portfolio.experiments.verdict.VERDICT_KEYS`, as compare's and sweep's),
         ``mean_edge``, ``win_rate`` (decision-aware vs plug-in), ``mean_edge_vs_lw``,
         ``win_rate_vs_lw``, ``vs_plugin``, ``vs_lw`` and ``vs_oas``, ``vs_nonlinear`` when
         those baselines run (full :func:`paired_comparison`, plus ``p_holm``: the Wilcoxon p
@@ -228,8 +231,8 @@ def edge_across_seeds(
         row = {
             "seed": int(seed),
             **{f"sharpe_{m}": sharpe[m] for m in config.methods},
-            "delta_star": float(result.delta["decision-aware"].mean()),
-            "delta_lw": float(result.delta["ledoit-wolf"].mean()),
+            "delta_star": float(result.delta["decision_aware"].mean()),
+            "delta_lw": float(result.delta["ledoit_wolf"].mean()),
             **{f"delta_{m}": _mean_or_none(result.delta[m]) for m in config.methods},
             **{f"turnover_{m}": float(result.turnover[m].mean()) for m in config.methods},
         }
@@ -240,14 +243,18 @@ def edge_across_seeds(
     if not rows:
         raise DataError("seeds: expected at least one seed, got none")
     column = {m: np.array([r[f"sharpe_{m}"] for r in rows]) for m in config.methods}
-    versus = {f"vs_{rival_key(m)}": paired_comparison(column["decision-aware"], column[m])
-              for m in config.methods if m != "decision-aware"}  # fmt: skip
+    versus = {f"vs_{rival_key(m)}": paired_comparison(column["decision_aware"], column[m])
+              for m in config.methods if m != "decision_aware"}  # fmt: skip
     adjusted = holm([v["p_wilcoxon"] for v in versus.values()])
     for comparison, p_holm in zip(versus.values(), adjusted, strict=True):
         comparison["p_holm"] = float(p_holm)
     vs_plugin, vs_lw = versus["vs_plugin"], versus["vs_lw"]
+    rivals = [m for m in config.methods if m != "decision_aware"]
     return {
         **versus,
+        "verdict": paired_verdicts(
+            {m: list(v) for m, v in column.items()}, [("decision_aware", m) for m in rivals]
+        ),
         "mean_edge": vs_plugin["mean"],
         "win_rate": vs_plugin["win_rate"],
         "mean_edge_vs_lw": vs_lw["mean"],

@@ -285,8 +285,8 @@ def summary_of(frame: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
 
 
 SWEEP_COMPARISONS: dict[str, tuple[tuple[str, str], ...]] = {
-    "shrink": (("decision-aware", "plug-in"), ("decision-aware", "ledoit-wolf"),
-               ("decision-aware", "oas"), ("decision-aware", "nonlinear")),
+    "shrink": (("decision_aware", "plug_in"), ("decision_aware", "ledoit_wolf"),
+               ("decision_aware", "oas"), ("decision_aware", "nonlinear")),
     "compare": (("e2e", "decoupled"), ("e2e_risk", "decoupled_nll"), ("e2e_return", "decoupled"),
                 ("e2e", "min_variance")),
 }  # fmt: skip
@@ -328,6 +328,6 @@ def sweep_verdicts(frame: pd.DataFrame) -> list[dict[str, Any]]:
         pairs = [(a, b) for a, b in SWEEP_COMPARISONS[kind] if a in sharpe and b in sharpe]
         for row in paired_verdicts(sharpe, pairs):
             rows.append({"config": config, "label": labels[str(config)], **row})
-    for row, adjusted in zip(rows, holm([r["p_wilcoxon"] for r in rows]), strict=True):
+    for row, adjusted in zip(rows, holm([r["p"] for r in rows]), strict=True):
         row["p_holm"] = float(adjusted)
     return rows

@@ -26,8 +26,10 @@ COMPARISONS: tuple[tuple[str, str], ...] = (
     ("e2e", "min_variance"),
 )
 """(arm, versus) pairs of the verdict, in print order."""
-VERDICT_KEYS = ("arm", "versus", "mean", "ci_low", "ci_high", "win_rate", "p_wilcoxon",
-                "p_holm", "n_seeds")  # fmt: skip
+VERDICT_KEYS = ("arm", "versus", "mean", "ci_low", "ci_high", "win_rate", "p", "p_holm", "n")
+"""One verdict entry, in shrink, compare and sweep alike: the paired Sharpe difference of
+``arm`` minus ``versus`` over ``n`` seeds (mean, 95% t-interval, win rate), its Wilcoxon
+signed-rank ``p`` and that p Holm-adjusted over the document's comparisons."""
 
 
 def comparisons_for(arms: Sequence[str]) -> list[tuple[str, str]]:
@@ -50,9 +52,9 @@ def paired_verdicts(
         stats = paired_comparison(np.asarray(sharpe[arm]), np.asarray(sharpe[versus]))
         rows.append({"arm": arm, "versus": versus, "mean": stats["mean"],
                      "ci_low": stats["ci_low"], "ci_high": stats["ci_high"],
-                     "win_rate": stats["win_rate"], "p_wilcoxon": stats["p_wilcoxon"],
-                     "n_seeds": len(sharpe[arm])})  # fmt: skip
-    for row, adjusted in zip(rows, holm([r["p_wilcoxon"] for r in rows]), strict=True):
+                     "win_rate": stats["win_rate"], "p": stats["p_wilcoxon"],
+                     "n": len(sharpe[arm])})  # fmt: skip
+    for row, adjusted in zip(rows, holm([r["p"] for r in rows]), strict=True):
         row["p_holm"] = float(adjusted)
     return [{key: row[key] for key in VERDICT_KEYS} for row in rows]
 

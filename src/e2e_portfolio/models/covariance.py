@@ -369,7 +369,7 @@ def _shrunk_spectrum(lam: np.ndarray, n: int, p: int) -> tuple[np.ndarray, float
 
 RISK_MODELS: dict[str, RiskModel] = {
     "sample": SampleCovariance(),
-    "ledoit-wolf": LedoitWolf(),
+    "ledoit_wolf": LedoitWolf(),
     "oas": OAS(),
     "nonlinear": NonlinearShrinkage(),
 }

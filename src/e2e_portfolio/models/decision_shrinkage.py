@@ -39,9 +39,9 @@ month ``s + 1`` is
 :math:`h_{s-1}` the previous weights drifted by the month they earned (two-sided turnover,
 :mod:`e2e_portfolio.turnover`, as the backtest engine charges it).
 
-**Methods.** ``plug-in``: :math:`\delta = 0`. ``ledoit-wolf``: the Ledoit-Wolf (2004) intensity
+**Methods.** ``plug_in``: :math:`\delta = 0`. ``ledoit_wolf``: the Ledoit-Wolf (2004) intensity
 toward the scaled identity (the formula of ``sklearn.covariance.ledoit_wolf_shrinkage``,
-re-implemented here in numpy and tested against scikit-learn). ``decision-aware``: the
+re-implemented here in numpy and tested against scikit-learn). ``decision_aware``: the
 :math:`\delta` on a grid that maximises the realised net Sharpe of the ``score_months`` months
 *before* the decision, each scored out of sample with its own trailing covariance (in-sample
 scoring would always pick :math:`\delta = 0`). All three share the OLS head :math:`\theta` fitted
@@ -73,7 +73,7 @@ from e2e_portfolio.turnover import RUIN, drifted, path_turnover
 
 MIN_WINDOW = 12
 """The fewest months a covariance is estimated from, for any number of assets."""
-METHODS = ("plug-in", "ledoit-wolf", "decision-aware")
+METHODS = ("plug_in", "ledoit_wolf", "decision_aware")
 """The three methods every run compares."""
 BASELINES = ("oas", "nonlinear")
 """Optional further rivals: OAS (Chen et al. 2010, toward the scaled identity) and the
@@ -347,9 +347,9 @@ def shrinkage_portfolios(
     identity = last if config.target == "identity" else ShrinkageWindows.of(
         window_returns[None], "identity")  # fmt: skip
     chosen = {
-        "plug-in": (0.0, last, theta),
-        "ledoit-wolf": (ledoit_wolf_delta(window_returns), identity, theta),
-        "decision-aware": (best, last, decision_theta),
+        "plug_in": (0.0, last, theta),
+        "ledoit_wolf": (ledoit_wolf_delta(window_returns), identity, theta),
+        "decision_aware": (best, last, decision_theta),
     }
     if "oas" in config.baselines:
         chosen["oas"] = (oas_delta(window_returns), identity, theta)

@@ -96,6 +96,22 @@ def _stats_frame(run: RunRecord) -> pd.DataFrame:
     return formatted_stats(stats.loc[order])
 
 
+def _arms_frame(run: RunRecord) -> pd.DataFrame:
+    """Per arm across seeds (a compare run over seeds): mean and spread of net Sharpe, turnover."""
+    m = run.metrics
+    if run.kind != "compare" or "per_seed" not in m or "mean" not in m:
+        return pd.DataFrame()
+    per_seed = pd.DataFrame(m["per_seed"])
+    rows = {}
+    for arm in m["arms"]:
+        sharpe = per_seed.loc[per_seed["arm"] == arm, "sharpe"].astype(float)
+        rows[arm] = {"mean Sharpe": f"{m['mean'][arm]['sharpe']:.3f}",
+                     "sd across seeds": f"{sharpe.std(ddof=1):.3f}" if len(sharpe) > 1 else "",
+                     "min": f"{sharpe.min():.3f}", "max": f"{sharpe.max():.3f}",
+                     "mean turnover": f"{m['mean'][arm]['turnover']:.3f}"}  # fmt: skip
+    return pd.DataFrame(rows).T
+
+
 def build_report(run: RunRecord) -> str:
     """The HTML text of the report of ``run``: verdict first, configuration last."""
     verdict = verdict_of(run)
@@ -103,10 +119,13 @@ def build_report(run: RunRecord) -> str:
     if verdict.figure is not None:
         figures = {"paired edges": verdict.figure, **figures}
     stats = _stats_frame(run)
+    arms = _arms_frame(run)
     config = pd.DataFrame(
         {"value": [json.dumps(v) for v in run.config.values()]}, index=list(run.config)
     )
     parts = [verdict.html(), "<h2>Figures</h2>", *figure_divs(figures)]
+    if not arms.empty:
+        parts += [f"<h2>Arms over {len(run.metrics['seeds'])} seeds</h2>", table_html(arms)]
     if not stats.empty:
         parts += ["<h2>Out-of-sample statistics</h2>", table_html(stats)]
     created = html.escape(str(run.created_at))

@@ -22,7 +22,19 @@ from e2e_portfolio.report.style import colour, dash, method_of, seed_of
 
 TOP_HOLDINGS = 8
 """Weights charts show this many largest holdings and the rest as "other"."""
-LAYOUT = {"template": "plotly_white", "height": 380, "margin": {"l": 60, "r": 20, "t": 50, "b": 40}}
+LAYOUT = {
+    "template": "plotly_white",
+    "height": 420,
+    "margin": {"l": 60, "r": 20, "t": 50, "b": 40},
+    "legend": {"orientation": "h", "yanchor": "top", "y": -0.08, "x": 0},
+}
+"""Every figure's frame; the legend runs below the plot, so a narrow page (a report embedded
+in the app) never squeezes it into single letters."""
+
+
+LONG_HISTORY = 240
+"""Months (20 years) beyond which equity is drawn on a log scale and turnover and weights per
+year."""
 
 
 def _figure(title: str, x_title: str = "", y_title: str = "") -> go.Figure:
@@ -98,13 +110,34 @@ def _lines(fig: go.Figure, series: pd.DataFrame, values) -> go.Figure:
     return fig
 
 
+def _long(series: pd.DataFrame) -> bool:
+    """More than :data:`LONG_HISTORY` months per strategy: log wealth, yearly bars."""
+    return bool(series.groupby("strategy")["date"].nunique().max() > LONG_HISTORY)
+
+
+def _yearly(frame: pd.DataFrame, value: str, keys: Sequence[str]) -> pd.DataFrame:
+    """Mean of ``value`` per calendar year and ``keys``, dated at the year's last month."""
+    years = frame["date"].dt.year.rename("year")
+    out = frame.groupby([*keys, years], sort=False).agg(date=("date", "max"), **{value: (
+        value, "mean")}).reset_index()  # fmt: skip
+    return out.drop(columns="year")
+
+
 def equity_curves(series: pd.DataFrame) -> go.Figure:
-    """Compounded wealth of each strategy; series: strategy, date, net_return."""
+    """Compounded wealth of each strategy; series: strategy, date, net_return.
+
+    Over long histories wealth is drawn on a log scale, where equal growth rates are equal
+    slopes (on a linear one sixty years look flat until the last two decades).
+    """
     title = "Equity curves (net of costs)"
     if _per_seed(series):
         title += f": all {series['strategy'].map(seed_of).nunique()} seeds (faint) and mean"
-    return _lines(_figure(title, "", "wealth"), series,
-                  lambda g: np.cumprod(1 + g["net_return"].to_numpy()))  # fmt: skip
+    long = _long(series)
+    fig = _lines(_figure(title + (", log scale" if long else ""), "", "wealth"), series,
+                 lambda g: np.cumprod(1 + g["net_return"].to_numpy()))  # fmt: skip
+    if long:
+        fig.update_yaxes(type="log")
+    return fig
 
 
 def drawdowns(series: pd.DataFrame) -> go.Figure:
@@ -128,6 +161,9 @@ def turnover(series: pd.DataFrame) -> go.Figure:
     title = "Turnover ||w_t - h_t-1||_1 (two-sided)"
     if _per_seed(series):
         title += ": all seeds (faint) and mean"
+    if _long(series):  # hundreds of monthly spikes read as noise: the mean of each year
+        series = _yearly(series, "turnover", ["strategy"])
+        title += ", mean per year"
     return _lines(_figure(title, "", "turnover"), series, lambda g: g["turnover"].to_numpy())
 
 
@@ -210,6 +246,9 @@ def weights_over_time(weights: pd.DataFrame, strategy: str) -> go.Figure:
     if chosen.empty:
         stored = sorted(weights["strategy"].unique())
         raise ValueError(f"strategy: no weights stored for {strategy!r}, have {stored}")
+    yearly = chosen["date"].nunique() > LONG_HISTORY
+    if yearly:  # one band per year: hundreds of months of stacked weights are unreadable
+        chosen = _yearly(chosen, "weight", ["strategy", "asset"])
     wide = chosen.pivot_table(index="date", columns="asset", values="weight", sort=False)
     order = wide.abs().mean().sort_values(ascending=False).index
     top = list(order[:TOP_HOLDINGS])
@@ -218,7 +257,8 @@ def weights_over_time(weights: pd.DataFrame, strategy: str) -> go.Figure:
         bands = bands.assign(other=wide[list(order[TOP_HOLDINGS:])].sum(axis=1))
     n_assets = len(order)
     fig = _figure(f"Weights of {strategy}: the {len(top)} largest of {n_assets} holdings"
-                  + (" and the rest" if n_assets > len(top) else ""), "", "weight")  # fmt: skip
+                  + (" and the rest" if n_assets > len(top) else "")
+                  + (", mean per year" if yearly else ""), "", "weight")  # fmt: skip
     palette = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442",
                "#000000"]  # fmt: skip
     for i, asset in enumerate(bands.columns):
@@ -242,5 +282,6 @@ def factor_importance(features: Sequence[str], shares: Mapping[str, Sequence[flo
 def delta_distribution(deltas: Sequence[float]) -> go.Figure:
     """Histogram of the decision-aware shrinkage chosen per seed."""
     fig = _figure("Chosen shrinkage delta* (mean per seed)", "delta*", "seeds")
-    fig.add_histogram(x=list(deltas), xbins={"start": 0.0, "end": 1.0, "size": 0.05})
+    fig.add_histogram(x=list(deltas), xbins={"start": 0.0, "end": 1.0, "size": 0.05},
+                      marker={"color": colour("decision_aware")})  # fmt: skip
     return fig

@@ -1,7 +1,8 @@
 """One visual language: a fixed colour and dash per method, and one way to write numbers.
 
-Colours are the Okabe-Ito palette (distinguishable under the common colour-vision
-deficiencies); the report, the Streamlit app and the static page all take them from here, set
+Colours are the Okabe-Ito palette and, for the methods beyond its eight, Paul Tol's muted
+scheme (both distinguishable under the common colour-vision deficiencies), one per slug; the
+report, the Streamlit app and the static page all take them from here, set
 explicitly on every trace, so a method has the same colour in every figure whatever the
 order of the traces. Numbers: percentages as percentages, drawdowns as negative percentages,
 counts as integers, p-values to two significant figures with ``< 0.001``.
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+
+from e2e_portfolio.slugs import canonical
 
 OKABE_ITO = {
     "black": "#000000",
@@ -22,33 +25,39 @@ OKABE_ITO = {
     "vermillion": "#D55E00",
     "reddish purple": "#CC79A7",
 }
-_C = OKABE_ITO
+TOL_MUTED = {
+    "indigo": "#332288",
+    "wine": "#882255",
+    "olive": "#999933",
+    "teal": "#44AA99",
+    "rose": "#CC6677",
+}
+"""Paul Tol's muted scheme, for the methods beyond Okabe-Ito's eight (also colour-blind safe)."""
+_C = {**OKABE_ITO, **TOL_MUTED}
 STYLES: dict[str, tuple[str, str]] = {
     # the arms of e2e compare
     "equal_weight": (_C["black"], "dot"),
     "min_variance": (_C["sky blue"], "dash"),
-    "plug_in": (_C["yellow"], "dashdot"),
+    "plug_in": (_C["olive"], "dashdot"),  # the sample covariance, in compare as in shrink
     "decoupled": (_C["blue"], "solid"),
     "decoupled_nll": (_C["bluish green"], "dash"),
     "e2e": (_C["vermillion"], "solid"),
     "e2e_risk": (_C["orange"], "solid"),
     "e2e_return": (_C["reddish purple"], "dash"),
-    # the methods of e2e shrink
-    "plug-in": (_C["reddish purple"], "dashdot"),
-    "ledoit-wolf": (_C["blue"], "solid"),
-    "decision-aware": (_C["vermillion"], "solid"),
-    "oas": (_C["sky blue"], "dash"),
-    "nonlinear": (_C["bluish green"], "dash"),
-    # predictors (attribution)
-    "end-to-end": (_C["vermillion"], "solid"),
+    # the further methods of e2e shrink
+    "ledoit_wolf": (_C["indigo"], "solid"),
+    "decision_aware": (_C["wine"], "solid"),
+    "oas": (_C["teal"], "dash"),
+    "nonlinear": (_C["rose"], "dash"),
 }
+"""Colour and dash per slug (:mod:`e2e_portfolio.slugs`): no two methods share a colour."""
 OTHER = ("#999999", "solid")
 _SEED = re.compile(r"/seed=(\d+)$")
 
 
 def method_of(name: str) -> str:
-    """The method of a series name: ``"e2e/seed=3"`` -> ``"e2e"``."""
-    return _SEED.sub("", name)
+    """The method of a series name: ``"e2e/seed=3"`` -> ``"e2e"`` (earlier spellings read)."""
+    return canonical(_SEED.sub("", name))
 
 
 def seed_of(name: str) -> int | None:
@@ -88,7 +97,7 @@ def p_phrase(value: float | None) -> str:
 def interval(row: Mapping[str, float]) -> str:
     """``[-0.12, +0.34]`` from ``ci_low`` and ``ci_high``; ``n/a`` when undefined (one seed)."""
     low, high = row["ci_low"], row["ci_high"]
-    if low != low or high != high:
+    if low is None or high is None or low != low or high != high:
         return "n/a"
     return f"[{low:+.2f}, {high:+.2f}]"
 

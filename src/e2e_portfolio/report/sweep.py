@@ -36,7 +36,7 @@ def _sentence(label: str, rows: Sequence[Mapping[str, Any]]) -> str:
     significant = [r for r in rows if r["p_holm"] == r["p_holm"] and r["p_holm"] < 0.05]
     better = [r for r in significant if r["mean"] > 0]
     worse = [r for r in significant if r["mean"] < 0]
-    if all(r["n_seeds"] < 2 for r in rows):
+    if all(r["n"] < 2 for r in rows):
         means = ", ".join(f"{r['mean']:+.3f}" for r in rows)
         return f"{arm} vs {versus}: {means} Sharpe on one seed; no test (run more seeds)."
     if len(rows) == 1:

@@ -66,7 +66,7 @@ def verdict_table(summary: Mapping) -> Table:
     for v in summary["verdict"]:
         shown = interval(v)
         table.add_row(v["arm"], v["versus"], f"{v['mean']:+.3f}", shown, f"{v['win_rate']:.2f}",
-                      p_value(v["p_wilcoxon"]), p_value(v["p_holm"]))  # fmt: skip
+                      p_value(v["p"]), p_value(v["p_holm"]))  # fmt: skip
     notes = ["diff: mean of arm minus versus over seeds; 95% CI: t-interval; wins: share of "
              "seeds where the arm is ahead; p: Wilcoxon signed-rank; Holm p: adjusted over the "
              "rows shown"]  # fmt: skip
@@ -80,20 +80,6 @@ def verdict_table(summary: Mapping) -> Table:
     table.caption = "\n".join(notes)
     table.caption_justify = "left"
     return table
-
-
-def verdict_sentences(summary: Mapping) -> str:
-    """One sentence per comparison that never calls a non-significant difference a win."""
-    lines = []
-    for v in summary["verdict"]:
-        if v["p_holm"] == v["p_holm"] and v["p_holm"] < 0.05:
-            word = "beats" if v["mean"] > 0 else "loses to"
-            lines.append(f"{v['arm']} {word} {v['versus']}: {v['mean']:+.3f} Sharpe "
-                         f"(Holm p {p_phrase(v['p_holm'])})")  # fmt: skip
-        else:
-            lines.append(f"{v['arm']} vs {v['versus']}: no significant difference "
-                         f"({v['mean']:+.3f}, Holm p {p_phrase(v['p_holm'])})")  # fmt: skip
-    return "\n".join(lines)
 
 
 def history_compare_tables(summary: Mapping, name: str) -> list[Table | str]:

@@ -33,7 +33,6 @@ from e2e_portfolio.apps.cli.compare_tables import (
     edges_line,
     history_compare_tables,
     tuning_caption,
-    verdict_sentences,
     verdict_table,
 )
 from e2e_portfolio.apps.cli.tables import (
@@ -142,7 +141,9 @@ def shrink(
     asked = {key: value for key, value in book.items() if value is not None}
     portfolio = PortfolioConfig(**asked) if asked else None
     if not uses_stored_panel(store, data) and data == "synthetic":
-        with Progress(console=err_console, transient=True) as progress:
+        with Progress(
+            console=err_console, transient=True, disable=not err_console.is_terminal
+        ) as progress:
             task = progress.add_task(f"{len(seed_list)} universes", total=len(seed_list))
             summary, record = shrink_synthetic(
                 seed_list,
@@ -161,6 +162,7 @@ def shrink(
             record = replace(record, config={**record.config, "universe": universe})
         tables = history_tables(summary, panel, record.config.get("book"))
     run_id = save_run(store, record)
+    print_verdict(record)
     for table in tables:
         console.print(table)
     result = {k: v for k, v in summary.items() if k != "results"}  # per-seed arrays stay out
@@ -229,8 +231,8 @@ def compare(
     ] = None,
     covariance: Annotated[
         str,
-        typer.Option(help="Shrunk covariance of the covariance arms: ledoit-wolf, oas, nonlinear."),
-    ] = "ledoit-wolf",
+        typer.Option(help="Shrunk covariance of the covariance arms: ledoit_wolf, oas, nonlinear."),
+    ] = "ledoit_wolf",
     gamma_grid: Annotated[
         str, typer.Option(help="Risk aversions each QP arm chooses from on validation months.")
     ] = ",".join(f"{g:g}" for g in GAMMA_GRID),
@@ -293,7 +295,9 @@ def compare(
     uses_stored_panel(store, data)
     panel = resolve_panel(data, store, universe, n_assets, n_months, seed_list[0])
     steps = len(arm_list) * (panel.n_dates - 1 - window)
-    with Progress(console=err_console, transient=True) as progress:
+    with Progress(
+        console=err_console, transient=True, disable=not err_console.is_terminal
+    ) as progress:
         task = progress.add_task("walk-forward", total=max(steps, 1))
 
         def advance(name: str) -> None:
@@ -307,6 +311,7 @@ def compare(
     if data == "french":
         record = replace(record, config={**record.config, "universe": universe})
     run_id = save_run(store, record)
+    print_verdict(record)
     table = comparison_table(comparison, record.config)
     table.caption = (tuning_caption(record.metrics["tuning"]) + "\n"
                      + edges_line(record.metrics["gamma_edges"]))  # fmt: skip
@@ -317,6 +322,18 @@ def compare(
                             "tuning": record.metrics["tuning"],
                             "gamma_edges": record.metrics["gamma_edges"]})  # fmt: skip
     print_stored(store, run_id)
+
+
+def print_verdict(record) -> None:
+    """The sentences that answer the run's question, first (as the report's first screen)."""
+    from e2e_portfolio.report.verdict import verdict_of
+
+    sentences = verdict_of(record).sentences
+    if sentences:
+        console.print("[bold]Verdict[/]")
+        for sentence in sentences:
+            console.print(sentence, highlight=False)
+        console.print()
 
 
 def _seed_done(result: dict, total: int, workers: int) -> str:
@@ -340,7 +357,9 @@ def _compare_seeds(store, options, seed_list, where, json_path, data, universe, 
         # one history: only the training seeds vary
         return history or resolve_panel(data, store, universe, n_assets, n_months, seed)
 
-    with Progress(console=err_console, transient=True) as progress:
+    with Progress(
+        console=err_console, transient=True, disable=not err_console.is_terminal
+    ) as progress:
         task = progress.add_task(f"{len(seed_list)} seeds x {len(options.arms)} arms "
                                  f"({workers} workers)", total=len(seed_list))  # fmt: skip
         summary, record = compare_across_seeds(
@@ -364,6 +383,7 @@ def _compare_seeds(store, options, seed_list, where, json_path, data, universe, 
             about["universe"] = universe
     record = replace(record, config={**about, **record.config})
     run_id = save_run(store, record)
+    print_verdict(record)
     console.print(arms_table(summary))
     console.print(edges_line(summary["gamma_edges"]), highlight=False)
     if history is not None:
@@ -371,7 +391,6 @@ def _compare_seeds(store, options, seed_list, where, json_path, data, universe, 
             console.print(table)
     else:
         console.print(verdict_table(summary))
-        console.print(verdict_sentences(summary))
     if json_path is not None:
         write_json(json_path, to_json(summary["arms"], summary["verdict"], summary["per_seed"],
                                       record.config, summary["break_even"],

@@ -155,7 +155,9 @@ def attribute(
     check_json_path(json_path)
     portfolio = PortfolioConfig(gamma=gamma, w_max=w_max)
     portfolio.validate(n_assets)
-    with Progress(console=err_console, transient=True) as progress:
+    with Progress(
+        console=err_console, transient=True, disable=not err_console.is_terminal
+    ) as progress:
         task = progress.add_task("training per seed", total=len(seed_list))
         summary = attribution_across_seeds(
             seed_list,

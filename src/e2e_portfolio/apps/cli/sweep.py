@@ -98,7 +98,9 @@ def sweep(
         spec = {"kind": kind.split(","), "seeds": _sweep_seeds(seeds),
                 **{k: v for k, v in given.items() if v is not None}}  # fmt: skip
     jobs = expand_grid(spec)
-    with Progress(console=err_console, transient=True) as progress:
+    with Progress(
+        console=err_console, transient=True, disable=not err_console.is_terminal
+    ) as progress:
         task = progress.add_task(f"{len(jobs)} jobs", total=len(jobs))
         outcome = run_sweep(
             jobs, store, backend=backend, n_workers=workers, address=address,  # type: ignore[arg-type]

@@ -13,7 +13,9 @@ from e2e_portfolio.annualisation import PERIODS_PER_YEAR
 from e2e_portfolio.data.panel import FactorPanel
 from e2e_portfolio.data.store import Store
 from e2e_portfolio.models.decision_shrinkage import METHODS
-from e2e_portfolio.report.style import interval, p_phrase, p_value
+from e2e_portfolio.report.style import interval, p_value
+from e2e_portfolio.seeds import seeds_text
+from e2e_portfolio.slugs import canonical
 
 
 def panels_table(builtin: Mapping[str, str], store: Store) -> Table:
@@ -70,24 +72,14 @@ def panel_summary_table(panel: FactorPanel, max_assets: int = 25) -> Table:
     return table
 
 
-def _verdict(edge: float, name: str, p_value: float, label: str = "Holm p") -> str:
-    """One sentence that never calls a non-significant difference a win."""
-    if p_value < 0.05:
-        word = "beats" if edge > 0 else "loses to"
-        return f"decision-aware {word} {name}: edge {edge:+.3f} ({label} {p_phrase(p_value)})"
-    return (
-        f"decision-aware vs {name}: no significant difference "
-        f"(edge {edge:+.3f}, {label} {p_phrase(p_value)})"
-    )
-
-
 def shrink_tables(summary: Mapping) -> list[Table | str]:
     """Headline tables of :func:`edge_across_seeds`."""
     config, rows = summary["config"], summary["rows"]
     n, window = config["n_assets"], config["window"]
     methods = Table(
         title=(
-            f"Out-of-sample net Sharpe over {len(rows)} synthetic universes: N={n} assets, "
+            f"Out-of-sample net Sharpe over {len(rows)} synthetic "
+            f"universe{'s' if len(rows) != 1 else ''}: N={n} assets, "
             f"T={config['n_months']} months, window {window} (N/window = {n / window:.2f}), "
             f"tc {config['tc']}, target {config['target']}, {shrink_book(config.get('book'))}"
         ),
@@ -107,7 +99,7 @@ def shrink_tables(summary: Mapping) -> list[Table | str]:
     methods.caption_justify = "left"
     rivals = _rivals(summary)
     edges = Table(
-        title="Paired edges of decision-aware (per seed; p: Wilcoxon, Holm over the "
+        title="Paired edges of decision_aware (per seed; p: Wilcoxon, Holm over the "
         f"{len(rivals)} comparisons)",
         title_justify="left",
     )
@@ -120,10 +112,7 @@ def shrink_tables(summary: Mapping) -> list[Table | str]:
             name, f"{c['mean']:+.3f}", interval(c),
             f"{c['win_rate']:.2f}", p_value(c["p_wilcoxon"]), p_value(c["p_holm"]),
         )  # fmt: skip
-    verdicts = "\n".join(
-        _verdict(summary[key]["mean"], name, summary[key]["p_holm"]) for name, key in rivals
-    )
-    return [methods, edges, verdicts]
+    return [methods, edges]
 
 
 def singular_note(n_assets: int, window: int, book: Mapping | None = None) -> str | None:
@@ -137,7 +126,7 @@ def singular_note(n_assets: int, window: int, book: Mapping | None = None) -> st
 
 def _rivals(summary: Mapping) -> list[tuple[str, str]]:
     """(name, key) of decision-aware's comparisons present in a shrink summary."""
-    names = (("plug-in", "vs_plugin"), ("Ledoit-Wolf", "vs_lw"), ("OAS", "vs_oas"),
+    names = (("plug_in", "vs_plugin"), ("ledoit_wolf", "vs_lw"), ("oas", "vs_oas"),
              ("nonlinear", "vs_nonlinear"))  # fmt: skip
     return [(name, key) for name, key in names if key in summary]
 
@@ -166,7 +155,7 @@ def history_tables(
     table.caption = singular_note(panel.n_assets, summary["window"], book)
     table.caption_justify = "left"
     tests = Table(
-        title="Tests of decision-aware: Jobson-Korkie-Memmel and block bootstrap (Ledoit-Wolf "
+        title="Tests of decision_aware: Jobson-Korkie-Memmel and block bootstrap (Ledoit-Wolf "
         "2008); Holm over the comparisons",
         title_justify="left",
     )
@@ -178,12 +167,7 @@ def history_tables(
         tests.add_row(name, f"{c['difference']:+.3f}", f"{c['z']:+.2f}", p_value(c["p_value"]),
                       p_value(c["p_value_holm"]), p_value(c["p_bootstrap"]),
                       p_value(c["p_bootstrap_holm"]))  # fmt: skip
-    label = "block-bootstrap Holm p"
-    verdicts = "\n".join(
-        _verdict(summary[key]["difference"], name, summary[key]["p_bootstrap_holm"], label)
-        for name, key in rivals
-    )
-    return [table, tests, verdicts]
+    return [table, tests]
 
 
 def shrink_book(book: Mapping | None) -> str:
@@ -234,34 +218,39 @@ KEY_OPTIONS = ("n_assets", "window", "tc", "gamma", "w_max", "w_min", "leverage"
                "kappa", "target", "covariance", "epochs", "learn_theta", "baselines")  # fmt: skip
 
 
-def _headline(kind: str, metrics: Mapping, stats: Mapping[str, float]) -> str:
-    """The one comparison a run is about, in Sharpe."""
+def _headline(kind: str, metrics: Mapping, stats: Mapping[str, float]) -> dict[str, float]:
+    """The one comparison a run is about: its two methods' Sharpe, by slug."""
 
-    def pair(values: Mapping, a: str, b: str) -> str:
-        return f"{a} {values[a]:.3f} vs {b} {values[b]:.3f}" if a in values and b in values else ""
+    def pair(values: Mapping, a: str, b: str) -> dict[str, float]:
+        values = {canonical(k): v for k, v in values.items()}  # runs stored with old spellings
+        return {a: float(values[a]), b: float(values[b])} if a in values and b in values else {}
 
     if kind == "shrink":
         values = metrics.get("mean_sharpe") or metrics.get("sharpe") or {}
-        return pair(values, "decision-aware", "ledoit-wolf")
+        return pair(values, "decision_aware", "ledoit_wolf")
     if kind == "compare":
         mean = {a: v["sharpe"] for a, v in metrics.get("mean", {}).items()}
         return pair(mean or stats, "e2e", "decoupled")
     if kind.startswith("sweep-"):
         values = {k.removeprefix("sharpe_"): v for k, v in metrics.items()
                   if k.startswith("sharpe_") and isinstance(v, int | float)}  # fmt: skip
-        return pair(values, "decision-aware", "ledoit-wolf") or pair(values, "e2e", "decoupled")
-    return ""
+        return pair(values, "decision_aware", "ledoit_wolf") or pair(values, "e2e", "decoupled")
+    return {}
 
 
-def _seeds(config: Mapping) -> str:
+def _seeds(config: Mapping) -> list[int]:
     seeds = config.get("seeds", config.get("seed"))
-    if isinstance(seeds, list):
-        return f"{seeds[0]}-{seeds[-1]} ({len(seeds)})" if len(seeds) > 1 else str(seeds[0])
-    return "" if seeds is None else str(seeds)
+    if seeds is None:
+        return []
+    return [int(s) for s in seeds] if isinstance(seeds, list) else [int(seeds)]
 
 
 def run_summaries(runs, stats: Mapping[str, Mapping[str, float]]) -> list[dict]:
-    """One plain row per stored run: id, kind, created, data, seeds, options, headline."""
+    """One plain row per stored run: id, kind, created, data, seeds, options, headline.
+
+    Numbers as numbers: ``seeds`` a list, ``headline`` the Sharpe of the run's two headline
+    methods by slug.
+    """
     rows = []
     for row in runs.itertuples():
         config, metrics = json.loads(row.config), json.loads(row.metrics)
@@ -288,9 +277,11 @@ def runs_table(rows: list[dict]) -> Table:
             f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}"
             for k, v in r["options"].items()
         )
-        seeds = f"  seeds {r['seeds']}" if r["seeds"] else ""
-        lines = [f"[bold]{r['run_id']}[/]  {r['kind']}  {r['data']}{seeds}"]
-        lines += [f"  {text}" for text in (r["headline"], options) if text]
+        count = len(r["seeds"])
+        seeds = f"  seeds {seeds_text(r['seeds'])}" + (f" ({count})" if count > 1 else "")
+        headline = " vs ".join(f"{slug} {value:.3f}" for slug, value in r["headline"].items())
+        lines = [f"[bold]{r['run_id']}[/]  {r['kind']}  {r['data']}{seeds if count else ''}"]
+        lines += [f"  {text}" for text in (headline, options) if text]
         lines.append(f"  {r['created']} UTC")
         table.add_row("\n".join(lines))
     return table
@@ -310,13 +301,13 @@ def importance_table(summary: Mapping) -> Table:
     )
     table.add_column("feature")
     table.add_column("decoupled", justify="right")
-    table.add_column("end-to-end", justify="right")
+    table.add_column("e2e", justify="right")
     columns = [summary["mean_shares"]]
     if "mean_shap_shares" in summary:
         table.add_column("decoupled SHAP", justify="right")
-        table.add_column("end-to-end SHAP", justify="right")
+        table.add_column("e2e SHAP", justify="right")
         columns.append(summary["mean_shap_shares"])
     for j, feature in enumerate(summary["features"]):
-        cells = [f"{c[m][j]:.3f}" for c in columns for m in ("decoupled", "end-to-end")]
+        cells = [f"{c[m][j]:.3f}" for c in columns for m in ("decoupled", "e2e")]
         table.add_row(feature, *cells)
     return table
