@@ -594,6 +594,24 @@ def test_light_commands_do_not_import_torch(tmp_path):
     subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path)
 
 
+def test_bad_experiment_options_are_refused_before_torch_loads(tmp_path):
+    """compare's and shrink's common mistakes answer at once (torch took ~3 s to load first)."""
+    db = str(tmp_path / "cli.duckdb")
+    code = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from e2e_portfolio.apps.cli import app\n"
+        "for args in (['compare', '--gamma-grid', 'a,b'], ['compare', '--arms', 'nosuch'],"
+        " ['compare', '--covariance', 'sample'], ['compare', '--gamma-grid', '4,-1'],"
+        " ['compare', '--seeds', 'x'], ['shrink', '--window', '5'], ['shrink', '--seeds', '3-1']):\n"
+        f"    result = CliRunner().invoke(app, ['--db', {db!r}, *args])\n"
+        "    assert result.exit_code == 1 and result.output.startswith('error: '), args\n"
+        "heavy = sorted(m for m in ('torch', 'cvxpy') if m in sys.modules)\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path)
+
+
 def test_tables_have_json_twins_for_scripts(tmp_path):
     db = str(tmp_path / "cli.duckdb")
     path = tmp_path / "shrink.json"

@@ -32,8 +32,10 @@ risk model hold equal weights. Nothing here imports torch: the command line's he
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, cast, get_args
 
 from e2e_portfolio.exceptions import DataError
 from e2e_portfolio.models.covariance import RISK_MODELS, RiskModel
@@ -51,6 +53,24 @@ SHRUNK = "shrunk"
 """The risk source that stands for the run's own shrinkage estimator (``--covariance``)."""
 Covariance = Literal["ledoit_wolf", "oas", "nonlinear"]
 COVARIANCES: tuple[Covariance, ...] = get_args(Covariance)
+
+
+def check_covariance(name: str) -> Covariance:
+    """The shrunk covariance of the covariance arms by its slug (earlier spellings read)."""
+    slug = canonical(name)
+    if slug not in COVARIANCES:
+        raise DataError(f"covariance: expected one of {COVARIANCES}, got {name!r}")
+    return cast(Covariance, slug)
+
+
+def check_gamma_grid(grid: Sequence[float]) -> tuple[float, ...]:
+    """The risk aversions a tuned arm chooses from: positive and finite, sorted, once each."""
+    values = [float(g) for g in grid]
+    if not values or any(not math.isfinite(g) or g <= 0 for g in values):
+        raise DataError(f"gamma_grid: expected positive risk aversions, got {values}")
+    return tuple(sorted(set(values)))
+
+
 """The estimators ``shrunk`` may stand for."""
 LOSS_NAMES = ("sharpe", "utility")
 """Names of :data:`~e2e_portfolio.models.losses.DECISION_LOSSES` (kept here torch-free)."""

@@ -44,7 +44,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import torch
@@ -53,11 +53,12 @@ from torch import nn
 from e2e_portfolio.annualisation import annualised_sharpe
 from e2e_portfolio.backtest.arm_specs import (
     ARMS,
-    COVARIANCES,
     GAMMA_GRID,
     SHRUNK,
     Arm,
     Covariance,
+    check_covariance,
+    check_gamma_grid,
     resolve_arms,
 )
 from e2e_portfolio.backtest.gamma_grid import choose_gamma
@@ -69,7 +70,6 @@ from e2e_portfolio.models.covariance import RISK_MODELS, RiskModel
 from e2e_portfolio.models.losses import DECISION_LOSSES, DecisionLoss
 from e2e_portfolio.models.portfolio import PortfolioConfig, solve_path
 from e2e_portfolio.models.train import TrainConfig, train_decoupled, train_e2e, train_risk_nll
-from e2e_portfolio.slugs import canonical
 from e2e_portfolio.turnover import path_turnover
 
 MIN_HISTORY = 13
@@ -153,13 +153,8 @@ class ArmSet:
 
     def __post_init__(self) -> None:
         if isinstance(self.covariance, str):  # an earlier spelling (ledoit-wolf) still works
-            self.covariance = cast(Covariance, canonical(self.covariance))
-        if isinstance(self.covariance, str) and self.covariance not in COVARIANCES:
-            raise DataError(f"covariance: expected one of {COVARIANCES}, got {self.covariance!r}")
-        grid = [float(g) for g in self.gamma_grid]
-        if not grid or any(not math.isfinite(g) or g <= 0 for g in grid):
-            raise DataError(f"gamma_grid: expected positive risk aversions, got {grid}")
-        self.gamma_grid = tuple(sorted(set(grid)))
+            self.covariance = check_covariance(self.covariance)
+        self.gamma_grid = check_gamma_grid(self.gamma_grid)
         if not (self.tc >= 0 and math.isfinite(self.tc)):
             raise DataError(f"tc: expected a finite cost >= 0, got {self.tc}")
         self._windows = TrailingWindows(self.window)

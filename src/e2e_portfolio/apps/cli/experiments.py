@@ -119,9 +119,7 @@ def shrink(
     is one walk-forward with Jobson-Korkie-Memmel and block-bootstrap tests. p-values are
     Holm-adjusted over the comparisons. The run is stored in the DuckDB file.
     """
-    from e2e_portfolio.experiments import resolve_panel, shrink_history, shrink_synthetic
-    from e2e_portfolio.experiments.shrinkage import ShrinkageConfig
-    from e2e_portfolio.models.portfolio import PortfolioConfig
+    from e2e_portfolio.models.decision_shrinkage import ShrinkageConfig  # numpy only
 
     old = None if n_seeds is None and first_seed is None else list(
         range(first_seed or 0, (first_seed or 0) + (n_seeds or 10)))  # fmt: skip
@@ -136,6 +134,11 @@ def shrink(
         learn_theta=learn_theta,
         baselines=tuple(comma_values(baselines, str, "--baselines") or ()),
     )
+    if data == "synthetic" and not store.has_panel(data):  # before torch loads: at once
+        config.validate(n_assets, n_months)
+    from e2e_portfolio.experiments import resolve_panel, shrink_history, shrink_synthetic
+    from e2e_portfolio.models.portfolio import PortfolioConfig
+
     book = {"gamma": gamma, "w_min": w_min, "w_max": w_max, "budget": budget,
             "leverage": leverage, "sector_max": sector_max}  # fmt: skip
     asked = {key: value for key, value in book.items() if value is not None}
@@ -267,6 +270,17 @@ def compare(
     comparisons printed) and break-even costs are reported. The run is stored (config,
     statistics, returns; weights for one seed).
     """
+    from e2e_portfolio.backtest.arm_specs import check_covariance, check_gamma_grid, resolve_arms
+
+    # what can be checked before torch loads is checked at once
+    seed_list = resolve_seeds(seeds, "42", "--seed", None if seed is None else [seed])
+    store = writable_store_of(ctx)
+    arm_list = tuple(comma_values(arms, str, "--arms") or ARMS)
+    resolve_arms(arm_list)
+    grid = check_gamma_grid(comma_values(gamma_grid, float, "--gamma-grid") or GAMMA_GRID)
+    covariance = check_covariance(covariance)
+    check_json_path(json_path)
+
     from e2e_portfolio.config import configure_threads
     from e2e_portfolio.experiments import compare_strategies, resolve_panel
     from e2e_portfolio.experiments.compare import CompareOptions
@@ -274,20 +288,14 @@ def compare(
     from e2e_portfolio.models.train import TrainConfig
 
     configure_threads()  # E2E_THREADS, as the command line exported it
-
-    seed_list = resolve_seeds(seeds, "42", "--seed", None if seed is None else [seed])
-    store = writable_store_of(ctx)
-    arm_list = tuple(comma_values(arms, str, "--arms") or ARMS)
-    grid = tuple(comma_values(gamma_grid, float, "--gamma-grid") or GAMMA_GRID)
     options = CompareOptions(
         train=TrainConfig(epochs=epochs, seed=seed_list[0], device=device),
         portfolio=PortfolioConfig(gamma=gamma, w_max=w_max, kappa=kappa, w_min=w_min,
                                   budget=budget, leverage=leverage, sector_max=sector_max),
         tc=tc, window=window, refit_every=refit_every, arms=arm_list,
-        covariance=covariance, gamma_grid=grid,  # type: ignore[arg-type]
+        covariance=covariance, gamma_grid=grid,
         widen_gamma_grid=widen_gamma_grid,
     )  # fmt: skip
-    check_json_path(json_path)
     if len(seed_list) > 1:
         _compare_seeds(store, options, seed_list, (workers, backend, address),
                        json_path, data, universe, n_assets, n_months)  # fmt: skip
