@@ -207,9 +207,22 @@ def test_real_browser_keeps_the_comparison_after_clicks_and_stores_it(served_app
         chosen = page.get_by_role("combobox", name="report of")
         chosen.wait_for(timeout=60_000)
         assert chosen.input_value() == run_id  # the newest run, the one just stored
-        report = page.frame_locator("iframe").first.locator("#verdict-section")
+        frame = page.frame_locator("iframe").first
+        report = frame.locator("#verdict-section")
         report.wait_for(timeout=60_000)
         verdict = report.inner_text()
+        # the legend is whole inside the embedded report: every entry's text fits its figure
+        frame.locator(".legendtext").first.wait_for(timeout=60_000)
+        legend = frame.locator("#figure-equity").evaluate(
+            "div => { const svg = div.querySelector('.main-svg').getBoundingClientRect();"
+            " return [...div.querySelectorAll('.legendtext')].map(t => {"
+            " const r = t.getBoundingClientRect(); return [t.textContent, r.width,"
+            " r.right <= svg.right + 1]; }); }"
+        )
+        page.screenshot(path=screenshot_path("dashboard-streamlit-report.png"), full_page=True)
         browser.close()
+    names = {text for text, _, _ in legend}
+    assert {"equal_weight", "e2e", "decoupled"} <= names, names
+    assert all(inside and width > 20 for _, width, inside in legend), legend
     assert list(Store(get_settings().db_path).list_runs("compare")["run_id"]) == [run_id]
     assert "One walk-forward on synthetic" in verdict
