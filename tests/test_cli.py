@@ -31,6 +31,15 @@ def test_help_lists_commands():
     assert "data" in result.output
 
 
+def test_version_from_the_command_and_the_module():
+    import e2e_portfolio
+
+    assert invoke("--version").output == f"e2e-portfolio {e2e_portfolio.__version__}\n"
+    module = subprocess.run([sys.executable, "-m", "e2e_portfolio", "--version"],
+                            capture_output=True, text=True, check=True)  # fmt: skip
+    assert module.stdout.strip() == f"e2e-portfolio {e2e_portfolio.__version__}"
+
+
 def _command_paths(group, prefix=()):
     for name, command in group.commands.items():
         if hasattr(command, "commands"):

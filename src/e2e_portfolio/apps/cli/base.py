@@ -154,8 +154,30 @@ def handled(*errors: type[Exception]) -> Callable[[Command], Command]:
     return wrap
 
 
+def _version(shown: bool) -> None:
+    if shown:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            installed = version("e2e-portfolio")
+        except PackageNotFoundError:  # run from a source tree without installing
+            from e2e_portfolio import __version__ as installed
+        typer.echo(f"e2e-portfolio {installed}")
+        raise typer.Exit()
+
+
+VersionOption = Annotated[
+    bool,
+    typer.Option("--version", callback=_version, is_eager=True,
+                 help="Print the installed version and exit."),
+]  # fmt: skip
+
+
 @app.callback()
-def main(ctx: typer.Context, db: DbOption = None, threads: ThreadsOption = None) -> None:
+def main(
+    ctx: typer.Context, db: DbOption = None, threads: ThreadsOption = None,
+    version: VersionOption = False,
+) -> None:  # fmt: skip
     """End-to-end (decision-focused) portfolio optimisation.
 
     Data live in one local DuckDB file (``--db``, else ``$DB_PATH``, else
