@@ -5,14 +5,19 @@ Usage::
 
     python3 quickstart.py run     # set up (light), then run the headline experiment
     python3 quickstart.py test    # set up (with the dev extra), then run the whole test suite
+    python3 quickstart.py docs    # set up (with the docs extra), then build docs/_build/html
     python3 quickstart.py lock    # regenerate requirements/*.lock from pyproject.toml
+                                  # (or only some: python3 quickstart.py lock docs)
 
 Needs nothing but Python >= 3.11. The first call creates ``.venv`` beside this file,
 installs a pinned CPU build of torch first (an unpinned torch pulls a multi-GB CUDA
 build on Linux), then the exact versions of ``requirements/run.lock`` (what the main job
-needs) or ``requirements/dev.lock`` (everything the tests need), then this package itself
-without touching those pins. Later calls reuse the environment and reinstall only when
-``pyproject.toml`` or a lock file changed; a ``test`` environment also serves ``run``.
+needs), ``requirements/dev.lock`` (everything the tests need) or ``requirements/docs.lock``
+(the tests' and Sphinx's), then this package itself without touching those pins. Later calls
+reuse the environment and reinstall only when ``pyproject.toml`` or a lock file changed; a
+``docs`` environment also serves ``test``, and a ``test`` one ``run``. ``docs`` builds the
+site offline with warnings as errors, executing the examples gallery
+(``docs/_build/html/index.html``).
 Extra arguments after the command are passed on (to ``e2e`` for ``run``, to ``pytest``
 for ``test``).
 
@@ -38,8 +43,10 @@ VENV = Path(os.environ.get("E2E_VENV", ROOT / ".venv"))
 TORCH_SPEC = os.environ.get("E2E_TORCH_SPEC", "torch==2.13.0")
 UNLOCKED = os.environ.get("E2E_UNLOCKED", "") == "1"
 LOCKS = ROOT / "requirements"
-PROFILES = {"run": "", "test": "dev"}
+PROFILES = {"run": "", "test": "dev", "docs": "docs"}
 """Which extra each command installs: the main job needs only the base dependencies."""
+SERVES = {"run": ("run", "test", "docs"), "test": ("test", "docs"), "docs": ("docs",)}
+"""The environments that already hold what each command needs."""
 UNLOCKED_NAMES = ("torch", "triton", "nvidia-", "e2e-portfolio")
 """Left out of the lock files: torch comes from ``E2E_TORCH_SPEC`` (its CPU build), and the
 package itself is installed from the working tree."""
@@ -58,7 +65,7 @@ def _run(cmd: list[str | Path]) -> None:
 
 
 def _lock_file(profile: str) -> Path:
-    return LOCKS / ("dev.lock" if PROFILES[profile] else "run.lock")
+    return LOCKS / f"{PROFILES[profile] or 'run'}.lock"
 
 
 def _fingerprint(profile: str) -> str:
@@ -96,8 +103,8 @@ def setup(profile: str = "test") -> Path:
         venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
     stamp = VENV / ".e2e-install-stamp"
     done = stamp.read_text().splitlines() if stamp.exists() else []
-    # a test environment holds everything the main job needs
-    if _fingerprint(profile) in done or (profile == "run" and _fingerprint("test") in done):
+    # a docs environment holds everything the tests need, a test one the main job's
+    if any(_fingerprint(other) in done for other in SERVES[profile]):
         return python
     locked = not UNLOCKED and _lock_file(profile).exists()
     _install(python, profile, locked)
@@ -105,10 +112,14 @@ def setup(profile: str = "test") -> Path:
     return python
 
 
-def lock() -> int:
-    """Resolve each profile in a fresh environment and write its exact versions."""
+def lock(profiles: list[str]) -> int:
+    """Resolve each profile (all by default) in a fresh environment; write its exact versions."""
+    unknown = [p for p in profiles if p not in PROFILES]
+    if unknown:
+        print(f"lock: expected profiles from {', '.join(PROFILES)}, got {unknown}")
+        return 2
     LOCKS.mkdir(exist_ok=True)
-    for profile in PROFILES:
+    for profile in profiles or PROFILES:
         with tempfile.TemporaryDirectory() as folder:
             where = Path(folder) / "venv"
             venv.EnvBuilder(with_pip=True, clear=True).create(where)
@@ -133,15 +144,19 @@ def lock() -> int:
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in {"run", "test", "setup", "lock"}:
+    if not argv or argv[0] not in {"run", "test", "docs", "setup", "lock"}:
         print(__doc__)
         return 2
     command, rest = argv[0], argv[1:]
     if command == "lock":
-        return lock()
-    python = setup("run" if command == "run" else "test")
+        return lock(rest)
+    python = setup(command if command in PROFILES else "test")
     if command == "setup":
         return 0
+    if command == "docs":
+        build = [python, "-m", "sphinx", "-W", "--keep-going", "-b", "html", "docs",
+                 "docs/_build/html", *rest]  # fmt: skip
+        return subprocess.run([str(c) for c in build], cwd=ROOT).returncode
     if command == "run":
         for args in [rest] if rest else HEADLINE:
             cli = [str(python), "-m", "e2e_portfolio", *args]

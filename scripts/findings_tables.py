@@ -1,4 +1,4 @@
-"""Print the README's Findings tables from the runs stored in a DuckDB file.
+"""Print the Findings tables (docs/findings.md) from the runs stored in a DuckDB file.
 
 Every p-value is Holm-adjusted within its table (over every p-value the table shows), from
 the raw p-values the runs stored. Run the commands the README lists with ``--db FILE``, then

@@ -289,4 +289,5 @@ def main() -> None:
         runs_tab()
 
 
-main()
+if __name__ == "__main__":  # streamlit runs the script as __main__; importing it draws nothing
+    main()

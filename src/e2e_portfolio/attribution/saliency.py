@@ -39,7 +39,7 @@ def _mu(model: Forecaster, exposures: torch.Tensor) -> torch.Tensor:
 
 
 def gradient_saliency(model: Forecaster, exposures) -> np.ndarray:
-    """Mean |d mu / d x_k| over months and assets; exposures (T, n, k) -> (k,)."""
+    """Mean ``|d mu / d x_k|`` over months and assets; exposures (T, n, k) -> (k,)."""
     x = torch.tensor(np.array(exposures, dtype=np.float64), requires_grad=True)
     if x.ndim != 3:
         raise ValueError(f"exposures: expected shape (T, n, k), got {tuple(x.shape)}")
@@ -61,7 +61,7 @@ class _MuOnly(nn.Module):
 def shap_importance(
     model: nn.Module, exposures, n_background: int = 200, n_explained: int = 200, seed: int = 42
 ) -> np.ndarray:
-    """Mean |SHAP value| per feature from ``shap.GradientExplainer``, (k,).
+    """Mean ``|SHAP value|`` per feature from ``shap.GradientExplainer``, (k,).
 
     Rows (one asset on one month) are drawn at random from ``exposures`` (T, n, k): a
     background sample and a disjoint sample to explain.

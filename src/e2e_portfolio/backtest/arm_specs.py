@@ -99,8 +99,9 @@ class Arm:
     forecast : {"zero", "trailing_mean", "mse", "decision"}, optional
         Where ``mu`` comes from; None (with ``risk`` None) for equal weights.
     risk : str or RiskModel, optional
-        Where ``Sigma`` comes from: a name of :data:`~e2e_portfolio.models.covariance.
-        RISK_MODELS`, ``"shrunk"``, ``"nll"``, ``"decision"``, or a risk model callable.
+        Where ``Sigma`` comes from: a name of
+        :data:`~e2e_portfolio.models.covariance.RISK_MODELS`, ``"shrunk"``, ``"nll"``,
+        ``"decision"``, or a risk model callable.
     loss : str or DecisionLoss
         The decision loss of a ``"decision"`` source: ``"sharpe"``, ``"utility"`` or
         ``loss(weights, realised, tc) -> scalar``.

@@ -123,7 +123,7 @@ class ArmSet:
     gamma_grid : sequence of float
         Risk aversions the tuned arms choose from.
     widen_gamma_grid : bool
-        Extend the grid at an end while the best gamma sits there (see :meth:`_tune`).
+        Extend the grid at an end while the best gamma sits there (see ``ArmSet._tune``).
     sectors : sequence of str, optional
         The panel's sector per asset: with ``portfolio.sector_max`` every QP (decisions,
         gamma tuning, decision losses) caps each sector's weight.

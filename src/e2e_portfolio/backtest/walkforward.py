@@ -15,7 +15,7 @@ as cash, outside the weights.
 Costs: ``tc * ||w_t - h_{t-1}||_1`` (two-sided turnover), where ``h_{t-1}`` are last
 period's weights after they drifted with that period's returns (the first decision trades from
 cash); :mod:`e2e_portfolio.turnover` defines it for the whole package. The view also carries
-``h_{t-1}`` as :attr:`PastView.holdings`, so a strategy with a turnover penalty penalises the
+``h_{t-1}`` as ``PastView.holdings``, so a strategy with a turnover penalty penalises the
 trade it will be charged for.
 """
 

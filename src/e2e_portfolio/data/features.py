@@ -30,6 +30,7 @@ from e2e_portfolio.data.panel import FactorPanel, check_listing
 from e2e_portfolio.exceptions import DataError, NaNError
 
 FEATURES = ("momentum", "reversal", "volatility", "market_beta")
+"""The past-only exposures :func:`build_features` computes, in this order."""
 MONTHLY_SPACING = (27, 32)
 """Median days between dates that make a history monthly (inclusive bounds)."""
 

@@ -1,7 +1,8 @@
 """The record of one experiment run, its JSON form, and run files: nothing is lost.
 
-:class:`RunRecord` is what every experiment returns and :class:`~e2e_portfolio.data.store.
-Store` saves. When saving fails (a store that stays locked, a full disk), :func:`write_run_file`
+:class:`RunRecord` is what every experiment returns and
+:class:`~e2e_portfolio.data.store.Store` saves. When saving fails (a store that stays locked, a
+full disk), :func:`write_run_file`
 writes the record to a JSON file instead and :func:`read_run_file` reads it back for
 ``Store.save_run`` (``e2e runs import FILE``).
 """

@@ -1,7 +1,8 @@
 """The shrinkage experiment: plug-in, Ledoit-Wolf and decision-aware shrinkage, walked forward.
 
-Each method is a strategy of the backtest engine (:func:`~e2e_portfolio.backtest.walkforward.
-run_comparison`): at every decision month ``t`` it sees the past through a
+Each method is a strategy of the backtest engine
+(:func:`~e2e_portfolio.backtest.walkforward.run_comparison`): at every decision month ``t`` it
+sees the past through a
 :class:`~e2e_portfolio.backtest.walkforward.PastView`, returns the portfolio of
 :func:`~e2e_portfolio.models.decision_shrinkage.shrinkage_portfolios`, and earns
 ``returns[t + 1]`` net of ``tc`` times the two-sided turnover against its drifted previous book

@@ -8,19 +8,26 @@ whatever ``n`` is, and the QP layer solves it on its factor path in :math:`O(n k
 Every estimator is a :class:`RiskModel`: a callable from the ``(W, n)`` returns of a window to
 a :class:`FactorCovariance`. The built-ins, by name in :data:`RISK_MODELS`:
 
-========== ======================================================= ==============================
-name       estimate                                                factor form
-========== ======================================================= ==============================
-sample     :math:`S = X^\top X / (W - 1)` (``numpy.cov``)           :math:`F = V s / \sqrt{W-1}`,
-                                                                   :math:`d = 0`
-ledoit-    :math:`(1-\delta) S_{ML} + \delta\,m I` (scikit-learn's   :math:`F = V s
-wolf       ``LedoitWolf``; :math:`S_{ML} = X^\top X / W`,            \sqrt{(1-\delta)/W}`,
-           :math:`m = \mathrm{tr}(S_{ML}) / n`)                      :math:`d = \delta m`
-oas        the same with the OAS intensity (Chen et al. 2010)       as Ledoit-Wolf
-nonlinear  Ledoit & Wolf (2020): sample eigenvectors, shrunk         :math:`F = V\sqrt{\tilde d -
-           eigenvalues :math:`\tilde d` on the sample's span and     c}`, :math:`d = c`
-           one constant :math:`c` off it
-========== ======================================================= ==============================
+.. list-table::
+   :header-rows: 1
+
+   * - name
+     - estimate
+     - factor form
+   * - ``sample``
+     - :math:`S = X^\top X / (W - 1)` (``numpy.cov``)
+     - :math:`F = V s / \sqrt{W-1}`, :math:`d = 0`
+   * - ``ledoit_wolf``
+     - :math:`(1-\delta) S_{ML} + \delta\,m I` (scikit-learn's ``LedoitWolf``;
+       :math:`S_{ML} = X^\top X / W`, :math:`m = \mathrm{tr}(S_{ML}) / n`)
+     - :math:`F = V s \sqrt{(1-\delta)/W}`, :math:`d = \delta m`
+   * - ``oas``
+     - the same with the OAS intensity (Chen et al. 2010)
+     - as Ledoit-Wolf
+   * - ``nonlinear``
+     - Ledoit & Wolf (2020): sample eigenvectors, shrunk eigenvalues :math:`\tilde d` on the
+       sample's span and one constant :math:`c` off it
+     - :math:`F = V\sqrt{\tilde d - c}`, :math:`d = c`
 
 where :math:`X` are the window's demeaned returns and :math:`X = U s V^\top` its thin SVD. A
 user's own risk model is any callable with the same signature (the network of

@@ -32,6 +32,7 @@ import copy
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeAlias
 
 import numpy as np
 import torch
@@ -118,7 +119,7 @@ def _tensors(exposures, next_returns, device: str = "cpu") -> tuple[torch.Tensor
     return x, y
 
 
-Masks = dict[str, torch.Tensor]
+_Masks: TypeAlias = dict[str, torch.Tensor]
 """``investable`` (T, n): the asset may be held that month (listed, exposures known);
 ``known`` (T, n): investable and its next return is known (what a forecast is scored on)."""
 
@@ -127,7 +128,7 @@ def _split(exposures, next_returns, config: TrainConfig, investable=None):
     """Validated tensors split chronologically, and the masks of a changing universe.
 
     Returns ``parts`` (``{"train": (x, y), "validation": (x, y)}``, NaN replaced by 0) and
-    ``masks`` (per part a :data:`Masks`, or None when every value is known: then training is
+    ``masks`` (per part a ``_Masks``, or None when every value is known: then training is
     exactly the unmasked computation). ``investable`` (T, n) narrows the assets that may be
     held (e.g. those listed at each month); unknown exposures exclude an asset anyway.
     """
@@ -147,7 +148,7 @@ def _split(exposures, next_returns, config: TrainConfig, investable=None):
     complete = bool(known.all())
     x, y = torch.nan_to_num(x), torch.nan_to_num(y)  # unknown: 0, and masked out below
     parts = {"train": (x[:cut], y[:cut]), "validation": (x[cut:], y[cut:])}
-    masks: dict[str, Masks | None] = {"train": None, "validation": None}
+    masks: dict[str, _Masks | None] = {"train": None, "validation": None}
     if not complete:
         masks = {
             "train": {"investable": can_hold[:cut], "known": known[:cut]},

@@ -1,4 +1,7 @@
-"""``e2e shrink`` and ``e2e compare``: the experiments (``e2e sweep`` is in :mod:`.sweep`)."""
+"""``e2e shrink`` and ``e2e compare``: the experiments.
+
+``e2e sweep`` is in :mod:`e2e_portfolio.apps.cli.sweep`.
+"""
 
 from __future__ import annotations
 

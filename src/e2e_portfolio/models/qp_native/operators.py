@@ -19,7 +19,7 @@ Every factorisation is of a *regularised* system
 where ``D_m = diag(mask)`` restricts ``H`` to the free coordinates. Callers add a small
 proximal term to ``b`` so that ``M`` is positive definite even when ``H`` is singular (rank
 deficient risk, cash assets, a linear program), and recover the exact solution of the
-unregularised system by iterative refinement against :meth:`matvec`
+unregularised system by iterative refinement against ``matvec``
 (see :func:`~e2e_portfolio.models.qp_native.kkt.kkt_solve`).
 
 A factorisation reports, per problem, whether it failed (``info`` of LAPACK) instead of
