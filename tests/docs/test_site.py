@@ -58,3 +58,30 @@ def test_the_site_works_offline_in_chromium(site):
     assert "MeanVarianceQP" in results
     assert blocked == [], blocked
     assert not [e for e in errors if "favicon" not in e], errors
+
+
+def test_every_public_name_has_its_api_entry(site):
+    """Each name of ``e2e_portfolio.__all__`` and of each subpackage's ``__all__`` is in the
+    site's inventory, where it is defined (a class or function by its module and qualified
+    name; a constant in the module that documents it)."""
+    import importlib
+    import inspect
+
+    inventory = pytest.importorskip("sphinx.util.inventory")
+    with (site / "objects.inv").open("rb") as handle:
+        loaded = inventory.InventoryFile.load(handle, "", lambda base, uri: uri)
+    documented = {name for kind in loaded for name in loaded[kind]}
+    missing = []
+    for package in ("e2e_portfolio", "e2e_portfolio.data", "e2e_portfolio.models",
+                    "e2e_portfolio.backtest", "e2e_portfolio.experiments",
+                    "e2e_portfolio.report", "e2e_portfolio.attribution"):  # fmt: skip
+        module = importlib.import_module(package)
+        for name in (n for n in module.__all__ if not n.startswith("__")):
+            thing = getattr(module, name)
+            if inspect.isclass(thing) or inspect.isfunction(thing):
+                found = f"{thing.__module__}.{thing.__qualname__}" in documented
+            else:
+                found = any(entry.endswith(f".{name}") for entry in documented)
+            if not found:
+                missing.append(f"{package}.{name}")
+    assert not missing, missing
