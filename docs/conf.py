@@ -9,7 +9,6 @@ errors (``-W``) and every cross-reference must resolve (``nitpicky``).
 from __future__ import annotations
 
 import importlib
-import os
 import shutil
 from importlib.metadata import distribution
 from pathlib import Path
@@ -22,7 +21,16 @@ from sphinx.util.fileutil import copy_asset
 import e2e_portfolio
 
 DOCS = Path(__file__).resolve().parent
-os.environ.setdefault("STREAMLIT_LOGGER_LEVEL", "error")  # the app module is imported, not run
+
+
+def _quiet_streamlit() -> None:
+    """The API reference imports the Streamlit app's module; outside a running app Streamlit
+    would log a warning per cached function."""
+    import streamlit.logger
+
+    streamlit.logger.set_log_level("error")
+
+_quiet_streamlit()
 
 project = "e2e-portfolio"
 author = "the e2e-portfolio developers"

@@ -2,4 +2,5 @@
 
 from e2e_portfolio.apps.cli import app
 
-app(prog_name="e2e")
+if __name__ == "__main__":  # importing the module (the API reference does) runs nothing
+    app(prog_name="e2e")

@@ -39,25 +39,31 @@ def simulate(seed: int, n_assets: int, tc: float, learn_theta: bool) -> dict:
     }
 
 
-st.title("Training for accuracy or for decisions?")
-st.caption(
-    "One simulated factor universe, 96 months; the last 24 are out of sample. Portfolios: "
-    "the mean-variance direction at unit gross leverage, net of costs."
-)
-seed = st.slider("seed", 0, 49, 0)
-n_assets = st.select_slider("assets (N; covariance window 48)", [10, 20, 40], value=40)
-tc = st.slider("tc", 0.0, 0.01, 0.001, 0.001, format="%.3f")
-learn = st.checkbox("also train the head for Sharpe (slower)", value=False)
+def main() -> None:
+    """Draw the page (stlite runs this module as the app's script)."""
+    st.title("Training for accuracy or for decisions?")
+    st.caption(
+        "One simulated factor universe, 96 months; the last 23 are out of sample. Portfolios: "
+        "the mean-variance direction at unit gross leverage, net of costs."
+    )
+    seed = st.slider("seed", 0, 49, 0)
+    n_assets = st.select_slider("assets (N; covariance window 48)", [10, 20, 40], value=40)
+    tc = st.slider("tc", 0.0, 0.01, 0.001, 0.001, format="%.3f")
+    learn = st.checkbox("also train the head for Sharpe (slower)", value=False)
 
-with st.spinner("simulating and walking forward..."):
-    runs = {False: simulate(seed, n_assets, tc, False)}
-    if learn:
-        runs[True] = simulate(seed, n_assets, tc, True)
-table = {
-    label: round(runs[learned]["sharpe"][method], 3)
-    for label, (method, learned) in ROWS.items()
-    if learned in runs
-}
-st.table({"out-of-sample net Sharpe": table})
-st.write(f"Mean shrinkage chosen for Sharpe: delta* = {runs[False]['delta']:.2f}")
-st.line_chart(runs[False]["wealth"])
+    with st.spinner("simulating and walking forward..."):
+        runs = {False: simulate(seed, n_assets, tc, False)}
+        if learn:
+            runs[True] = simulate(seed, n_assets, tc, True)
+    table = {
+        label: round(runs[learned]["sharpe"][method], 3)
+        for label, (method, learned) in ROWS.items()
+        if learned in runs
+    }
+    st.table({"out-of-sample net Sharpe": table})
+    st.write(f"Mean shrinkage chosen for Sharpe: delta* = {runs[False]['delta']:.2f}")
+    st.line_chart(runs[False]["wealth"])
+
+
+if __name__ == "__main__":  # importing the module (the API reference does) draws nothing
+    main()
