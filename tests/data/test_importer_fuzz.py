@@ -133,10 +133,12 @@ def test_malformed_parquet_files(tmp_path, store, frame):
         (b"date,A\n2001-01-31,0.01,7\n", r"r\.csv: cannot read as CSV: .*line 2"),
         (b"date,A\nsoon,0.01\n2001-02-28,0.01\n2001-03-31,0.01\n",
          r"r\.csv: row 2, column 'date': expected a date, got 'soon'"),
+        (b"date,A\n-1.5,0.01\n2001-02-28,0.01\n2001-03-31,0.01\n",  # once parsed as year -1
+         r"r\.csv: row 2, column 'date': expected a date, got '-1.5'"),
         (b"date,A\n2001-01-31,1e400\n2001-02-28,0.01\n2001-03-31,0.01\n",
          r"r\.csv: row 2, column 'A': expected a finite number, got '1e400'"),
     ],
-    ids=["empty", "utf-16", "repeated-header", "ragged", "bad-date", "overflow"],
+    ids=["empty", "utf-16", "repeated-header", "ragged", "bad-date", "year-minus-one", "overflow"],
 )  # fmt: skip
 def test_each_kind_of_damage_has_its_message(tmp_path, content, match):
     path = tmp_path / "r.csv"

@@ -46,6 +46,8 @@ MAX_GAP = {"daily": 10, "weekly": 15, "monthly": 45}
 """The largest gap in days between consecutive dates that is still regular."""
 IMPLAUSIBLE = 1.0
 """A monthly return beyond this (100%) gets a note: returns in percent, or a data error."""
+PLAUSIBLE_YEARS = (1800, 2200)
+"""Dates outside these years are not dates of a return history (``-1.5`` parses as year -1)."""
 IMPOSSIBLE = 1000.0
 """A return beyond this (100,000% in one period) is an error: no asset does that."""
 
@@ -231,7 +233,9 @@ def _dates(values: pd.Series, column: str) -> pd.DatetimeIndex:
     with warnings.catch_warnings():  # "could not infer format": the error below says more
         warnings.simplefilter("ignore", UserWarning)
         parsed = pd.to_datetime(values, errors="coerce")
-    bad = np.flatnonzero(parsed.isna().to_numpy())
+    # a number such as "-1.5" parses as a date of year -1: only calendar years of markets count
+    implausible = parsed.notna() & ~parsed.dt.year.between(*PLAUSIBLE_YEARS)
+    bad = np.flatnonzero((parsed.isna() | implausible).to_numpy())
     if bad.size:
         row = _file_rows(len(values))[bad[0]]
         raise DataError(f"row {row}, column {column!r}: expected a date, got "
