@@ -30,6 +30,7 @@ def _quiet_streamlit() -> None:
 
     streamlit.logger.set_log_level("error")
 
+
 _quiet_streamlit()
 
 project = "e2e-portfolio"
