@@ -106,8 +106,12 @@ def store(tmp_path_factory):
     return Store(tmp_path_factory.mktemp("fuzz") / "fuzz.duckdb")
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-          HealthCheck.function_scoped_fixture])  # fmt: skip
+FUZZ = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                HealthCheck.function_scoped_fixture])  # fmt: skip
+"""Both fuzz tests: no deadline (imports vary in size); the store fixture is shared."""
+
+
+@settings(FUZZ, max_examples=150)
 @given(content=damaged_csv())
 def test_malformed_csv_files(tmp_path, store, content):
     path = tmp_path / "returns.csv"
@@ -115,8 +119,7 @@ def test_malformed_csv_files(tmp_path, store, content):
     _check(path, store)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-          HealthCheck.function_scoped_fixture])  # fmt: skip
+@settings(FUZZ, max_examples=40)
 @given(frame=damaged_parquet())
 def test_malformed_parquet_files(tmp_path, store, frame):
     path = tmp_path / "returns.parquet"

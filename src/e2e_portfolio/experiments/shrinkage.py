@@ -174,14 +174,12 @@ def book_of(portfolio: PortfolioConfig | None, panel: FactorPanel, config: Shrin
             "learn_theta: expected the unit-gross book (no --w-min, --w-max, --budget, "
             "--leverage, --sector-max or --gamma), got a constrained one"
         )
-    if portfolio.kappa != 0:
-        raise DataError(f"kappa: expected 0 for the shrinkage book, got {portfolio.kappa}")
     portfolio.validate(panel.n_assets, panel.sectors)
     if portfolio.sector_max is not None and panel.sectors is None:
         raise DataError(NO_SECTORS)
     from e2e_portfolio.experiments.shrinkage_book import QPBook
 
-    return QPBook(portfolio, panel.sectors)
+    return QPBook(portfolio, panel.sectors)  # refuses a turnover penalty
 
 
 def book_config(portfolio: PortfolioConfig | None) -> dict:

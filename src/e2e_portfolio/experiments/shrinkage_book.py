@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from e2e_portfolio.exceptions import DataError
 from e2e_portfolio.models.covariance import FactorCovariance
 from e2e_portfolio.models.portfolio import PortfolioConfig
 from e2e_portfolio.models.shrinkage_windows import ShrinkageWindows
@@ -56,7 +57,7 @@ class QPBook:
 
     def __post_init__(self) -> None:
         if self.portfolio.kappa != 0:
-            raise ValueError(f"kappa: expected 0 for the book, got {self.portfolio.kappa}")
+            raise DataError(f"kappa: expected 0 for the shrinkage book, got {self.portfolio.kappa}")
 
     def family(self, windows: ShrinkageWindows, deltas: np.ndarray, mu: np.ndarray) -> np.ndarray:
         """Weights (D, S, N) for each delta on each window, forecasts mu (S, N)."""
